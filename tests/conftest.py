@@ -1,0 +1,47 @@
+"""Fixtures shared by the whole suite: the real tokenizers from ../shared, loaded once per session."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+
+#: The shared tokenizers live beside the checkout (CI and developer machines); override with OUTLINES_SHARED.
+SHARED_DIR = Path(os.environ.get("OUTLINES_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+TOKENIZERS_DIR = SHARED_DIR / "tokenizers"
+TOKENIZER_NAMES = ("gpt-2", "llama-bpe", "llama-spm", "phi-3", "qwen2")
+
+
+@functools.lru_cache(maxsize=None)
+def load_hf_tokenizer(name: str):
+    """A transformers tokenizer from ../shared/tokenizers/<name>; skips the test when it is absent."""
+    path = TOKENIZERS_DIR / name
+    if not (path / "tokenizer.json").exists():
+        pytest.skip(f"shared tokenizer folder {path} is absent")
+    transformers = pytest.importorskip("transformers")
+    return transformers.AutoTokenizer.from_pretrained(str(path))
+
+
+@functools.lru_cache(maxsize=None)
+def load_vocabulary(name: str):
+    """The engine's Vocabulary for a shared tokenizer, built once per test session."""
+    from outlines_core import Vocabulary
+
+    return Vocabulary.from_transformers(load_hf_tokenizer(name))
+
+
+@pytest.fixture(params=TOKENIZER_NAMES)
+def tokenizer_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def hf_tokenizer(tokenizer_name):
+    return load_hf_tokenizer(tokenizer_name)
+
+
+@pytest.fixture
+def vocabulary(tokenizer_name):
+    return load_vocabulary(tokenizer_name)
