@@ -1,0 +1,148 @@
+"""Syntax tree -> byte-level NFA (stage 2 of regex compilation).
+
+A Thompson construction whose edges carry byte ranges; character sets are expanded into UTF-8 byte-range
+sequences here, so everything after this stage is about bytes. Bounded repetitions ``x{m,n}`` are
+unrolled as ``x^m`` followed by nested optionals ``(x(x(...)?)?)?``: unlike ``x?x?...x?`` this keeps one
+NFA position per count, so determinization stays linear in ``n``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import config
+from ..errors import DfaTooLargeError
+from .ast import Alternation, CharSet, Concat, Node, Repeat
+from .utf8 import utf8_sequences
+
+
+@dataclass(frozen=True)
+class Nfa:
+    """``epsilon[s]``: targets of empty moves; ``edges[s]``: ``(lo, hi, target)`` byte-range moves."""
+
+    epsilon: list[list[int]]
+    edges: list[list[tuple[int, int, int]]]
+    start: int
+    accept: int
+
+
+def build_nfa(node: Node, *, pattern: str = "", max_states: int | None = None) -> Nfa:
+    """Build the NFA of ``node``.
+
+    Raises
+    ------
+    DfaTooLargeError
+        When the unrolled automaton would exceed ``max_states`` (``config.MAX_NFA_STATES``), checked
+        before any unrolling so a pattern like ``(a{1000}){1000}`` fails at once instead of hanging.
+    """
+    limit = config.MAX_NFA_STATES if max_states is None else max_states
+    estimate = _estimate_states(node)
+    if estimate > limit:
+        raise DfaTooLargeError(
+            f"regex {_shorten(pattern)!r} unrolls to about {estimate:,} NFA states, above the limit of "
+            f"{limit:,} (outlines_core.config.MAX_NFA_STATES); reduce the bounded repetition counts"
+        )
+    builder = _Builder()
+    start, end = builder.fragment(node)
+    return Nfa(builder.epsilon, builder.edges, start, end)
+
+
+def _shorten(pattern: str, width: int = 80) -> str:
+    return pattern if len(pattern) <= width else pattern[: width - 3] + "..."
+
+
+def _estimate_states(node: Node) -> int:
+    """An upper bound on the NFA states ``_Builder.fragment`` creates for ``node``."""
+    if isinstance(node, CharSet):
+        # Two states per byte of each UTF-8 sequence at most.
+        return 2 + sum(4 * max(1, len(seq_ranges)) for seq_ranges in _sequence_lengths(node))
+    if isinstance(node, Concat):
+        return 1 + sum(_estimate_states(item) for item in node.items)
+    if isinstance(node, Alternation):
+        return 2 + sum(_estimate_states(option) for option in node.options)
+    item = _estimate_states(node.item)
+    copies = max(node.min, 1) if node.max is None else max(node.max, 1)
+    return 2 + (item + 2) * copies
+
+
+def _sequence_lengths(charset: CharSet) -> list[int]:
+    # Cheap bound: at most ~8 sequences per range per encoded length.
+    return [4] * (2 * len(charset.ranges))
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.epsilon: list[list[int]] = []
+        self.edges: list[list[tuple[int, int, int]]] = []
+
+    def new_state(self) -> int:
+        self.epsilon.append([])
+        self.edges.append([])
+        return len(self.epsilon) - 1
+
+    def fragment(self, node: Node) -> tuple[int, int]:
+        """Add the states of ``node``; return its (entry, exit) states."""
+        if isinstance(node, CharSet):
+            return self.charset(node)
+        if isinstance(node, Concat):
+            start = end = self.new_state()
+            for item in node.items:
+                item_start, item_end = self.fragment(item)
+                self.epsilon[end].append(item_start)
+                end = item_end
+            return start, end
+        if isinstance(node, Alternation):
+            start, end = self.new_state(), self.new_state()
+            for option in node.options:
+                option_start, option_end = self.fragment(option)
+                self.epsilon[start].append(option_start)
+                self.epsilon[option_end].append(end)
+            return start, end
+        return self.repeat(node)
+
+    def charset(self, charset: CharSet) -> tuple[int, int]:
+        start, end = self.new_state(), self.new_state()
+        # Share the states of common leading byte ranges between sequences (a tiny trie), which keeps
+        # wide classes such as [^"] small.
+        trie: dict[tuple[int, tuple[int, int]], int] = {}
+        for lo, hi in charset.ranges:
+            for sequence in utf8_sequences(lo, hi):
+                state = start
+                for position, byte_range in enumerate(sequence):
+                    if position == len(sequence) - 1:
+                        self.edges[state].append((byte_range[0], byte_range[1], end))
+                        break
+                    key = (state, byte_range)
+                    target = trie.get(key)
+                    if target is None:
+                        target = self.new_state()
+                        trie[key] = target
+                        self.edges[state].append((byte_range[0], byte_range[1], target))
+                    state = target
+        return start, end
+
+    def repeat(self, node: Repeat) -> tuple[int, int]:
+        start = end = self.new_state()
+        for _ in range(node.min):
+            item_start, item_end = self.fragment(node.item)
+            self.epsilon[end].append(item_start)
+            end = item_end
+        if node.max is None:
+            # Kleene star on the tail: loop state with an exit.
+            loop = self.new_state()
+            self.epsilon[end].append(loop)
+            item_start, item_end = self.fragment(node.item)
+            self.epsilon[loop].append(item_start)
+            self.epsilon[item_end].append(loop)
+            return start, loop
+        optional_count = node.max - node.min
+        if optional_count == 0:
+            return start, end
+        final = self.new_state()
+        for _ in range(optional_count):
+            item_start, item_end = self.fragment(node.item)
+            self.epsilon[end].append(item_start)
+            self.epsilon[end].append(final)  # stop repeating here
+            end = item_end
+        self.epsilon[end].append(final)
+        return start, final

@@ -1,0 +1,318 @@
+"""Regex text -> syntax tree (stage 1 of regex compilation).
+
+The dialect is the part of Python's ``re`` syntax that describes a regular language, matched as a full
+match. Constructs that are not regular, or that only make sense for searching (anchors, lookarounds,
+backreferences, inline flags), are rejected with a ``RegexSyntaxError`` that names the construct and points
+at it: silently reinterpreting them would let the model emit text the user's regex rejects.
+
+``\\d``, ``\\w`` and ``\\s`` have their ASCII meanings (as with ``re.ASCII``); ``.`` is any character but
+newline.
+"""
+
+from __future__ import annotations
+
+from ..errors import RegexSyntaxError
+from .ast import EMPTY, MAX_CODE_POINT, Alternation, CharSet, Concat, Node, Repeat
+
+DIGIT = CharSet.of([(0x30, 0x39)])
+WORD = CharSet.of([(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)])
+SPACE = CharSet.of([(0x09, 0x0D), (0x20, 0x20)])
+ANY_BUT_NEWLINE = CharSet.of([(0, 0x09), (0x0B, MAX_CODE_POINT)])
+
+CLASS_ESCAPES = {
+    "d": DIGIT,
+    "D": DIGIT.negate(),
+    "w": WORD,
+    "W": WORD.negate(),
+    "s": SPACE,
+    "S": SPACE.negate(),
+}
+CONTROL_ESCAPES = {"n": 0x0A, "t": 0x09, "r": 0x0D, "f": 0x0C, "v": 0x0B, "a": 0x07}
+ANCHOR_ESCAPES = {
+    "b": "word boundary '\\b'",
+    "B": "non-word-boundary '\\B'",
+    "A": "start-of-string anchor '\\A'",
+    "Z": "end-of-string anchor '\\Z'",
+    "z": "end-of-string anchor '\\z'",
+    "G": "anchor '\\G'",
+}
+#: Bound on {m,n} counts: larger counts are almost certainly a mistake and would unroll into huge automata.
+MAX_REPEAT = 100_000
+
+
+def parse(pattern: str) -> Node:
+    """Parse ``pattern`` into a syntax tree.
+
+    Raises
+    ------
+    RegexSyntaxError
+        For malformed patterns and for unsupported constructs, with the position of the problem.
+    """
+    if not isinstance(pattern, str):
+        raise TypeError(f"expected the regex as str, got {type(pattern).__name__}")
+    return _Parser(pattern).parse()
+
+
+class _Parser:
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.pos = 0
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def error(self, message: str, position: int | None = None) -> RegexSyntaxError:
+        return RegexSyntaxError(message, self.pattern, self.pos if position is None else position)
+
+    def peek(self, offset: int = 0) -> str | None:
+        index = self.pos + offset
+        return self.pattern[index] if index < len(self.pattern) else None
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.pattern)
+
+    # -- grammar: alternation > concatenation > repetition > atom ------------------------------------
+    def parse(self) -> Node:
+        node = self.parse_alternation()
+        if not self.at_end():
+            # The only way to stop early at top level is an unmatched ')'.
+            raise self.error("unbalanced parenthesis ')'")
+        return node
+
+    def parse_alternation(self) -> Node:
+        options = [self.parse_concatenation()]
+        while self.peek() == "|":
+            self.pos += 1
+            options.append(self.parse_concatenation())
+        return options[0] if len(options) == 1 else Alternation(tuple(options))
+
+    def parse_concatenation(self) -> Node:
+        items: list[Node] = []
+        while not self.at_end() and self.peek() not in "|)":
+            atom = self.parse_atom()
+            if atom is None:
+                continue
+            items.append(self.parse_quantifiers(atom))
+        if len(items) == 1:
+            return items[0]
+        return Concat(tuple(items))
+
+    def parse_quantifiers(self, atom: Node) -> Node:
+        while True:
+            char = self.peek()
+            if char == "*":
+                self.pos += 1
+                atom = Repeat(atom, 0, None)
+            elif char == "+":
+                self.pos += 1
+                atom = Repeat(atom, 1, None)
+            elif char == "?":
+                self.pos += 1
+                atom = Repeat(atom, 0, 1)
+            elif char == "{":
+                bounds = self.try_parse_braces()
+                if bounds is None:
+                    return atom  # a '{' that is not a quantifier is a literal, as in Python
+                atom = Repeat(atom, *bounds)
+            else:
+                return atom
+            # Lazy forms match the same set of strings; possessive forms are not in Python < 3.11 syntax
+            # we target and change matching semantics, so they are refused.
+            if self.peek() == "?":
+                self.pos += 1
+            elif self.peek() == "+":
+                raise self.error("possessive quantifier is not supported", self.pos)
+            if self.peek() in ("*", "+", "?") or (self.peek() == "{" and self._looks_like_braces()):
+                raise self.error("multiple repeat (a quantifier cannot follow a quantifier)", self.pos)
+
+    def _looks_like_braces(self) -> bool:
+        saved = self.pos
+        try:
+            return self.try_parse_braces() is not None
+        finally:
+            self.pos = saved
+
+    def try_parse_braces(self) -> tuple[int, int | None] | None:
+        """Parse ``{m}``, ``{m,}``, ``{,n}`` or ``{m,n}`` at the cursor, or return None (a literal '{')."""
+        start = self.pos
+        end = self.pattern.find("}", start)
+        if end < 0:
+            return None
+        body = self.pattern[start + 1 : end]
+        low_text, comma, high_text = body.partition(",")
+        if not (low_text.isdigit() or (low_text == "" and comma)) or not (high_text == "" or high_text.isdigit()):
+            return None
+        if not low_text.isascii() or not high_text.isascii():
+            return None
+        low = int(low_text) if low_text else 0
+        high: int | None
+        if comma:
+            high = int(high_text) if high_text else None
+        else:
+            high = low
+        if high is not None and high < low:
+            raise self.error(f"min repeat greater than max repeat in '{{{body}}}'", start)
+        if low > MAX_REPEAT or (high is not None and high > MAX_REPEAT):
+            raise self.error(f"repeat count in '{{{body}}}' exceeds the limit of {MAX_REPEAT}", start)
+        self.pos = end + 1
+        return low, high
+
+    def parse_atom(self) -> Node | None:
+        char = self.peek()
+        if char == "(":
+            return self.parse_group()
+        if char == "[":
+            return self.parse_class()
+        if char == ".":
+            self.pos += 1
+            return ANY_BUT_NEWLINE
+        if char == "^":
+            raise self.error("anchor '^' is not supported (patterns always match the whole output)")
+        if char == "$":
+            raise self.error("anchor '$' is not supported (patterns always match the whole output)")
+        if char in ("*", "+", "?"):
+            raise self.error(f"nothing to repeat before '{char}'")
+        if char == "{" and self._looks_like_braces():
+            raise self.error("nothing to repeat before '{'")
+        if char == "\\":
+            result = self.parse_escape(in_class=False)
+            if isinstance(result, CharSet):
+                return result
+            return CharSet.of([(result, result)])
+        self.pos += 1
+        return CharSet.of([(ord(char), ord(char))])
+
+    def parse_group(self) -> Node | None:
+        start = self.pos
+        self.pos += 1  # '('
+        if self.peek() == "?":
+            kind = self.pattern[self.pos : self.pos + 3]
+            if kind.startswith("?:"):
+                self.pos += 2
+            elif kind.startswith("?P<"):
+                close = self.pattern.find(">", self.pos)
+                name = self.pattern[self.pos + 3 : close] if close > 0 else ""
+                if close < 0 or not name.isidentifier():
+                    raise self.error("bad group name in '(?P<...>'", start)
+                self.pos = close + 1
+            elif kind.startswith("?P="):
+                raise self.error("backreference '(?P=...)' is not supported", start)
+            elif kind.startswith("?#"):
+                close = self.pattern.find(")", self.pos)
+                if close < 0:
+                    raise self.error("missing ')' closing the comment '(?#'", start)
+                self.pos = close + 1
+                return None
+            elif kind.startswith("?=") or kind.startswith("?!"):
+                raise self.error(f"lookahead '({kind[:2]}' is not supported", start)
+            elif kind in ("?<=", "?<!"):
+                raise self.error(f"lookbehind '({kind}' is not supported", start)
+            elif kind.startswith("?>"):
+                raise self.error("atomic group '(?>' is not supported", start)
+            elif kind.startswith("?("):
+                raise self.error("conditional group '(?(' is not supported", start)
+            else:
+                raise self.error("inline flags and other '(?...' extensions are not supported", start)
+        node = self.parse_alternation()
+        if self.peek() != ")":
+            raise self.error("missing ')', unterminated group", start)
+        self.pos += 1
+        return node
+
+    def parse_class(self) -> CharSet:
+        start = self.pos
+        self.pos += 1  # '['
+        negate = False
+        if self.peek() == "^":
+            negate = True
+            self.pos += 1
+        ranges: list[tuple[int, int]] = []
+        first = True
+        while True:
+            char = self.peek()
+            if char is None:
+                raise self.error("unterminated character class '['", start)
+            if char == "]" and not first:
+                self.pos += 1
+                break
+            first = False
+            low = self.parse_class_item()
+            if isinstance(low, CharSet):
+                ranges.extend(low.ranges)
+                continue
+            # A range 'a-z' (a '-' right before ']' is a literal).
+            if self.peek() == "-" and self.peek(1) not in (None, "]"):
+                dash = self.pos
+                self.pos += 1
+                high = self.parse_class_item()
+                if isinstance(high, CharSet):
+                    raise self.error("bad character range: a class escape cannot end a range", dash)
+                if high < low:
+                    raise self.error(
+                        f"bad character range {chr(low)!r}-{chr(high)!r} (start is after end)", dash - 1
+                    )
+                ranges.append((low, high))
+            else:
+                ranges.append((low, low))
+        charset = CharSet.of(ranges)
+        if negate:
+            charset = charset.negate()
+        if not charset.ranges:
+            raise self.error("character class matches nothing", start)
+        return charset
+
+    def parse_class_item(self) -> int | CharSet:
+        char = self.peek()
+        if char == "\\":
+            return self.parse_escape(in_class=True)
+        if char == "[" and self.peek(1) in (":", "=", "."):
+            raise self.error("POSIX character classes like '[:alpha:]' are not supported")
+        self.pos += 1
+        return ord(char)
+
+    def parse_escape(self, in_class: bool) -> int | CharSet:
+        start = self.pos
+        self.pos += 1  # backslash
+        char = self.peek()
+        if char is None:
+            raise self.error("pattern ends with a lone backslash", start)
+        self.pos += 1
+        if char in CLASS_ESCAPES:
+            return CLASS_ESCAPES[char]
+        if char in CONTROL_ESCAPES:
+            return CONTROL_ESCAPES[char]
+        if char == "b" and in_class:
+            return 0x08  # backspace inside a class, as in Python
+        if char in ANCHOR_ESCAPES:
+            raise self.error(f"{ANCHOR_ESCAPES[char]} is not supported", start)
+        if char == "x":
+            return self.parse_hex(2, start)
+        if char == "u":
+            return self.parse_hex(4, start)
+        if char == "U":
+            return self.parse_hex(8, start)
+        if char == "0":
+            # Octal escape: \0 followed by up to two more octal digits.
+            digits = "0"
+            while len(digits) < 3 and (self.peek() or "") in "01234567" and self.peek() is not None:
+                digits += self.peek()
+                self.pos += 1
+            return int(digits, 8)
+        if char.isdigit():
+            raise self.error(f"backreference '\\{char}' is not supported", start)
+        if char == "N":
+            raise self.error("named Unicode escapes '\\N{...}' are not supported; use \\uXXXX", start)
+        if char.isascii() and char.isalpha():
+            raise self.error(f"bad escape '\\{char}'", start)
+        return ord(char)
+
+    def parse_hex(self, width: int, start: int) -> int:
+        digits = self.pattern[self.pos : self.pos + width]
+        if len(digits) != width or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise self.error(f"bad escape: expected {width} hex digits", start)
+        self.pos += width
+        value = int(digits, 16)
+        if value > MAX_CODE_POINT:
+            raise self.error(f"bad escape: code point {value:#x} is beyond U+10FFFF", start)
+        return value
+
+
+__all__ = ["parse", "EMPTY"]
