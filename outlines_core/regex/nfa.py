@@ -54,8 +54,8 @@ def _shorten(pattern: str, width: int = 80) -> str:
 def _estimate_states(node: Node) -> int:
     """An upper bound on the NFA states ``_Builder.fragment`` creates for ``node``."""
     if isinstance(node, CharSet):
-        # Two states per byte of each UTF-8 sequence at most.
-        return 2 + sum(4 * max(1, len(seq_ranges)) for seq_ranges in _sequence_lengths(node))
+        # A range splits into at most ~8 UTF-8 sequences of at most 3 inner states each.
+        return 2 + 24 * len(node.ranges)
     if isinstance(node, Concat):
         return 1 + sum(_estimate_states(item) for item in node.items)
     if isinstance(node, Alternation):
@@ -63,11 +63,6 @@ def _estimate_states(node: Node) -> int:
     item = _estimate_states(node.item)
     copies = max(node.min, 1) if node.max is None else max(node.max, 1)
     return 2 + (item + 2) * copies
-
-
-def _sequence_lengths(charset: CharSet) -> list[int]:
-    # Cheap bound: at most ~8 sequences per range per encoded length.
-    return [4] * (2 * len(charset.ranges))
 
 
 class _Builder:

@@ -1,0 +1,221 @@
+"""Token-level index: for each DFA state, the set of tokens that keep the output matchable.
+
+A token is allowed in a state when walking its bytes through the DFA never reaches the dead state. Rather
+than testing every token in every state up front (what makes eager indexes cost seconds on 128k
+vocabularies), the index walks the vocabulary's byte trie from a state the first time that state is
+needed: one walk covers all tokens sharing a prefix, and a prefix that dies prunes its whole subtree. The
+result is stored only as a packed bitmask (16 KB for 128k tokens), deduplicated across states, so every
+later visit is a copy. Small DFAs are indexed completely at construction in one batched walk.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import config
+from .errors import IncompatibleVocabularyError
+from .regex.dfa import DEAD, Dfa, compile_dfa
+from .vocabulary import Vocabulary
+
+#: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
+FINISHED = -1
+
+
+class Index:
+    """The compiled form of a regex against one vocabulary; immutable and shareable across guides.
+
+    Parameters
+    ----------
+    regex:
+        A pattern in the engine's dialect (full match over the output), or an already compiled ``Dfa``.
+    vocabulary:
+        The tokenizer's vocabulary.
+
+    Raises
+    ------
+    RegexSyntaxError, DfaTooLargeError
+        From regex compilation.
+    IncompatibleVocabularyError
+        When the vocabulary cannot spell any output the regex accepts, or gets stuck in some state.
+    """
+
+    def __init__(self, regex: str | Dfa, vocabulary: Vocabulary) -> None:
+        self.dfa = regex if isinstance(regex, Dfa) else compile_dfa(regex)
+        self.pattern = self.dfa.pattern
+        self.vocabulary = vocabulary
+        self.num_words = (vocabulary.size + 31) // 32
+        self._lock = threading.Lock()
+        self._masks: dict[int, np.ndarray] = {}
+        self._unique_masks: dict[bytes, np.ndarray] = {}
+        self._allowed_ids: dict[int, np.ndarray] = {}
+        self._next_state: dict[tuple[int, int], int] = {}
+        transitions = self.dfa.transitions
+        self._flat_transitions = transitions.reshape(-1).astype(np.int64)
+        #: States with no way to extend the output (every byte leads to the dead state).
+        self._no_continuation = ~(transitions != DEAD).any(axis=1)
+        self.eos_mask = self._bitmask_of(np.array(vocabulary.eos_token_ids, dtype=np.int64))
+        self.eos_mask.setflags(write=False)
+        if not self.dfa.accepting.any():
+            raise IncompatibleVocabularyError(f"regex {self.pattern!r} matches no string at all")
+        states = np.arange(1, self.dfa.num_states)
+        if len(states) <= config.EAGER_INDEX_MAX_STATES:
+            self._compute_masks(states)
+        else:
+            self._compute_masks(np.array([self.dfa.start]))
+        self._check_no_dead_ends()
+
+    # -- public queries ---------------------------------------------------------------------------
+    @property
+    def initial_state(self) -> int:
+        return self.dfa.start
+
+    @property
+    def num_states(self) -> int:
+        """DFA states, the dead state included."""
+        return self.dfa.num_states
+
+    def is_accepting(self, state: int) -> bool:
+        return state == FINISHED or bool(self.dfa.accepting[state])
+
+    def is_final(self, state: int) -> bool:
+        """The output is complete and cannot be extended: only EOS remains."""
+        return state == FINISHED or bool(self.dfa.accepting[state] and self._no_continuation[state])
+
+    def mask(self, state: int) -> np.ndarray:
+        """The packed allowed-token bitmask of ``state`` (read-only int32 words; bit ``t % 32`` of word
+        ``t // 32`` is token ``t``). Computed on the first request, then served from the cache."""
+        if state == FINISHED:
+            return self.eos_mask
+        cached = self._masks.get(state)
+        if cached is None:
+            self._compute_masks(np.array([state]))
+            cached = self._masks[state]
+        return cached
+
+    def allowed_tokens(self, state: int) -> np.ndarray:
+        """Sorted allowed token ids (int32) of ``state``, EOS ids included where the output may end."""
+        ids = self._allowed_ids.get(state)
+        if ids is None:
+            bits = np.unpackbits(self.mask(state).view(np.uint8), bitorder="little")
+            ids = np.flatnonzero(bits[: self.vocabulary.size]).astype(np.int32)
+            ids.setflags(write=False)
+            self._allowed_ids[state] = ids
+        return ids
+
+    def is_allowed(self, state: int, token_id: int) -> bool:
+        if not 0 <= token_id < self.vocabulary.size:
+            return False
+        word = int(self.mask(state)[token_id >> 5])
+        return bool((word >> (token_id & 31)) & 1)
+
+    def next_state(self, state: int, token_id: int) -> int:
+        """The state after ``token_id``; ``DEAD`` if the token is not allowed, ``FINISHED`` after EOS."""
+        if not self.is_allowed(state, token_id):
+            return DEAD
+        if token_id in self.vocabulary.eos_token_ids:
+            return FINISHED
+        key = (state, token_id)
+        target = self._next_state.get(key)
+        if target is None:
+            target = self.dfa.walk(self.vocabulary.token_bytes(token_id) or b"", state)
+            if len(self._next_state) < config.MAX_CACHED_TRANSITIONS:
+                self._next_state[key] = target
+        return target
+
+    def __repr__(self) -> str:
+        return (
+            f"Index(pattern={self.pattern[:60]!r}, dfa_states={self.num_states}, "
+            f"vocab_size={self.vocabulary.size}, cached_states={len(self._masks)})"
+        )
+
+    # -- construction ------------------------------------------------------------------------------
+    def _compute_masks(self, states: np.ndarray) -> None:
+        """Walk the token trie from each of ``states`` and store their masks (a few states per batch,
+        bounding the frontier's memory on permissive states)."""
+        todo = [int(s) for s in states if int(s) not in self._masks]
+        for begin in range(0, len(todo), config.INDEX_BATCH_STATES):
+            batch = np.array(todo[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
+            masks = self._walk_trie(batch)
+            with self._lock:
+                for state, mask in zip(batch.tolist(), masks):
+                    key = mask.tobytes()
+                    shared = self._unique_masks.setdefault(key, mask)
+                    shared.setflags(write=False)
+                    self._masks[state] = shared
+
+    def _walk_trie(self, origins: np.ndarray) -> np.ndarray:
+        """Allowed-token bitmasks, one row per origin state, from one level-synchronous trie walk.
+
+        Each frontier entry is (trie node, DFA state reached, origin row). Expanding a level means
+        gathering every child of every frontier node; entries whose state dies are dropped, so a dead
+        prefix never expands its subtree.
+        """
+        trie = self.vocabulary.trie
+        transitions = self._flat_transitions
+        node = np.zeros(len(origins), dtype=np.int64)
+        state = origins.astype(np.int64)
+        row = np.arange(len(origins), dtype=np.int64)
+        reached_nodes, reached_rows = [], []
+        while node.size:
+            counts = trie.child_count[node]
+            total = int(counts.sum())
+            if total == 0:
+                break
+            ends = np.cumsum(counts)
+            child = np.repeat(trie.child_start[node] - (ends - counts), counts) + np.arange(total)
+            parent_state = np.repeat(state, counts)
+            row = np.repeat(row, counts)
+            next_state = transitions[parent_state * 256 + trie.node_byte[child]]
+            alive = next_state != DEAD
+            node, state, row = child[alive], next_state[alive], row[alive]
+            reached_nodes.append(node)
+            reached_rows.append(row)
+        allowed = np.zeros((len(origins), self.num_words * 32), dtype=bool)
+        if reached_nodes:
+            nodes = np.concatenate(reached_nodes)
+            rows = np.concatenate(reached_rows)
+            first = trie.token_start[nodes]
+            counts = trie.token_start[nodes + 1] - first
+            total = int(counts.sum())
+            if total:
+                ends = np.cumsum(counts)
+                positions = np.repeat(first - (ends - counts), counts) + np.arange(total)
+                allowed[np.repeat(rows, counts), trie.token_ids[positions]] = True
+        eos = np.array(self.vocabulary.eos_token_ids, dtype=np.int64)
+        if eos.size:
+            accepting_rows = np.flatnonzero(self.dfa.accepting[origins])
+            allowed[np.ix_(accepting_rows, eos)] = True
+        packed = np.packbits(allowed, axis=1, bitorder="little")
+        return packed.view("<i4").astype(np.int32, copy=False)
+
+    def _bitmask_of(self, token_ids: np.ndarray) -> np.ndarray:
+        allowed = np.zeros(self.num_words * 32, dtype=bool)
+        allowed[token_ids] = True
+        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+
+    def _check_no_dead_ends(self) -> None:
+        """Every live state must allow some token (or EOS), else generation could get stuck there.
+
+        A cheap sufficient test first: some single-byte token keeps the state alive. Only states failing
+        it are walked exactly.
+        """
+        trie = self.vocabulary.trie
+        root_children = np.arange(trie.child_start[0], trie.child_start[0] + trie.child_count[0])
+        single_byte = np.zeros(256, dtype=bool)
+        has_token = trie.token_start[root_children + 1] > trie.token_start[root_children]
+        single_byte[trie.node_byte[root_children[has_token]]] = True
+        transitions = self.dfa.transitions
+        live_by_single = ((transitions != DEAD) & single_byte[None, :]).any(axis=1)
+        can_end = self.dfa.accepting  # a complete output may stop here (EOS, or the caller stops)
+        suspects = np.flatnonzero(~live_by_single & ~can_end)
+        suspects = suspects[suspects != DEAD]
+        for state in suspects.tolist():
+            if not self.mask(state).any():
+                raise IncompatibleVocabularyError(
+                    f"regex {self.pattern[:80]!r}: the vocabulary has no token that can continue the output "
+                    f"in DFA state {state}{' (the start)' if state == self.dfa.start else ''}, so generation "
+                    "would get stuck; the tokenizer cannot spell some required bytes"
+                    + ("" if self.vocabulary.eos_token_ids else ", and it has no EOS token")
+                )

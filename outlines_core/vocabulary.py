@@ -1,0 +1,282 @@
+"""Token id -> exact bytes, for every tokenizer family, plus the byte trie the index walks.
+
+The engine constrains *bytes*, never decoded text: a token may carry half of a multi-byte character, and a
+SentencePiece ``▁`` is really a space. So a tokenizer is reduced, once, to the bytes each token contributes
+to the output. Special and control tokens (BOS, EOS, chat markers, ``<unk>``) get ``None``: they are never
+content, and EOS is handled separately by the index.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import VocabularyError
+
+_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+_SPIECE_SPACE = "\u2581"
+
+
+@functools.lru_cache(maxsize=1)
+def _gpt2_unicode_to_byte() -> dict[str, int]:
+    """Inverse of GPT-2's byte -> printable-character map used by byte-level BPE vocabularies."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    mapping = {}
+    extra = 0
+    for byte in range(256):
+        if byte in printable:
+            mapping[chr(byte)] = byte
+        else:
+            mapping[chr(256 + extra)] = byte
+            extra += 1
+    return mapping
+
+
+@dataclass(frozen=True, eq=False)
+class TokenTrie:
+    """The vocabulary's token bytes as a trie in breadth-first order.
+
+    Children of a node are contiguous (``child_start[n]`` .. ``+ child_count[n]``) and sorted by byte, so a
+    whole frontier of nodes can be expanded with a few numpy operations. Tokens ending at node ``n`` are
+    ``token_ids[token_start[n]:token_start[n + 1]]`` (several ids may share the same bytes).
+    """
+
+    node_byte: np.ndarray
+    child_start: np.ndarray
+    child_count: np.ndarray
+    token_start: np.ndarray
+    token_ids: np.ndarray
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.node_byte.shape[0])
+
+
+class Vocabulary:
+    """The bytes of each token of a tokenizer, and which ids end a sequence.
+
+    Parameters
+    ----------
+    tokens:
+        ``tokens[i]`` is the exact bytes token ``i`` adds to the output, or ``None`` for tokens that are
+        never content (special, control and unused tokens).
+    eos_token_ids:
+        Ids that end generation; allowed exactly where the constraint can end.
+    size:
+        Width of the model's logits (defaults to ``len(tokens)``); ids beyond ``tokens`` are never allowed.
+    """
+
+    def __init__(
+        self,
+        tokens: Sequence[bytes | None],
+        eos_token_ids: Iterable[int],
+        *,
+        size: int | None = None,
+    ) -> None:
+        normalized: list[bytes | None] = []
+        for token_id, token in enumerate(tokens):
+            if token is None or token == b"":
+                normalized.append(None)  # an empty token would let generation stall without progress
+            elif isinstance(token, (bytes, bytearray)):
+                normalized.append(bytes(token))
+            else:
+                raise VocabularyError(f"token {token_id} must be bytes or None, got {type(token).__name__}")
+        self._tokens = normalized
+        self.size = len(normalized) if size is None else int(size)
+        if self.size < len(normalized):
+            raise VocabularyError(f"size {self.size} is smaller than the number of tokens {len(normalized)}")
+        eos = tuple(sorted({int(i) for i in eos_token_ids}))
+        for token_id in eos:
+            if not 0 <= token_id < self.size:
+                raise VocabularyError(f"EOS id {token_id} is outside the vocabulary (size {self.size})")
+        self.eos_token_ids = eos
+        # EOS ids are never content even if a tokenizer gives them text.
+        for token_id in eos:
+            if token_id < len(self._tokens):
+                self._tokens[token_id] = None
+        self._trie: TokenTrie | None = None
+        self._fingerprint: str | None = None
+
+    # -- basic queries -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        content = sum(token is not None for token in self._tokens)
+        return f"Vocabulary(size={self.size}, content_tokens={content}, eos_token_ids={self.eos_token_ids})"
+
+    @property
+    def tokens(self) -> list[bytes | None]:
+        return list(self._tokens)
+
+    def token_bytes(self, token_id: int) -> bytes | None:
+        """The bytes of ``token_id`` (``None`` for special tokens and ids beyond the tokenizer)."""
+        if 0 <= token_id < len(self._tokens):
+            return self._tokens[token_id]
+        return None
+
+    def decode(self, token_ids: Iterable[int]) -> bytes:
+        """Concatenated bytes of ``token_ids``; special tokens (EOS included) contribute nothing."""
+        tokens = self._tokens
+        limit = len(tokens)
+        return b"".join(tokens[i] or b"" for i in map(int, token_ids) if 0 <= i < limit)
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of the tokens, EOS ids and size: the cache key of anything built from them."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            digest.update(f"{self.size}|{self.eos_token_ids}|".encode())
+            for token in self._tokens:
+                digest.update(b"\x00" if token is None else b"\x01" + len(token).to_bytes(4, "little") + token)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    # -- the trie ----------------------------------------------------------------------------------
+    @property
+    def trie(self) -> TokenTrie:
+        """The byte trie of all content tokens, built on first use and kept for the vocabulary's life."""
+        if self._trie is None:
+            self._trie = _build_trie(self._tokens)
+        return self._trie
+
+    # -- construction from tokenizers --------------------------------------------------------------
+    @classmethod
+    def from_transformers(
+        cls,
+        tokenizer,
+        *,
+        eos_token_ids: Iterable[int] | None = None,
+        size: int | None = None,
+    ) -> "Vocabulary":
+        """Build the vocabulary of a Hugging Face tokenizer.
+
+        Handles byte-level BPE (GPT-2, Llama 3, Qwen2: the ``Ġ``/``Ċ`` byte map), SentencePiece-style BPE
+        (``▁`` for space, ``<0xNN>`` byte-fallback tokens) and added tokens (special ones are not content;
+        the others contribute their literal text). ``eos_token_ids`` defaults to the tokenizer's EOS.
+
+        Raises
+        ------
+        VocabularyError
+            For a tokenizer whose token-to-bytes mapping the engine does not know (e.g. WordPiece).
+        """
+        vocab: dict[str, int] = tokenizer.get_vocab()
+        added = dict(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+        special_ids = {int(i) for i in getattr(tokenizer, "all_special_ids", []) or []}
+        scheme = _decoding_scheme(tokenizer)
+        n_tokens = max(max(vocab.values(), default=-1), max(added, default=-1)) + 1
+        tokens: list[bytes | None] = [None] * n_tokens
+        for text, token_id in vocab.items():
+            if token_id in added or token_id in special_ids:
+                continue
+            tokens[token_id] = _token_to_bytes(text, scheme)
+        for token_id, added_token in added.items():
+            if getattr(added_token, "special", False) or token_id in special_ids:
+                continue
+            content = getattr(added_token, "content", str(added_token))
+            tokens[token_id] = content.encode("utf-8")
+        if eos_token_ids is None:
+            eos = getattr(tokenizer, "eos_token_id", None)
+            if eos is None:
+                raise VocabularyError("the tokenizer has no eos_token_id; pass eos_token_ids explicitly")
+            eos_token_ids = [eos]
+        return cls(tokens, eos_token_ids, size=size if size is not None else max(n_tokens, len(tokenizer)))
+
+
+def _decoding_scheme(tokenizer) -> str:
+    """How token strings map to bytes: 'byte_level', 'sentencepiece' or 'raw'."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        # Slow tokenizers: SentencePiece-based ones expose sp_model; anything else is unknown.
+        if hasattr(tokenizer, "sp_model"):
+            return "sentencepiece"
+        raise VocabularyError(
+            f"cannot derive token bytes from a slow tokenizer of type {type(tokenizer).__name__}; "
+            "load it with use_fast=True"
+        )
+    decoder = json.loads(backend.to_str()).get("decoder")
+    kinds = _decoder_kinds(decoder)
+    if "ByteLevel" in kinds:
+        return "byte_level"
+    if kinds & {"ByteFallback", "Metaspace"} or (
+        "Replace" in kinds and _SPIECE_SPACE in json.dumps(decoder, ensure_ascii=False)
+    ):
+        return "sentencepiece"
+    if not kinds:
+        return "raw"
+    raise VocabularyError(
+        f"unsupported tokenizer decoder {sorted(kinds)}: the engine needs byte-level BPE, SentencePiece "
+        "or plain-text tokens to know each token's exact bytes"
+    )
+
+
+def _decoder_kinds(decoder) -> set[str]:
+    if not decoder:
+        return set()
+    kinds = {decoder.get("type", "")}
+    for child in decoder.get("decoders", []) or []:
+        kinds |= _decoder_kinds(child)
+    return kinds
+
+
+def _token_to_bytes(text: str, scheme: str) -> bytes | None:
+    if scheme == "byte_level":
+        table = _gpt2_unicode_to_byte()
+        try:
+            return bytes(table[char] for char in text)
+        except KeyError:
+            return text.encode("utf-8")  # not byte-mapped: a literal added piece
+    if scheme == "sentencepiece":
+        match = _BYTE_FALLBACK.match(text)
+        if match:
+            return bytes([int(match.group(1), 16)])
+        return text.replace(_SPIECE_SPACE, " ").encode("utf-8")
+    return text.encode("utf-8")
+
+
+def _build_trie(tokens: Sequence[bytes | None]) -> TokenTrie:
+    """Breadth-first trie: level ``d`` holds the sorted distinct ``d``-byte prefixes of the tokens."""
+    content = [(token, token_id) for token_id, token in enumerate(tokens) if token]
+    node_bytes = [0]
+    child_start = [0]
+    child_count = [0]
+    node_of_prefix: dict[bytes, int] = {b"": 0}
+    previous_level = [b""]
+    depth = 0
+    remaining = [token for token, _ in content]
+    while remaining:
+        depth += 1
+        level = sorted({token[:depth] for token in remaining})
+        first_id = len(node_bytes)
+        for offset, prefix in enumerate(level):
+            node_id = first_id + offset
+            node_of_prefix[prefix] = node_id
+            parent = node_of_prefix[prefix[:-1]]
+            if child_count[parent] == 0:
+                child_start[parent] = node_id
+            child_count[parent] += 1
+            node_bytes.append(prefix[-1])
+            child_start.append(0)
+            child_count.append(0)
+        previous_level = level
+        remaining = [token for token in remaining if len(token) > depth]
+    del previous_level
+    n_nodes = len(node_bytes)
+    token_node = np.array([node_of_prefix[token] for token, _ in content], dtype=np.int64)
+    token_id_array = np.array([token_id for _, token_id in content], dtype=np.int32)
+    order = np.argsort(token_node, kind="stable")
+    token_start = np.searchsorted(token_node[order], np.arange(n_nodes + 1)).astype(np.int64)
+    return TokenTrie(
+        node_byte=np.array(node_bytes, dtype=np.int32),
+        child_start=np.array(child_start, dtype=np.int64),
+        child_count=np.array(child_count, dtype=np.int64),
+        token_start=token_start,
+        token_ids=token_id_array[order],
+    )
