@@ -51,6 +51,8 @@ class Index:
         self._unique_masks: dict[bytes, np.ndarray] = {}
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
+        #: For each indexed state, the distinct states its allowed tokens lead to.
+        self._successors: dict[int, np.ndarray] = {}
         transitions = self.dfa.transitions
         self._flat_transitions = transitions.reshape(-1).astype(np.int64)
         #: States with no way to extend the output (every byte leads to the dead state).
@@ -60,10 +62,8 @@ class Index:
         if not self.dfa.accepting.any():
             raise IncompatibleVocabularyError(f"regex {self.pattern!r} matches no string at all")
         states = np.arange(1, self.dfa.num_states)
-        if len(states) <= config.EAGER_INDEX_MAX_STATES:
-            self._compute_masks(states)
-        else:
-            self._compute_masks(np.array([self.dfa.start]))
+        self._eager = len(states) <= config.EAGER_INDEX_MAX_STATES
+        self._compute_masks(states if self._eager else np.array([self.dfa.start]))
         self._check_no_dead_ends()
 
     # -- public queries ---------------------------------------------------------------------------
@@ -92,6 +92,8 @@ class Index:
         if cached is None:
             self._compute_masks(np.array([state]))
             cached = self._masks[state]
+            if not self.dfa.accepting[state] and not cached.any():
+                raise self._dead_end_error(state)
         return cached
 
     def allowed_tokens(self, state: int) -> np.ndarray:
@@ -137,9 +139,10 @@ class Index:
         todo = [int(s) for s in states if int(s) not in self._masks]
         for begin in range(0, len(todo), config.INDEX_BATCH_STATES):
             batch = np.array(todo[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
-            masks = self._walk_trie(batch)
+            masks, successors = self._walk_trie(batch)
             with self._lock:
-                for state, mask in zip(batch.tolist(), masks):
+                for state, mask, targets in zip(batch.tolist(), masks, successors):
+                    self._successors[state] = targets
                     key = mask.tobytes()
                     shared = self._unique_masks.setdefault(key, mask)
                     shared.setflags(write=False)
@@ -157,7 +160,7 @@ class Index:
         node = np.zeros(len(origins), dtype=np.int64)
         state = origins.astype(np.int64)
         row = np.arange(len(origins), dtype=np.int64)
-        reached_nodes, reached_rows = [], []
+        reached_nodes, reached_rows, reached_states = [], [], []
         while node.size:
             counts = trie.child_count[node]
             total = int(counts.sum())
@@ -172,10 +175,18 @@ class Index:
             node, state, row = child[alive], next_state[alive], row[alive]
             reached_nodes.append(node)
             reached_rows.append(row)
+            reached_states.append(state)
         allowed = np.zeros((len(origins), self.num_words * 32), dtype=bool)
+        successors = [np.empty(0, dtype=np.int64)] * len(origins)
         if reached_nodes:
             nodes = np.concatenate(reached_nodes)
             rows = np.concatenate(reached_rows)
+            states = np.concatenate(reached_states)
+            ends_token = trie.token_start[nodes + 1] > trie.token_start[nodes]
+            pairs = np.unique(rows[ends_token] * self.dfa.num_states + states[ends_token])
+            pair_rows, pair_states = np.divmod(pairs, self.dfa.num_states)
+            bounds = np.searchsorted(pair_rows, np.arange(len(origins) + 1))
+            successors = [pair_states[bounds[i] : bounds[i + 1]] for i in range(len(origins))]
             first = trie.token_start[nodes]
             counts = trie.token_start[nodes + 1] - first
             total = int(counts.sum())
@@ -188,7 +199,7 @@ class Index:
             accepting_rows = np.flatnonzero(self.dfa.accepting[origins])
             allowed[np.ix_(accepting_rows, eos)] = True
         packed = np.packbits(allowed, axis=1, bitorder="little")
-        return packed.view("<i4").astype(np.int32, copy=False)
+        return packed.view("<i4").astype(np.int32, copy=False), successors
 
     def _bitmask_of(self, token_ids: np.ndarray) -> np.ndarray:
         allowed = np.zeros(self.num_words * 32, dtype=bool)
@@ -196,10 +207,12 @@ class Index:
         return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
 
     def _check_no_dead_ends(self) -> None:
-        """Every live state must allow some token (or EOS), else generation could get stuck there.
+        """Every state a token sequence can reach must allow some token (or be a complete match), else
+        generation could get stuck there.
 
-        A cheap sufficient test first: some single-byte token keeps the state alive. Only states failing
-        it are walked exactly.
+        A cheap sufficient test first: some single-byte token keeps each state alive. If some states fail
+        it, the states reachable through tokens are checked exactly: all of them when the index is eager,
+        the start state now and every other state on its first visit (``mask``) when it is lazy.
         """
         trie = self.vocabulary.trie
         root_children = np.arange(trie.child_start[0], trie.child_start[0] + trie.child_count[0])
@@ -208,14 +221,29 @@ class Index:
         single_byte[trie.node_byte[root_children[has_token]]] = True
         transitions = self.dfa.transitions
         live_by_single = ((transitions != DEAD) & single_byte[None, :]).any(axis=1)
-        can_end = self.dfa.accepting  # a complete output may stop here (EOS, or the caller stops)
-        suspects = np.flatnonzero(~live_by_single & ~can_end)
-        suspects = suspects[suspects != DEAD]
-        for state in suspects.tolist():
-            if not self.mask(state).any():
-                raise IncompatibleVocabularyError(
-                    f"regex {self.pattern[:80]!r}: the vocabulary has no token that can continue the output "
-                    f"in DFA state {state}{' (the start)' if state == self.dfa.start else ''}, so generation "
-                    "would get stuck; the tokenizer cannot spell some required bytes"
-                    + ("" if self.vocabulary.eos_token_ids else ", and it has no EOS token")
-                )
+        suspects = ~live_by_single & ~self.dfa.accepting
+        suspects[DEAD] = False
+        if not suspects.any():
+            return
+        if not self._eager:
+            self.mask(self.dfa.start)
+            if not self.dfa.accepting[self.dfa.start] and not self._masks[self.dfa.start].any():
+                raise self._dead_end_error(self.dfa.start)
+            return
+        seen = {self.dfa.start}
+        stack = [self.dfa.start]
+        while stack:
+            state = stack.pop()
+            if suspects[state] and not self._masks[state].any():
+                raise self._dead_end_error(state)
+            for target in self._successors[state].tolist():
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+
+    def _dead_end_error(self, state: int) -> IncompatibleVocabularyError:
+        return IncompatibleVocabularyError(
+            f"regex {self.pattern[:80]!r}: the vocabulary has no token that can continue the output in DFA "
+            f"state {state}{' (the start)' if state == self.dfa.start else ''}, so generation would get "
+            "stuck; the tokenizer cannot spell some bytes the pattern requires"
+        )

@@ -45,3 +45,35 @@ def hf_tokenizer(tokenizer_name):
 @pytest.fixture
 def vocabulary(tokenizer_name):
     return load_vocabulary(tokenizer_name)
+
+
+@functools.lru_cache(maxsize=None)
+def load_encoder_without_dummy_prefix(name: str):
+    """A ``tokenizers.Tokenizer`` that encodes text mid-sequence, as the model would continue it.
+
+    SentencePiece-style tokenizers prepend ``▁`` to the first word of an encoded text; a continuation in
+    the middle of an output has no such prefix. Byte-level tokenizers are returned as they are.
+    """
+    import json
+
+    tokenizers = pytest.importorskip("tokenizers")
+    config = json.loads((TOKENIZERS_DIR / name / "tokenizer.json").read_text(encoding="utf-8"))
+
+    def strip_prepend(node):
+        if not isinstance(node, dict):
+            return node
+        if node.get("type") == "Prepend":
+            return None
+        if node.get("type") == "Metaspace":
+            node["prepend_scheme"] = "never"
+            node["add_prefix_space"] = False
+        for key in ("normalizers", "pretokenizers"):
+            if key in node:
+                node[key] = [child for child in map(strip_prepend, node[key]) if child is not None]
+        return node
+
+    config["normalizer"] = strip_prepend(config.get("normalizer"))
+    config["pre_tokenizer"] = strip_prepend(config.get("pre_tokenizer"))
+    if config.get("post_processor"):
+        config["post_processor"] = None  # no BOS/EOS around the encoding
+    return tokenizers.Tokenizer.from_str(json.dumps(config))

@@ -1,0 +1,131 @@
+"""Index and Guide on a small handmade vocabulary: layout, EOS, errors, copies."""
+
+import numpy as np
+import pytest
+
+from outlines_core import Guide, Index, Vocabulary
+from outlines_core.errors import IncompatibleVocabularyError, RegexSyntaxError, TokenNotAllowedError
+from outlines_core.index import FINISHED
+
+# id: 0    1     2     3      4      5       6      7     8     9 (EOS)  10 (special)
+TOKENS = [b"1", b"2", b"12", b"3", b".", b"1.2", b"a", b"\xc3", b"\xa9", None, None]
+EOS = 9
+
+
+@pytest.fixture
+def vocabulary():
+    return Vocabulary(TOKENS, [EOS], size=70)  # logits wider than the tokenizer, not a multiple of 32
+
+
+def allowed(guide):
+    return guide.allowed_tokens().tolist()
+
+
+def test_allowed_tokens_and_eos_only_where_the_match_can_end(vocabulary):
+    guide = Guide(Index(r"1(\.2)?", vocabulary))
+    assert allowed(guide) == [0, 5]  # "1" and "1.2"; "12" would break the pattern
+    guide.advance(0)
+    assert allowed(guide) == [4, EOS]
+    assert guide.is_accepting() and not guide.is_finished()
+    guide.advance(4)
+    assert allowed(guide) == [1] and not guide.is_accepting()
+    guide.advance(1)
+    assert allowed(guide) == [EOS]
+    assert guide.is_finished()  # complete and nothing can extend it
+    guide.advance(EOS)
+    assert guide.state == FINISHED and guide.is_finished()
+    assert allowed(guide) == [EOS]  # finished rows keep emitting EOS
+
+
+def test_bitmask_layout_matches_allowed_tokens(vocabulary):
+    guide = Guide(Index(r"[0-9.]+", vocabulary))
+    row = np.zeros((70 + 31) // 32, dtype=np.int32)
+    guide.fill_bitmask(row)
+    bits = [(int(row[t // 32]) >> (t % 32)) & 1 for t in range(70)]
+    assert [t for t in range(70) if bits[t]] == allowed(guide) == [0, 1, 2, 3, 4, 5]
+    guide.advance(2)
+    guide.fill_bitmask(row)
+    assert [t for t in range(70) if (int(row[t // 32]) >> (t % 32)) & 1] == [0, 1, 2, 3, 4, 5, EOS]
+    with pytest.raises(ValueError, match="expected"):
+        guide.fill_bitmask(np.zeros(5, dtype=np.int32))
+
+
+def test_tokens_splitting_a_utf8_character(vocabulary):
+    guide = Guide(Index("aé", vocabulary))
+    guide.advance(6)
+    assert allowed(guide) == [7]  # the first byte of é alone
+    guide.advance(7)
+    assert allowed(guide) == [8]
+    guide.advance(8)
+    assert allowed(guide) == [EOS]
+
+
+def test_not_allowed_token_is_a_clear_error_and_leaves_state(vocabulary):
+    guide = Guide(Index(r"1\.2", vocabulary))
+    with pytest.raises(TokenNotAllowedError, match=r"token 6 \(bytes b'a'\) is not allowed after 0 tokens"):
+        guide.advance(6)
+    with pytest.raises(TokenNotAllowedError, match="EOS, but the output is not a complete match"):
+        guide.advance(EOS)
+    with pytest.raises(TokenNotAllowedError, match="special token"):
+        guide.advance(10)
+    with pytest.raises(TokenNotAllowedError, match="outside the vocabulary"):
+        guide.advance(1000)
+    assert guide.state == guide.index.initial_state
+    guide.advance(5)
+    guide.advance(EOS)
+    with pytest.raises(TokenNotAllowedError, match="after EOS"):
+        guide.advance(0)
+
+
+def test_copy_is_independent_and_reset_restarts(vocabulary):
+    guide = Guide(Index(r"[12]+", vocabulary))
+    guide.advance(0)
+    fork = guide.copy()
+    fork.advance(1)
+    fork.advance(EOS)
+    assert fork.is_finished() and not guide.is_finished()
+    assert fork.index is guide.index
+    guide.reset()
+    assert guide.state == guide.index.initial_state
+
+
+def test_accepts_counts_the_valid_prefix_of_a_draft(vocabulary):
+    guide = Guide(Index(r"1\.2", vocabulary))
+    assert guide.accepts([0, 4, 1, EOS]) == 4
+    assert guide.accepts([0, 1]) == 1
+    assert guide.accepts([6]) == 0
+    assert guide.state == guide.index.initial_state
+
+
+def test_vocabulary_that_cannot_spell_the_pattern():
+    vocabulary = Vocabulary([b"a", b"b", None], [2])
+    with pytest.raises(IncompatibleVocabularyError, match="no token that can continue"):
+        Index(r"\d+", vocabulary)
+    with pytest.raises(RegexSyntaxError, match="character class matches nothing"):
+        Index(r"[^\x00-\U0010ffff]", vocabulary)
+
+
+def test_multi_byte_tokens_are_enough_when_no_single_byte_fits():
+    vocabulary = Vocabulary([b"ab", b"c", None], [2])
+    guide = Guide(Index("abc", vocabulary))
+    assert allowed(guide) == [0]
+
+
+def test_lazy_states_give_the_same_masks_as_eager(vocabulary, monkeypatch):
+    from outlines_core import config
+
+    pattern = r"[12.]{0,8}3"
+    eager = Index(pattern, vocabulary)
+    monkeypatch.setattr(config, "EAGER_INDEX_MAX_STATES", 0)
+    lazy = Index(pattern, vocabulary)
+    assert len(lazy._masks) == 1
+    for state in range(1, eager.num_states):
+        assert np.array_equal(eager.mask(state), lazy.mask(state))
+
+
+def test_masks_are_read_only_and_shared(vocabulary):
+    index = Index(r"[12]{5}", vocabulary)
+    with pytest.raises(ValueError):
+        index.mask(index.initial_state)[0] = 0
+    # States 1..4 allow the same tokens except at the end: masks deduplicate.
+    assert len(index._unique_masks) < index.num_states - 1

@@ -1,0 +1,117 @@
+"""Soundness and completeness of the index on the five real tokenizers.
+
+Soundness: any walk through allowed tokens that ends with EOS spells a string ``re.fullmatch`` accepts.
+Completeness: any string that matches, encoded by the tokenizer itself, is accepted token by token, and EOS
+is allowed at its end.
+"""
+
+import functools
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_vocabulary
+from outlines_core import Guide, Index
+
+SEED_REGEXES = {
+    "ipv4": r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)",
+    "number": r"(-)?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-][0-9]+)?",
+    "email": r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.[a-zA-Z]{2,}",
+    "datetime": r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)",
+}
+OTHER_REGEXES = {
+    "json_string": r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){0,12}"',
+    "unicode": r"(日本語|héllo|[α-ω]{1,3}|🎉)( (日本語|héllo|[α-ω]{1,3}|🎉)){0,3}",
+    "words": r"[A-Z][a-z]{0,8}( [a-z]{1,8}){0,5}[.!?]",
+    "any_line": r".{1,16}",
+    "indentation": r"(    |\t)*(def|return) [a-z_]+\(\):?\n",
+}
+ALL_REGEXES = {**SEED_REGEXES, **OTHER_REGEXES}
+
+
+@functools.lru_cache(maxsize=None)
+def index_for(tokenizer: str, name: str) -> Index:
+    return Index(ALL_REGEXES[name], load_vocabulary(tokenizer))
+
+
+def python_flags(pattern: str) -> int:
+    return re.ASCII if pattern.isascii() else 0
+
+
+@pytest.mark.parametrize("tokenizer", TOKENIZER_NAMES)
+@pytest.mark.parametrize("name", list(ALL_REGEXES))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_soundness_random_walks_end_only_in_matches(tokenizer, name, data):
+    index = index_for(tokenizer, name)
+    vocabulary = index.vocabulary
+    eos = set(vocabulary.eos_token_ids)
+    guide = Guide(index)
+    output = []
+    for _ in range(48):
+        allowed = guide.allowed_tokens()
+        assert len(allowed) > 0, "a reachable state must allow some token"
+        eos_allowed = bool(eos & set(allowed.tolist()))
+        assert eos_allowed == guide.is_accepting()
+        if eos_allowed and (guide.is_finished() or data.draw(st.booleans(), label="stop")):
+            guide.advance(vocabulary.eos_token_ids[0])
+            break
+        token = int(data.draw(st.sampled_from(allowed.tolist()), label="token"))
+        if token in eos:
+            guide.advance(token)
+            break
+        assert vocabulary.token_bytes(token) is not None, "special tokens are never content"
+        output.append(token)
+        guide.advance(token)
+    if guide.is_finished():
+        text = vocabulary.decode(output).decode("utf-8")  # a full match is always valid UTF-8
+        pattern = ALL_REGEXES[name]
+        assert re.fullmatch(pattern, text, python_flags(pattern)), (text, pattern)
+
+
+@pytest.mark.parametrize("tokenizer", TOKENIZER_NAMES)
+@pytest.mark.parametrize("name", list(ALL_REGEXES))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_completeness_tokenizer_encodings_of_matches_are_accepted(tokenizer, name, data):
+    pattern = ALL_REGEXES[name]
+    text = data.draw(st.from_regex(re.compile(pattern, python_flags(pattern)), fullmatch=True), label="text")
+    index = index_for(tokenizer, name)
+    vocabulary = index.vocabulary
+    ids = load_encoder_without_dummy_prefix(tokenizer).encode(text, add_special_tokens=False).ids
+    if vocabulary.decode(ids) != text.encode("utf-8"):
+        # The tokenizer itself cannot represent this text (normalization or <unk>): not the index's concern.
+        assert any(vocabulary.token_bytes(i) is None for i in ids) or "\r" in text, (text, ids)
+        return
+    guide = Guide(index)
+    for position, token in enumerate(ids):
+        assert guide.is_allowed(token), (text, ids, position)
+        guide.advance(token)
+    assert guide.is_accepting()
+    for eos in vocabulary.eos_token_ids:
+        assert eos in guide.allowed_tokens()
+
+
+@pytest.mark.parametrize("tokenizer", TOKENIZER_NAMES)
+def test_seed_examples_are_accepted_and_near_misses_rejected(tokenizer):
+    vocabulary = load_vocabulary(tokenizer)
+    encoder = load_encoder_without_dummy_prefix(tokenizer)
+    cases = {
+        "ipv4": (["192.168.0.1", "8.8.8.8", "255.255.255.255", "01.2.3.4"], ["256.1.1.1", "1.2.3", "1.2.3.4.5"]),
+        "number": (["0", "-12.5", "3e+10", "1.0E-7"], ["01", "1.", "--1", "1e5"]),
+        "email": (["john.doe@example.com", "a+b@x.co.uk"], ["john@", "@x.com", "a@b.c"]),
+        "datetime": (["2024-02-29T13:45:00Z", "1999-12-31T23:59:59.123+05:30"], ["2024-13-01T00:00:00Z", "2024-01-01 00:00:00Z"]),
+    }
+    for name, (good, bad) in cases.items():
+        index = index_for(tokenizer, name)
+        for text in good + bad:
+            ids = encoder.encode(text, add_special_tokens=False).ids
+            guide = Guide(index)
+            accepted = guide.accepts(ids) == len(ids)
+            if accepted:
+                for token in ids:
+                    guide.advance(token)
+            complete = accepted and guide.is_accepting()
+            assert complete == (text in good), (name, text)

@@ -1,0 +1,102 @@
+"""Vocabulary: every token maps to the exact bytes it adds to the output, for every tokenizer family."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_hf_tokenizer, load_vocabulary
+from outlines_core import Vocabulary
+from outlines_core.errors import VocabularyError
+
+TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")) | st.sampled_from("\n\t  "),
+    max_size=40,
+)
+
+
+@pytest.mark.parametrize("name", TOKENIZER_NAMES)
+@settings(max_examples=60, deadline=None)
+@given(text=TEXT)
+def test_concatenated_token_bytes_reproduce_the_text(name, text):
+    encoder = load_encoder_without_dummy_prefix(name)
+    vocabulary = load_vocabulary(name)
+    ids = encoder.encode(text, add_special_tokens=False).ids
+    decoded = vocabulary.decode(ids)
+    if name == "phi-3" or name == "llama-spm":
+        # SentencePiece maps characters it cannot spell to <unk> unless byte fallback covers them.
+        unk = load_hf_tokenizer(name).unk_token_id
+        if unk in ids:
+            return
+    assert decoded == text.encode("utf-8")
+
+
+def test_special_tokens_are_not_content_and_eos_is_known(vocabulary, hf_tokenizer):
+    for token_id in hf_tokenizer.all_special_ids:
+        assert vocabulary.token_bytes(token_id) is None
+    assert hf_tokenizer.eos_token_id in vocabulary.eos_token_ids
+    assert vocabulary.size >= len(hf_tokenizer)
+
+
+def test_byte_level_and_sentencepiece_specifics():
+    gpt2 = load_vocabulary("gpt-2")
+    tokenizer = load_hf_tokenizer("gpt-2")
+    assert gpt2.token_bytes(tokenizer.convert_tokens_to_ids("Ġthe")) == b" the"
+    assert gpt2.token_bytes(tokenizer.convert_tokens_to_ids("Ċ")) == b"\n"
+    spm = load_vocabulary("llama-spm")
+    spm_tokenizer = load_hf_tokenizer("llama-spm")
+    assert spm.token_bytes(spm_tokenizer.convert_tokens_to_ids("<0x0A>")) == b"\n"
+    assert spm.token_bytes(spm_tokenizer.convert_tokens_to_ids("<0xE6>")) == b"\xe6"
+    assert spm.token_bytes(spm_tokenizer.convert_tokens_to_ids("▁the")) == b" the"
+
+
+def test_every_byte_is_spellable_by_a_single_token(vocabulary):
+    singles = {vocabulary.token_bytes(i) for i in range(vocabulary.size)}
+    # Byte-level BPE and byte fallback both cover all 256 bytes... except bytes a byte-level vocabulary
+    # never needs; all five shared tokenizers cover every byte.
+    assert all(bytes([b]) in singles for b in range(256))
+
+
+def test_added_non_special_tokens_are_literal_text():
+    qwen = load_hf_tokenizer("qwen2")
+    vocabulary = load_vocabulary("qwen2")
+    added = [(i, t) for i, t in qwen.added_tokens_decoder.items() if not t.special]
+    assert added, "qwen2 is expected to carry non-special added tokens"
+    for token_id, token in added[:20]:
+        assert vocabulary.token_bytes(token_id) == token.content.encode()
+
+
+def test_trie_contains_every_token_exactly_once(vocabulary):
+    trie = vocabulary.trie
+    assert sorted(trie.token_ids.tolist()) == [i for i in range(vocabulary.size) if vocabulary.token_bytes(i)]
+    # Children are contiguous and sorted by byte.
+    for node in [0, 1, 2, trie.num_nodes // 2]:
+        start, count = trie.child_start[node], trie.child_count[node]
+        children_bytes = trie.node_byte[start : start + count]
+        assert list(children_bytes) == sorted(set(children_bytes.tolist()))
+
+
+def test_handmade_vocabulary_validation():
+    with pytest.raises(VocabularyError, match="must be bytes or None"):
+        Vocabulary(["a"], [0])  # type: ignore[list-item]
+    with pytest.raises(VocabularyError, match="outside the vocabulary"):
+        Vocabulary([b"a", b"b"], [5])
+    with pytest.raises(VocabularyError, match="smaller than the number of tokens"):
+        Vocabulary([b"a", b"b"], [], size=1)
+    vocabulary = Vocabulary([b"a", b"", None, b"eos-text"], [3], size=40)
+    assert vocabulary.token_bytes(1) is None  # empty tokens can never make progress
+    assert vocabulary.token_bytes(3) is None  # EOS is never content
+    assert vocabulary.decode([0, 2, 3, 0, 39]) == b"aa"
+    assert len(vocabulary) == 40
+    assert vocabulary.fingerprint != Vocabulary([b"a"], [0], size=40).fingerprint
+
+
+def test_unsupported_tokenizer_family_is_refused():
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import decoders, models
+
+    backend = tokenizers.Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1, "##b": 2}, unk_token="[UNK]"))
+    backend.decoder = decoders.WordPiece()
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="[UNK]")
+    with pytest.raises(VocabularyError, match="unsupported tokenizer decoder"):
+        Vocabulary.from_transformers(tokenizer)

@@ -1,0 +1,80 @@
+"""Bad patterns get a RegexSyntaxError naming the construct and its position; huge ones a size error."""
+
+import re
+
+import pytest
+
+from outlines_core import config
+from outlines_core.errors import DfaTooLargeError, RegexSyntaxError
+from outlines_core.regex import compile_dfa
+
+
+@pytest.mark.parametrize(
+    "pattern, construct, position",
+    [
+        ("^abc", "anchor '^'", 0),
+        ("abc$", "anchor '$'", 3),
+        (r"a\bc", "word boundary", 1),
+        (r"\Aabc", "start-of-string anchor", 0),
+        (r"abc\Z", "end-of-string anchor", 3),
+        ("a(?=b)", "lookahead '(?='", 1),
+        ("a(?!b)", "lookahead '(?!'", 1),
+        ("(?<=a)b", "lookbehind '(?<='", 0),
+        ("(?<!a)b", "lookbehind '(?<!'", 0),
+        (r"(a)\1", "backreference '\\1'", 3),
+        ("(?P<x>a)(?P=x)", "backreference '(?P=", 8),
+        ("(?i)abc", "inline flags", 0),
+        ("a++", "possessive quantifier", 2),
+        ("(?>ab)", "atomic group", 0),
+        ("(?(1)a|b)", "conditional group", 0),
+        ("(ab", "missing ')'", 0),
+        ("ab)", "unbalanced parenthesis", 2),
+        ("[abc", "unterminated character class", 0),
+        ("[z-a]", "bad character range", 1),
+        ("*a", "nothing to repeat", 0),
+        ("a**", "multiple repeat", 2),
+        ("a{3,1}", "min repeat greater than max", 1),
+        ("abc\\", "lone backslash", 3),
+        (r"\q", "bad escape", 0),
+        (r"\x4", "expected 2 hex digits", 0),
+        ("[[:alpha:]]", "POSIX character classes", 1),
+    ],
+)
+def test_unsupported_or_malformed_pattern_names_construct_and_position(pattern, construct, position):
+    with pytest.raises(RegexSyntaxError) as caught:
+        compile_dfa(pattern)
+    error = caught.value
+    assert construct in str(error)
+    assert error.position == position
+    assert error.pattern == pattern
+    # The caret line points at the position.
+    assert str(error).splitlines()[-1] == "  " + " " * position + "^"
+    assert isinstance(error, ValueError)
+
+
+def test_non_string_pattern_is_a_type_error():
+    with pytest.raises(TypeError, match="expected the regex as str"):
+        compile_dfa(b"abc")  # type: ignore[arg-type]
+
+
+def test_braces_that_are_not_quantifiers_are_literals_as_in_python():
+    dfa = compile_dfa("a{b}|x{,")
+    for text in ["a{b}", "x{,"]:
+        assert dfa.matches(text.encode()) and re.fullmatch("a{b}|x{,", text)
+
+
+def test_state_explosion_is_bounded_with_a_clear_error(monkeypatch):
+    # (a|b)*a(a|b){n} needs 2**n DFA states: the classic blow-up.
+    with pytest.raises(DfaTooLargeError, match="MAX_DFA_STATES"):
+        compile_dfa("(a|b)*a(a|b){14}", max_states=5_000)
+
+
+def test_huge_unrolling_fails_before_building(monkeypatch):
+    monkeypatch.setattr(config, "MAX_NFA_STATES", 50_000)
+    with pytest.raises(DfaTooLargeError, match="MAX_NFA_STATES"):
+        compile_dfa("(a{1000}){1000}")
+
+
+def test_repeat_count_limit():
+    with pytest.raises(RegexSyntaxError, match="exceeds the limit"):
+        compile_dfa("a{1000001}")
