@@ -8,9 +8,9 @@ MAX_DFA_STATES = 100_000
 #: Upper bound on NFA states built from one regex (bounded repetitions unroll into copies).
 MAX_NFA_STATES = 1_000_000
 
-#: Regexes whose DFA has at most this many states are indexed completely at construction (one batched
-#: trie walk, milliseconds); larger ones compute each state's token mask on its first visit.
-EAGER_INDEX_MAX_STATES = 64
+#: Time an Index may spend at construction computing the masks of states beyond the start state (small
+#: or restrictive DFAs get fully indexed within it); the rest are computed on their first visit.
+EAGER_INDEX_BUDGET_SECONDS = 0.01
 
 #: How many DFA states one trie walk handles at once (bounds the walk's memory on permissive states).
 INDEX_BATCH_STATES = 8

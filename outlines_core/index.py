@@ -11,6 +11,7 @@ later visit is a copy. Small DFAs are indexed completely at construction in one 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -61,9 +62,17 @@ class Index:
         self.eos_mask.setflags(write=False)
         if not self.dfa.accepting.any():
             raise IncompatibleVocabularyError(f"regex {self.pattern!r} matches no string at all")
-        states = np.arange(1, self.dfa.num_states)
-        self._eager = len(states) <= config.EAGER_INDEX_MAX_STATES
-        self._compute_masks(states if self._eager else np.array([self.dfa.start]))
+        self._mask_class = self._mask_classes()
+        self._class_masks: dict[int, np.ndarray] = {}
+        # Index eagerly while it is cheap (small DFAs, restrictive states): the start state first, then
+        # the other mask classes within a time budget; whatever is left is computed on first visit.
+        started = time.perf_counter()
+        self._compute_masks(np.array([self.dfa.start]))
+        per_state = max(time.perf_counter() - started, 1e-5)
+        pending = self._uncomputed_representatives()
+        affordable = int(config.EAGER_INDEX_BUDGET_SECONDS / per_state)  # the start's cost as the estimate
+        if affordable > 0:
+            self._compute_masks(pending[:affordable])
         self._check_no_dead_ends()
 
     # -- public queries ---------------------------------------------------------------------------
@@ -90,10 +99,13 @@ class Index:
             return self.eos_mask
         cached = self._masks.get(state)
         if cached is None:
-            self._compute_masks(np.array([state]))
-            cached = self._masks[state]
-            if not self.dfa.accepting[state] and not cached.any():
-                raise self._dead_end_error(state)
+            cached = self._class_masks.get(int(self._mask_class[state]))
+            if cached is None:
+                self._compute_masks(np.array([state]))
+                cached = self._class_masks[int(self._mask_class[state])]
+                if not self.dfa.accepting[state] and not cached.any():
+                    raise self._dead_end_error(state)
+            self._masks[state] = cached
         return cached
 
     def allowed_tokens(self, state: int) -> np.ndarray:
@@ -133,19 +145,79 @@ class Index:
         )
 
     # -- construction ------------------------------------------------------------------------------
+    @property
+    def num_mask_classes(self) -> int:
+        """How many distinct token masks the DFA's states can have (see ``_mask_classes``)."""
+        return int(self._mask_class.max()) + 1
+
+    def _mask_classes(self) -> np.ndarray:
+        """Group states that provably allow the same tokens, so each group is walked once.
+
+        A token is allowed from a state iff its bytes never lead to the dead state, so two states with the
+        same acceptance that agree on "dead or not" for every string up to the longest token that could
+        survive have equal masks. That is Moore's refinement of {dead, live} run for that many rounds;
+        counting repetitions such as ``[a-z ,]{10,200}`` collapse from hundreds of states to a few masks.
+        Rounds label states by a 64-bit hash of their signature; every round is then verified exactly, and
+        on a (vanishingly unlikely) collision each state simply gets its own class.
+        """
+        transitions = self.dfa.class_transitions
+        n_states = transitions.shape[0]
+        depth = self.vocabulary.longest_token_within(self._live_bytes())
+        block = (np.arange(n_states) != DEAD).astype(np.int64)
+        rounds = [block]
+        multipliers = np.random.default_rng(0xB10C).integers(1, 2**62, size=transitions.shape[1] + 1)
+        for _ in range(depth):
+            with np.errstate(over="ignore"):
+                signature = block[transitions] @ multipliers[1:] + block * multipliers[0]
+            _, refined = np.unique(signature, return_inverse=True)
+            refined = refined.reshape(-1)
+            stable = refined.max() == block.max()
+            block = refined
+            rounds.append(block)
+            if stable:
+                rounds.append(block)  # verify that the fixpoint is closed under transitions
+                break
+        for previous, current in zip(rounds, rounds[1:]):
+            _, first = np.unique(current, return_index=True)
+            representative = first[current]
+            if not (
+                np.array_equal(previous, previous[representative])
+                and np.array_equal(previous[transitions], previous[transitions[representative]])
+            ):
+                block = np.arange(n_states)
+                break
+        _, mask_class = np.unique(block * 2 + self.dfa.accepting, return_inverse=True)
+        return mask_class.reshape(-1)
+
+    def _live_bytes(self) -> np.ndarray:
+        """Bytes some live state can consume without dying: only tokens made of these can be allowed."""
+        transitions = self.dfa.transitions[1:]
+        return (transitions != DEAD).any(axis=0)
+
+    def _uncomputed_representatives(self) -> np.ndarray:
+        _, first = np.unique(self._mask_class, return_index=True)
+        first = first[first != DEAD]
+        done = self._class_masks.keys()
+        return np.array([s for s in first.tolist() if int(self._mask_class[s]) not in done], dtype=np.int64)
+
     def _compute_masks(self, states: np.ndarray) -> None:
-        """Walk the token trie from each of ``states`` and store their masks (a few states per batch,
-        bounding the frontier's memory on permissive states)."""
-        todo = [int(s) for s in states if int(s) not in self._masks]
+        """Walk the token trie from each of ``states`` and store the masks of their classes (a few states
+        per batch, bounding the frontier's memory on permissive states)."""
+        todo, classes = [], set()
+        for state in (int(s) for s in states):
+            klass = int(self._mask_class[state])
+            if klass not in self._class_masks and klass not in classes:
+                classes.add(klass)
+                todo.append(state)
         for begin in range(0, len(todo), config.INDEX_BATCH_STATES):
             batch = np.array(todo[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
             masks, successors = self._walk_trie(batch)
             with self._lock:
                 for state, mask, targets in zip(batch.tolist(), masks, successors):
                     self._successors[state] = targets
-                    key = mask.tobytes()
-                    shared = self._unique_masks.setdefault(key, mask)
+                    shared = self._unique_masks.setdefault(mask.tobytes(), mask)
                     shared.setflags(write=False)
+                    self._class_masks[int(self._mask_class[state])] = shared
                     self._masks[state] = shared
 
     def _walk_trie(self, origins: np.ndarray) -> np.ndarray:
@@ -225,17 +297,20 @@ class Index:
         suspects[DEAD] = False
         if not suspects.any():
             return
-        if not self._eager:
+        if len(self._class_masks) < self.num_mask_classes - 1:
+            # Lazy: the start state is known good (or raises now); the rest is checked on first visit.
             self.mask(self.dfa.start)
-            if not self.dfa.accepting[self.dfa.start] and not self._masks[self.dfa.start].any():
+            if not self.dfa.accepting[self.dfa.start] and not self.mask(self.dfa.start).any():
                 raise self._dead_end_error(self.dfa.start)
             return
         seen = {self.dfa.start}
         stack = [self.dfa.start]
         while stack:
             state = stack.pop()
-            if suspects[state] and not self._masks[state].any():
+            if suspects[state] and not self.mask(state).any():
                 raise self._dead_end_error(state)
+            if state not in self._successors:
+                self._successors[state] = self._walk_trie(np.array([state]))[1][0]
             for target in self._successors[state].tolist():
                 if target not in seen:
                     seen.add(target)

@@ -103,6 +103,7 @@ class Vocabulary:
                 self._tokens[token_id] = None
         self._trie: TokenTrie | None = None
         self._fingerprint: str | None = None
+        self._byte_sets: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- basic queries -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -146,6 +147,22 @@ class Vocabulary:
         if self._trie is None:
             self._trie = _build_trie(self._tokens)
         return self._trie
+
+    def longest_token_within(self, byte_allowed: np.ndarray) -> int:
+        """Length of the longest content token whose bytes are all in ``byte_allowed`` (256 bools)."""
+        if self._byte_sets is None:
+            self._byte_sets = _token_byte_sets(self._tokens)
+        lengths, byte_sets = self._byte_sets  # longest tokens first
+        forbidden = np.packbits(~np.asarray(byte_allowed, dtype=bool), bitorder="little").view("<u8")
+        chunk = 8192
+        for begin in range(0, len(lengths), chunk):
+            block = byte_sets[:, begin : begin + chunk]
+            clash = (block[0] & forbidden[0]) | (block[1] & forbidden[1])
+            clash |= (block[2] & forbidden[2]) | (block[3] & forbidden[3])
+            fits = np.flatnonzero(clash == 0)
+            if fits.size:
+                return int(lengths[begin + fits[0]])
+        return 0
 
     # -- construction from tokenizers --------------------------------------------------------------
     @classmethod
@@ -239,6 +256,19 @@ def _token_to_bytes(text: str, scheme: str) -> bytes | None:
             return bytes([int(match.group(1), 16)])
         return text.replace(_SPIECE_SPACE, " ").encode("utf-8")
     return text.encode("utf-8")
+
+
+def _token_byte_sets(tokens: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Content tokens, longest first: their lengths, and the bytes each uses as a 256-bit bitmap stored
+    column-wise (4 rows of uint64, one per 64 byte values) so a test against a byte set is 4 vector ops."""
+    content = sorted((token for token in tokens if token), key=len, reverse=True)
+    lengths = np.fromiter((len(token) for token in content), dtype=np.int64, count=len(content))
+    flat = np.frombuffer(b"".join(content), dtype=np.uint8)
+    owner = np.repeat(np.arange(len(content)), lengths)
+    present = np.zeros((len(content), 256), dtype=bool)
+    present[owner, flat] = True
+    byte_sets = np.packbits(present, axis=1, bitorder="little").view("<u8")
+    return lengths, np.ascontiguousarray(byte_sets.T)
 
 
 def _build_trie(tokens: Sequence[bytes | None]) -> TokenTrie:

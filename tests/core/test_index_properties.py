@@ -8,6 +8,7 @@ is allowed at its end.
 import functools
 import re
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -115,3 +116,19 @@ def test_seed_examples_are_accepted_and_near_misses_rejected(tokenizer):
                     guide.advance(token)
             complete = accepted and guide.is_accepting()
             assert complete == (text in good), (name, text)
+
+
+@pytest.mark.parametrize("tokenizer", ["llama-bpe", "llama-spm"])
+@pytest.mark.parametrize("pattern", [r"[a-z ,]{10,60}", r"(ab|[0-9]){2,30}c", r'"[^"]{0,20}"', r"[0-9]{1,150}"])
+def test_states_sharing_a_mask_class_really_have_equal_masks(tokenizer, pattern):
+    index = Index(pattern, load_vocabulary(tokenizer))
+    for state in range(1, index.num_states):
+        own_mask = index._walk_trie(np.array([state]))[0][0]
+        assert np.array_equal(own_mask, index.mask(state)), state
+
+
+def test_counting_states_collapse_into_few_mask_classes():
+    # Digit tokens are at most 3 bytes in llama-bpe: states with 3+ digits left to go all share a mask.
+    index = Index(r"[0-9]{1,150}", load_vocabulary("llama-bpe"))
+    assert index.num_states == 152
+    assert index.num_mask_classes <= 6
