@@ -60,3 +60,15 @@ class UnsupportedTypeError(OutlinesCoreError, TypeError):
 
 class GrammarError(OutlinesCoreError, ValueError):
     """A Lark grammar that does not parse or that the recognizer cannot handle."""
+
+
+class IncompleteOutputError(OutlinesCoreError, RuntimeError):
+    """Generation stopped (``max_new_tokens``) before the output satisfied its constraint.
+
+    ``outputs`` holds every row's text as generated so far, ``incomplete_rows`` the rows that fell short.
+    """
+
+    def __init__(self, message: str, outputs: list[str], incomplete_rows: list[int]) -> None:
+        self.outputs = outputs
+        self.incomplete_rows = incomplete_rows
+        super().__init__(message)
