@@ -56,16 +56,23 @@ def _as_pattern(value: "Regex | str") -> str:
 
 
 def to_regex(output_type) -> str:
-    """The regex string of ``output_type``.
+    """The regex string of ``output_type``: a ``Regex``, a JSON Schema (``JsonSchema``, or a dict), a
+    Pydantic model, a Python type, a ``Choice``, ``Literal``/``Enum``, or a function (its arguments).
 
     Raises
     ------
     UnsupportedTypeError
         For output types this engine cannot express as a regex (named in the message).
+    SchemaError
+        For JSON Schemas with keywords that cannot be honoured.
     """
     if isinstance(output_type, Regex):
         return output_type.pattern
-    raise UnsupportedTypeError(
-        f"unsupported output type {output_type!r} ({type(output_type).__name__}); "
-        "use outlines_core.types.Regex(pattern)"
-    )
+    if isinstance(output_type, str):
+        raise UnsupportedTypeError(
+            f"a plain string {output_type[:40]!r} is ambiguous as an output type: wrap a regex in "
+            "types.Regex(...) or a JSON Schema text in types.JsonSchema(...)"
+        )
+    from .python_types import python_type_to_regex
+
+    return python_type_to_regex(output_type)

@@ -1,0 +1,521 @@
+"""JSON Schema -> regex.
+
+The regex matches JSON texts that validate against the schema. Properties are emitted in schema order,
+compact by default (``whitespace_pattern`` puts a pattern between tokens). Keywords that restrict the
+output are either honoured exactly or refused with a ``SchemaError`` naming the keyword and its JSON
+pointer; annotations (``title``, ``description``, ``default``, ...) are ignored. Documented relaxations
+(``docs/types.md``): when ``additionalProperties`` is absent no extra properties are generated (a subset of
+what the schema allows, so still valid), and a schema with no ``type`` is treated by its other keywords.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SchemaError
+from . import formats
+from .numbers import integer_range_regex
+
+# One JSON string character: anything but '"', '\' and control characters, or an escape.
+STRING_CHAR = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
+STRING_INNER_CHARS = r'[^"\\\x00-\x1f]'
+INTEGER = r"-?(?:0|[1-9][0-9]*)"
+NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+NONNEGATIVE_NUMBER = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+BOOLEAN = r"(?:true|false)"
+NULL = r"null"
+
+ANNOTATIONS = {
+    "title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
+    "readOnly", "writeOnly", "$anchor", "discriminator", "contentMediaType", "contentEncoding", "nullable",
+}
+UNSUPPORTED = {
+    "not": "negation cannot be expressed by the generator",
+    "if": "conditional schemas are not supported", "then": "conditional schemas are not supported",
+    "else": "conditional schemas are not supported",
+    "patternProperties": "property names by pattern are not supported",
+    "dependentSchemas": "dependencies between properties are not supported",
+    "dependentRequired": "dependencies between properties are not supported",
+    "dependencies": "dependencies between properties are not supported",
+    "propertyNames": "constraints on property names are not supported",
+    "unevaluatedProperties": "not supported", "unevaluatedItems": "not supported",
+    "contains": "not supported", "minContains": "not supported", "maxContains": "not supported",
+    "multipleOf": "not supported", "minProperties": "not supported", "maxProperties": "not supported",
+    "$dynamicRef": "not supported", "$recursiveRef": "not supported",
+}
+KNOWN = {
+    "type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems", "maxItems",
+    "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions", "minLength", "maxLength",
+    "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "uniqueItems",
+    "additionalItems",
+}
+
+
+@dataclass(frozen=True)
+class JsonSchemaOptions:
+    """``whitespace_pattern``: regex allowed between JSON tokens (``None``: compact). ``max_recursion_depth``:
+    how many times a recursive ``$ref`` is unrolled. ``any_value_depth``: nesting allowed for ``{}``."""
+
+    whitespace_pattern: str | None = None
+    max_recursion_depth: int = 3
+    any_value_depth: int = 2
+
+
+def json_schema_to_regex(schema: Any, *, whitespace_pattern: str | None = None, max_recursion_depth: int = 3) -> str:
+    """The regex of JSON documents valid against ``schema`` (a dict, a bool, or a JSON string).
+
+    Raises
+    ------
+    SchemaError
+        For an invalid schema, an unsupported keyword or a constraint that cannot be expressed; the message
+        names the keyword and the error carries its JSON pointer.
+    """
+    if isinstance(schema, (str, bytes)):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as error:
+            raise SchemaError(f"the schema is not valid JSON: {error}") from error
+    if not isinstance(schema, (dict, bool)):
+        raise SchemaError(f"a schema must be an object or a boolean, got {type(schema).__name__}")
+    builder = _Builder(schema, JsonSchemaOptions(whitespace_pattern, max_recursion_depth))
+    regex = builder.build(schema, "#", ())
+    if regex is None:
+        raise SchemaError("the schema accepts no value (or only values nested deeper than max_recursion_depth)")
+    return regex
+
+
+class _Builder:
+    def __init__(self, root: Any, options: JsonSchemaOptions) -> None:
+        self.root = root
+        self.options = options
+        self.ws = options.whitespace_pattern or ""
+
+    # Each build method returns a regex, or None when the (sub)schema accepts nothing at this depth.
+    def build(self, schema: Any, pointer: str, ref_stack: tuple[str, ...]) -> str | None:
+        if schema is True or schema == {}:
+            return self.any_value(self.options.any_value_depth)
+        if schema is False:
+            return None
+        if not isinstance(schema, dict):
+            raise SchemaError(f"a subschema must be an object or a boolean, got {type(schema).__name__}", pointer)
+        for keyword in schema:
+            if keyword in UNSUPPORTED:
+                raise SchemaError(f"keyword '{keyword}' is not supported: {UNSUPPORTED[keyword]}", f"{pointer}/{keyword}")
+            if keyword not in KNOWN and keyword not in ANNOTATIONS and not keyword.startswith("x-"):
+                raise SchemaError(f"unknown keyword '{keyword}'", f"{pointer}/{keyword}")
+        if "$ref" in schema:
+            return self.ref(schema, pointer, ref_stack)
+        if "allOf" in schema:
+            return self.build(self.merge_all_of(schema, pointer), pointer, ref_stack)
+        if "const" in schema:
+            return self.literal_values([schema["const"]], schema, pointer)
+        if "enum" in schema:
+            if not isinstance(schema["enum"], list) or not schema["enum"]:
+                raise SchemaError("'enum' must be a non-empty array", f"{pointer}/enum")
+            return self.literal_values(schema["enum"], schema, pointer)
+        for keyword in ("anyOf", "oneOf"):
+            if keyword in schema:
+                return self.union(schema, keyword, pointer, ref_stack)
+        types = schema.get("type")
+        if types is None:
+            types = self.infer_types(schema)
+        if isinstance(types, str):
+            types = [types]
+        if not isinstance(types, list) or not types:
+            raise SchemaError("'type' must be a string or a non-empty array of strings", f"{pointer}/type")
+        options = []
+        for type_name in types:
+            built = self.typed(type_name, schema, pointer, ref_stack)
+            if built is not None:
+                options.append(built)
+        return _alternation(options)
+
+    def infer_types(self, schema: dict) -> list[str]:
+        if "properties" in schema or "additionalProperties" in schema or "required" in schema:
+            return ["object"]
+        if "items" in schema or "prefixItems" in schema:
+            return ["array"]
+        if {"minLength", "maxLength", "pattern", "format"} & schema.keys():
+            return ["string"]
+        if {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & schema.keys():
+            return ["number"]
+        return ["object", "array", "string", "number", "boolean", "null"]
+
+    def typed(self, type_name: str, schema: dict, pointer: str, ref_stack) -> str | None:
+        if type_name == "string":
+            return self.string(schema, pointer)
+        if type_name == "integer":
+            return self.integer(schema, pointer)
+        if type_name == "number":
+            return self.number(schema, pointer)
+        if type_name == "boolean":
+            return BOOLEAN
+        if type_name == "null":
+            return NULL
+        if type_name == "array":
+            return self.array(schema, pointer, ref_stack)
+        if type_name == "object":
+            return self.object(schema, pointer, ref_stack)
+        raise SchemaError(f"unknown type '{type_name}'", f"{pointer}/type")
+
+    # -- references ---------------------------------------------------------------------------------
+    def ref(self, schema: dict, pointer: str, ref_stack) -> str | None:
+        reference = schema["$ref"]
+        if not isinstance(reference, str) or not reference.startswith("#"):
+            raise SchemaError(f"only local references ('#/...') are supported, got {reference!r}", f"{pointer}/$ref")
+        if ref_stack.count(reference) >= self.options.max_recursion_depth:
+            return None  # recursion unrolled deep enough: this branch is cut
+        target = self.resolve(reference, pointer)
+        siblings = {k: v for k, v in schema.items() if k != "$ref" and k not in ANNOTATIONS}
+        if siblings:
+            target = {"allOf": [target, siblings]}
+        return self.build(target, reference, ref_stack + (reference,))
+
+    def resolve(self, reference: str, pointer: str) -> Any:
+        node = self.root
+        path = reference[1:].lstrip("/")
+        if not path:
+            return node
+        for part in path.split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise SchemaError(f"unresolvable reference {reference!r}", f"{pointer}/$ref")
+        return node
+
+    # -- combinators --------------------------------------------------------------------------------
+    def union(self, schema: dict, keyword: str, pointer: str, ref_stack) -> str | None:
+        options = schema[keyword]
+        if not isinstance(options, list) or not options:
+            raise SchemaError(f"'{keyword}' must be a non-empty array", f"{pointer}/{keyword}")
+        rest = {k: v for k, v in schema.items() if k not in (keyword, "$defs", "definitions") and k not in ANNOTATIONS}
+        built = []
+        for position, option in enumerate(options):
+            if rest and isinstance(option, dict):
+                option = {"allOf": [rest, option]}
+            regex = self.build(option, f"{pointer}/{keyword}/{position}", ref_stack)
+            if regex is not None:
+                built.append(regex)
+        if keyword == "oneOf" and len(built) > 1:
+            from .overlap import first_overlap
+
+            overlap = first_overlap(built)
+            if overlap is not None:
+                raise SchemaError(
+                    f"'oneOf' options {overlap[0]} and {overlap[1]} can both match the same value, so the "
+                    "exactly-one rule cannot be guaranteed; make them disjoint (e.g. with 'const' tags) or use 'anyOf'",
+                    f"{pointer}/oneOf",
+                )
+        return _alternation(built)
+
+    def merge_all_of(self, schema: dict, pointer: str) -> dict:
+        merged: dict = {k: v for k, v in schema.items() if k != "allOf"}
+        # additionalProperties only sees the properties of its own subschema: remember who set it.
+        closed: list[tuple[set, str]] = []
+        if merged.get("additionalProperties", True) is not True:
+            closed.append((set(merged.get("properties", {})), pointer))
+        for position, part in enumerate(schema["allOf"]):
+            where = f"{pointer}/allOf/{position}"
+            if part is True or part == {}:
+                continue
+            if not isinstance(part, dict):
+                raise SchemaError("'allOf' with a false schema accepts nothing", where)
+            while "$ref" in part:
+                extra = {k: v for k, v in part.items() if k != "$ref"}
+                part = {**self.resolve(part["$ref"], where), **extra}
+            if "allOf" in part:
+                part = self.merge_all_of(part, where)
+            if part.get("additionalProperties", True) is not True:
+                closed.append((set(part.get("properties", {})), where))
+            for key, value in part.items():
+                if key in ANNOTATIONS:
+                    continue
+                if key not in merged:
+                    merged[key] = value
+                elif key == "properties":
+                    properties = dict(merged[key])
+                    for name, sub in value.items():
+                        properties[name] = sub if name not in properties else {"allOf": [properties[name], sub]}
+                    merged[key] = properties
+                elif key == "required":
+                    merged[key] = list(dict.fromkeys([*merged[key], *value]))
+                elif key in ("minimum", "exclusiveMinimum", "minLength", "minItems"):
+                    merged[key] = max(merged[key], value)
+                elif key in ("maximum", "exclusiveMaximum", "maxLength", "maxItems"):
+                    merged[key] = min(merged[key], value)
+                elif key == "type":
+                    left = {merged[key]} if isinstance(merged[key], str) else set(merged[key])
+                    right = {value} if isinstance(value, str) else set(value)
+                    if "number" in left and "integer" in right or "integer" in left and "number" in right:
+                        left |= {"integer"}
+                        right |= {"integer"}
+                    common = [t for t in ("object", "array", "string", "integer", "number", "boolean", "null") if t in left & right]
+                    if not common:
+                        raise SchemaError(f"'allOf' combines incompatible types {sorted(left)} and {sorted(right)}", where)
+                    merged[key] = common
+                elif merged[key] != value:
+                    raise SchemaError(f"'allOf' cannot merge two different values of '{key}'", f"{where}/{key}")
+        names = set(merged.get("properties", {}))
+        for own, where in closed:
+            if names - own:
+                raise SchemaError(
+                    f"'additionalProperties' here also applies to properties {sorted(names - own)} defined in "
+                    "other 'allOf' branches, which JSON Schema then forbids; move the properties together",
+                    f"{where}/additionalProperties",
+                )
+        return merged
+
+    # -- leaves ---------------------------------------------------------------------------------------
+    def literal_values(self, values: list, schema: dict, pointer: str) -> str:
+        texts = []
+        for value in values:
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            texts.append(re.escape(text) if not self.ws else self.spaced_literal(value))
+        return _alternation(texts) or ""
+
+    def spaced_literal(self, value: Any) -> str:
+        """A literal object/array value with the whitespace pattern allowed between its tokens."""
+        if isinstance(value, dict):
+            items = [f"{re.escape(json.dumps(k, ensure_ascii=False))}{self.ws}:{self.ws}{self.spaced_literal(v)}" for k, v in value.items()]
+            return r"\{" + self.ws + f"{self.ws},{self.ws}".join(items) + self.ws + r"\}"
+        if isinstance(value, list):
+            return r"\[" + self.ws + f"{self.ws},{self.ws}".join(self.spaced_literal(v) for v in value) + self.ws + r"\]"
+        return re.escape(json.dumps(value, ensure_ascii=False))
+
+    def string(self, schema: dict, pointer: str) -> str:
+        min_length = schema.get("minLength", 0)
+        max_length = schema.get("maxLength")
+        for key, value in (("minLength", min_length), ("maxLength", max_length)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise SchemaError(f"'{key}' must be a non-negative integer", f"{pointer}/{key}")
+        if max_length is not None and max_length < min_length:
+            raise SchemaError("'maxLength' is smaller than 'minLength'", f"{pointer}/maxLength")
+        if "format" in schema:
+            if "pattern" in schema or "minLength" in schema or "maxLength" in schema:
+                raise SchemaError("'format' combined with 'pattern' or length bounds is not supported", f"{pointer}/format")
+            regex = formats.FORMAT_REGEXES.get(schema["format"])
+            if regex is None:
+                raise SchemaError(f"format '{schema['format']}' is not supported (supported: {sorted(formats.FORMAT_REGEXES)})", f"{pointer}/format")
+            return f'"{regex}"'
+        if "pattern" in schema:
+            if "minLength" in schema or "maxLength" in schema:
+                raise SchemaError("'pattern' combined with 'minLength'/'maxLength' is not supported", f"{pointer}/pattern")
+            return f'"{self.string_pattern(schema["pattern"], pointer)}"'
+        upper = "" if max_length is None else str(max_length)
+        if min_length == 0 and max_length is None:
+            return f'"{STRING_CHAR}*"'
+        return f'"{STRING_CHAR}{{{min_length},{upper}}}"'
+
+    def string_pattern(self, pattern: str, pointer: str) -> str:
+        """A JSON Schema ``pattern`` (a search, so unanchored sides may have any text) inside a JSON
+        string. Refused if it could produce characters that JSON must escape, which would break the JSON."""
+        from ..regex import compile_dfa
+        from ..errors import RegexSyntaxError
+
+        if not isinstance(pattern, str):
+            raise SchemaError("'pattern' must be a string", f"{pointer}/pattern")
+        body = pattern
+        starts, ends = body.startswith("^"), body.endswith("$") and not body.endswith("\\$")
+        body = body[1 if starts else 0 : len(body) - 1 if ends else len(body)]
+        try:
+            dfa = compile_dfa(body)
+        except RegexSyntaxError as error:
+            raise SchemaError(f"'pattern' is not supported: {error.reason}", f"{pointer}/pattern") from error
+        live = dfa.transitions[1:]
+        if (live[:, [0x22, 0x5C]] != 0).any() or (live[:, :0x20] != 0).any():
+            raise SchemaError(
+                "'pattern' can match '\"', '\\' or control characters, which JSON strings must escape; "
+                "exclude them from the pattern (e.g. [^\"\\\\] instead of .)",
+                f"{pointer}/pattern",
+            )
+        prefix = "" if starts else f"{STRING_INNER_CHARS}*"
+        suffix = "" if ends else f"{STRING_INNER_CHARS}*"
+        return f"{prefix}(?:{body}){suffix}"
+
+    def integer(self, schema: dict, pointer: str) -> str:
+        low, high = self.bounds(schema, pointer, integral=True)
+        if low is None and high is None:
+            return INTEGER
+        return integer_range_regex(low, high)
+
+    def number(self, schema: dict, pointer: str) -> str:
+        low, high = self.bounds(schema, pointer, integral=False)
+        if low is None and high is None:
+            return NUMBER
+        if high is None and low == 0 and not schema.get("exclusiveMinimum") == 0:
+            return NONNEGATIVE_NUMBER
+        keyword = next(k for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if k in schema)
+        raise SchemaError(
+            f"'{keyword}' on a non-integer number cannot be expressed (only minimum: 0 is); use type "
+            "'integer' or drop the bound",
+            f"{pointer}/{keyword}",
+        )
+
+    def bounds(self, schema: dict, pointer: str, integral: bool):
+        low = high = None
+        for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+            if key not in schema:
+                continue
+            value = schema[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SchemaError(f"'{key}' must be a finite number", f"{pointer}/{key}")
+            if key.startswith("exclusive"):
+                value = (math.floor(value) + 1 if key == "exclusiveMinimum" else math.ceil(value) - 1) if integral else value
+            elif integral:
+                value = math.ceil(value) if key == "minimum" else math.floor(value)
+            if "inimum" in key:
+                low = value if low is None else max(low, value)
+            else:
+                high = value if high is None else min(high, value)
+        if low is not None and high is not None and low > high:
+            raise SchemaError("the bounds leave no value", pointer)
+        return low, high
+
+    # -- containers ----------------------------------------------------------------------------------
+    def array(self, schema: dict, pointer: str, ref_stack) -> str | None:
+        ws = self.ws
+        sep = f"{ws},{ws}"
+        min_items = schema.get("minItems", 0)
+        max_items = schema.get("maxItems")
+        prefix_schemas = schema.get("prefixItems", [])
+        items = schema.get("items", True)
+        if isinstance(items, list):  # draft-4 tuple form
+            prefix_schemas, items = items, schema.get("additionalItems", True)
+        if schema.get("uniqueItems") and (max_items is None or max_items > 1):
+            raise SchemaError(
+                "'uniqueItems' cannot be expressed for arrays that may hold more than one item",
+                f"{pointer}/uniqueItems",
+            )
+        prefix: list[str] = []
+        for position, item_schema in enumerate(prefix_schemas):
+            built = self.build(item_schema, f"{pointer}/prefixItems/{position}", ref_stack)
+            if built is None:  # nothing can stand at this position: the array ends before it
+                max_items = position if max_items is None else min(max_items, position)
+                break
+            prefix.append(built)
+        item = None if items is False else self.build(items, f"{pointer}/items", ref_stack)
+        if item is None:
+            max_items = len(prefix) if max_items is None else min(max_items, len(prefix))
+        if max_items is not None and max_items < min_items:
+            return None
+
+        def from_position(i: int) -> str:
+            """Items i.. of the array, each after a separator unless it is the first."""
+            lead = sep if i > 0 else ""
+            if max_items is not None and i >= max_items:
+                return ""
+            if i < len(prefix):
+                rest = f"{lead}{prefix[i]}{from_position(i + 1)}"
+                return rest if i < min_items else f"(?:{rest})?"
+            low = max(0, min_items - i)
+            high = None if max_items is None else max_items - i
+            if i > 0:
+                return f"(?:{sep}{item}){{{low},{'' if high is None else high}}}"
+            more = f"(?:{sep}{item}){{{max(0, low - 1)},{'' if high is None else high - 1}}}"
+            return f"{item}{more}" if low > 0 else f"(?:{item}{more})?"
+
+        return rf"\[{ws}{from_position(0)}{ws}\]"
+
+    def object(self, schema: dict, pointer: str, ref_stack) -> str | None:
+        ws = self.ws
+        properties = schema.get("properties", {})
+        if not isinstance(properties, dict):
+            raise SchemaError("'properties' must be an object", f"{pointer}/properties")
+        required = schema.get("required", [])
+        for name in required:
+            if name not in properties:
+                raise SchemaError(f"required property '{name}' is not defined in 'properties'", f"{pointer}/required")
+        members: list[tuple[str, bool]] = []
+        for name, sub in properties.items():
+            value = self.build(sub, f"{pointer}/properties/{_escape_pointer(name)}", ref_stack)
+            if value is None:
+                if name in required:
+                    return None
+                continue
+            key = re.escape(json.dumps(name, ensure_ascii=False))
+            members.append((f"{key}{ws}:{ws}{value}", name in required))
+        extra = schema.get("additionalProperties", None)
+        extra_member = None
+        if extra not in (None, False):
+            value = self.build(extra, f"{pointer}/additionalProperties", ref_stack)
+            if value is not None:
+                extra_member = f'"{_string_not_in(list(properties))}"{ws}:{ws}{value}'
+        return rf"\{{{ws}{_object_members(members, f'{ws},{ws}', extra_member)}{ws}\}}"
+
+    # -- any JSON value --------------------------------------------------------------------------------
+    def any_value(self, depth: int) -> str:
+        ws = self.ws
+        scalar = f'(?:"{STRING_CHAR}*"|{NUMBER}|true|false|null)'
+        if depth <= 0:
+            return scalar
+        inner = self.any_value(depth - 1)
+        array = rf"\[{ws}(?:{inner}(?:{ws},{ws}{inner})*)?{ws}\]"
+        member = f'"{STRING_CHAR}*"{ws}:{ws}{inner}'
+        obj = rf"\{{{ws}(?:{member}(?:{ws},{ws}{member})*)?{ws}\}}"
+        return f"(?:{scalar}|{array}|{obj})"
+
+
+def _object_members(members: list[tuple[str, bool]], sep: str, extra: str | None) -> str:
+    """Members in order, optional ones possibly absent, then any number of ``extra`` members; separators
+    only between members that are present."""
+    # after[i]: members i.. once something was written; first[i]: members i.. with nothing written yet.
+    after = f"(?:{sep}{extra})*" if extra else ""
+    first = f"(?:{extra}(?:{sep}{extra})*)?" if extra else ""
+    for member, required in reversed(members):
+        if required:
+            first = f"{member}{after}"
+            after = f"{sep}{member}{after}"
+        else:
+            first = f"(?:{member}{after}|{first})" if first else f"(?:{member}{after})?"
+            after = f"(?:{sep}{member})?{after}"
+    return first
+
+
+def _string_not_in(names: list[str]) -> str:
+    """Unescaped JSON string contents that differ from every name in ``names`` (extra property keys).
+
+    Escapes are excluded from extra keys so that no escaped spelling of a defined name slips through.
+    """
+    if not names:
+        return f"{STRING_INNER_CHARS}*"
+    trie: dict = {}
+    for name in names:
+        node = trie
+        for char in name:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        options = []
+        if "" not in node:
+            options.append("")
+        children = [c for c in node if c]
+        excluded = "".join(re.escape(c) for c in children)
+        options.append(f"[^\"\\\\\\x00-\\x1f{excluded}]{STRING_INNER_CHARS}*")
+        for char in children:
+            if char in '"\\' or ord(char) < 0x20:
+                continue
+            options.append(f"{re.escape(char)}{build(node[char])}")
+        return "(?:" + "|".join(options) + ")"
+
+    return build(trie)
+
+
+def _alternation(options: list[str]) -> str | None:
+    unique = list(dict.fromkeys(options))
+    if not unique:
+        return None
+    if len(unique) == 1:
+        return unique[0]
+    return "(?:" + "|".join(f"(?:{o})" if "|" in o else o for o in unique) + ")"
+
+
+def _escape_pointer(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")

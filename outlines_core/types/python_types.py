@@ -1,0 +1,135 @@
+"""Python types, Pydantic models, choices and functions -> regex.
+
+Bare scalars give the scalar itself (``int`` -> ``-?(0|[1-9][0-9]*)``), as do top-level ``Literal``,
+``Enum`` and ``Choice`` (exactly one of the options, unquoted). Everything structured (Pydantic models,
+dataclasses, ``TypedDict``, ``list[...]``, ``dict[str, ...]``, ``tuple[...]``, ``Optional``/``Union``,
+functions' signatures) goes through its JSON Schema (pydantic's ``TypeAdapter``) and produces JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import inspect
+import json
+import re
+import typing
+from dataclasses import dataclass
+
+from ..errors import UnsupportedTypeError
+from . import formats
+from .json_schema import BOOLEAN, INTEGER, NUMBER, STRING_CHAR, json_schema_to_regex
+
+SCALAR_REGEXES = {
+    int: INTEGER,
+    float: NUMBER,
+    bool: r"(?:True|False)",
+    str: r"[^\x00-\x1f]*",
+    datetime.datetime: formats.ISO_DATE_TIME,
+    datetime.date: formats.DATE,
+    datetime.time: formats.ISO_TIME,
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Exactly one of ``options`` (strings), written as is."""
+
+    options: tuple[str, ...]
+
+    def __init__(self, options) -> None:
+        options = tuple(options)
+        if not options or not all(isinstance(o, str) for o in options):
+            raise UnsupportedTypeError("Choice needs a non-empty list of strings")
+        object.__setattr__(self, "options", options)
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    """A JSON Schema (dict or JSON text) as an output type, with the JSON whitespace option."""
+
+    schema: typing.Any
+    whitespace_pattern: str | None = None
+    max_recursion_depth: int = 3
+
+
+def choice_regex(options) -> str:
+    return "(?:" + "|".join(re.escape(str(o)) for o in options) + ")"
+
+
+def python_type_to_regex(output_type, *, whitespace_pattern: str | None = None) -> str:
+    """The regex of a Python type, Pydantic model, ``Choice``, ``JsonSchema``, ``Literal``/``Enum`` or function."""
+    if isinstance(output_type, Choice):
+        return choice_regex(output_type.options)
+    if isinstance(output_type, JsonSchema):
+        return json_schema_to_regex(
+            output_type.schema,
+            whitespace_pattern=output_type.whitespace_pattern,
+            max_recursion_depth=output_type.max_recursion_depth,
+        )
+    if isinstance(output_type, dict):
+        return json_schema_to_regex(output_type, whitespace_pattern=whitespace_pattern)
+    if output_type in SCALAR_REGEXES:
+        return SCALAR_REGEXES[output_type]
+    if typing.get_origin(output_type) is typing.Literal:
+        return choice_regex(str(v) if not isinstance(v, bool) else str(v) for v in typing.get_args(output_type))
+    if isinstance(output_type, type) and issubclass(output_type, enum.Enum):
+        return choice_regex(str(member.value) for member in output_type)
+    return json_schema_to_regex(json_schema_of(output_type), whitespace_pattern=whitespace_pattern)
+
+
+def json_schema_of(output_type) -> dict:
+    """The JSON Schema of a structured Python type (via pydantic), or of a function's arguments."""
+    try:
+        import pydantic
+    except ImportError as error:  # pragma: no cover
+        raise UnsupportedTypeError("structured Python types need pydantic: pip install pydantic") from error
+    if inspect.isfunction(output_type) or inspect.ismethod(output_type):
+        fields = {}
+        for name, parameter in inspect.signature(output_type).parameters.items():
+            if parameter.annotation is inspect.Parameter.empty:
+                raise UnsupportedTypeError(f"parameter '{name}' of {output_type.__name__} has no type annotation")
+            default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+            fields[name] = (parameter.annotation, default)
+        model = pydantic.create_model(output_type.__name__ + "Arguments", **fields)
+        return model.model_json_schema()
+    if isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel):
+        return output_type.model_json_schema()
+    try:
+        return pydantic.TypeAdapter(output_type).json_schema()
+    except Exception as error:  # pydantic raises several types here; ours names the type
+        raise UnsupportedTypeError(f"unsupported output type {output_type!r}: {error}") from error
+
+
+def parse_output(text: str, output_type):
+    """Parse generated ``text`` back into ``output_type``'s value (model instance, int, datetime, ...)."""
+    import pydantic
+
+    if output_type in (int, float):
+        return output_type(text)
+    if output_type is bool:
+        return text == "True"
+    if output_type is str or isinstance(output_type, Choice):
+        return text
+    if output_type in (datetime.datetime, datetime.date, datetime.time):
+        return output_type.fromisoformat(text.replace("Z", "+00:00"))
+    if typing.get_origin(output_type) is typing.Literal:
+        for value in typing.get_args(output_type):
+            if str(value) == text:
+                return value
+        raise ValueError(f"{text!r} is not one of {typing.get_args(output_type)}")
+    if isinstance(output_type, type) and issubclass(output_type, enum.Enum):
+        for member in output_type:
+            if str(member.value) == text:
+                return member
+        raise ValueError(f"{text!r} is not a value of {output_type.__name__}")
+    if isinstance(output_type, (dict, JsonSchema)):
+        return json.loads(text)
+    if isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel):
+        return output_type.model_validate_json(text)
+    if inspect.isfunction(output_type):
+        return json.loads(text)
+    return pydantic.TypeAdapter(output_type).validate_json(text)
+
+
+__all__ = ["Choice", "JsonSchema", "python_type_to_regex", "json_schema_of", "parse_output", "BOOLEAN", "STRING_CHAR"]
