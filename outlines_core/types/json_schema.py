@@ -18,10 +18,11 @@ from typing import Any
 
 from ..errors import SchemaError
 from . import formats
-from .numbers import integer_range_regex
+from .json_string_pattern import JSON_STRING_CHAR, pattern_in_json_string
+from .numbers import integer_range_regex, number_range_regex
 
 # One JSON string character: anything but '"', '\' and control characters, or an escape.
-STRING_CHAR = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
+STRING_CHAR = JSON_STRING_CHAR
 STRING_INNER_CHARS = r'[^"\\\x00-\x1f]'
 INTEGER = r"-?(?:0|[1-9][0-9]*)"
 NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
@@ -273,12 +274,26 @@ class _Builder:
         return merged
 
     # -- leaves ---------------------------------------------------------------------------------------
-    def literal_values(self, values: list, schema: dict, pointer: str) -> str:
+    def literal_values(self, values: list, schema: dict, pointer: str) -> str | None:
+        """``enum``/``const`` values; the schema's other keywords (``type``, bounds, ...) still apply, so
+        values they reject are dropped (checked against the compact regex of the rest of the schema)."""
+        rest = {
+            k: v for k, v in schema.items()
+            if k not in ("enum", "const", "$defs", "definitions") and k not in ANNOTATIONS
+        }
+        rest_regex = None
+        if rest:
+            compact = _Builder(self.root, JsonSchemaOptions(None, self.options.max_recursion_depth, self.options.any_value_depth))
+            rest_regex = compact.build(rest, pointer, ())
+            if rest_regex is None:
+                return None
         texts = []
         for value in values:
             text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            if rest_regex is not None and not re.fullmatch(rest_regex, text, re.ASCII):
+                continue
             texts.append(re.escape(text) if not self.ws else self.spaced_literal(value))
-        return _alternation(texts) or ""
+        return _alternation(texts)
 
     def spaced_literal(self, value: Any) -> str:
         """A literal object/array value with the whitespace pattern allowed between its tokens."""
@@ -314,30 +329,8 @@ class _Builder:
         return f'"{STRING_CHAR}{{{min_length},{upper}}}"'
 
     def string_pattern(self, pattern: str, pointer: str) -> str:
-        """A JSON Schema ``pattern`` (a search, so unanchored sides may have any text) inside a JSON
-        string. Refused if it could produce characters that JSON must escape, which would break the JSON."""
-        from ..regex import compile_dfa
-        from ..errors import RegexSyntaxError
-
-        if not isinstance(pattern, str):
-            raise SchemaError("'pattern' must be a string", f"{pointer}/pattern")
-        body = pattern
-        starts, ends = body.startswith("^"), body.endswith("$") and not body.endswith("\\$")
-        body = body[1 if starts else 0 : len(body) - 1 if ends else len(body)]
-        try:
-            dfa = compile_dfa(body)
-        except RegexSyntaxError as error:
-            raise SchemaError(f"'pattern' is not supported: {error.reason}", f"{pointer}/pattern") from error
-        live = dfa.transitions[1:]
-        if (live[:, [0x22, 0x5C]] != 0).any() or (live[:, :0x20] != 0).any():
-            raise SchemaError(
-                "'pattern' can match '\"', '\\' or control characters, which JSON strings must escape; "
-                "exclude them from the pattern (e.g. [^\"\\\\] instead of .)",
-                f"{pointer}/pattern",
-            )
-        prefix = "" if starts else f"{STRING_INNER_CHARS}*"
-        suffix = "" if ends else f"{STRING_INNER_CHARS}*"
-        return f"{prefix}(?:{body}){suffix}"
+        """A JSON Schema ``pattern`` (search semantics) over the encoded string contents."""
+        return pattern_in_json_string(pattern, pointer)
 
     def integer(self, schema: dict, pointer: str) -> str:
         low, high = self.bounds(schema, pointer, integral=True)
@@ -345,18 +338,26 @@ class _Builder:
             return INTEGER
         return integer_range_regex(low, high)
 
-    def number(self, schema: dict, pointer: str) -> str:
-        low, high = self.bounds(schema, pointer, integral=False)
-        if low is None and high is None:
+    def number(self, schema: dict, pointer: str) -> str | None:
+        """Unbounded: any JSON number. Bounded: plain decimal notation (no exponent), exact on the bounds
+        (see ``numbers.number_range_regex``)."""
+        self.bounds(schema, pointer, integral=False)  # validates the bound values
+        if not {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & schema.keys():
             return NUMBER
-        if high is None and low == 0 and not schema.get("exclusiveMinimum") == 0:
-            return NONNEGATIVE_NUMBER
-        keyword = next(k for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if k in schema)
-        raise SchemaError(
-            f"'{keyword}' on a non-integer number cannot be expressed (only minimum: 0 is); use type "
-            "'integer' or drop the bound",
-            f"{pointer}/{keyword}",
-        )
+        low = high = None
+        low_exclusive = high_exclusive = False
+        for key in ("minimum", "exclusiveMinimum"):
+            if key in schema and (low is None or schema[key] >= low):
+                low_exclusive = key == "exclusiveMinimum"
+                low = schema[key]
+        for key in ("maximum", "exclusiveMaximum"):
+            if key in schema and (high is None or schema[key] <= high):
+                high_exclusive = key == "exclusiveMaximum"
+                high = schema[key]
+        try:
+            return number_range_regex(low, high, low_exclusive=low_exclusive, high_exclusive=high_exclusive)
+        except ValueError:
+            return None  # no number in range
 
     def bounds(self, schema: dict, pointer: str, integral: bool):
         low = high = None
@@ -429,9 +430,15 @@ class _Builder:
         if not isinstance(properties, dict):
             raise SchemaError("'properties' must be an object", f"{pointer}/properties")
         required = schema.get("required", [])
-        for name in required:
-            if name not in properties:
-                raise SchemaError(f"required property '{name}' is not defined in 'properties'", f"{pointer}/required")
+        if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+            raise SchemaError("'required' must be an array of strings", f"{pointer}/required")
+        undefined = [name for name in required if name not in properties]
+        if undefined:
+            # A required property without its own schema takes 'additionalProperties' (any value if absent).
+            extra_schema = schema.get("additionalProperties", True)
+            if extra_schema is False:
+                return None  # it must be present yet may not be: nothing validates
+            properties = {**properties, **{name: extra_schema for name in undefined}}
         members: list[tuple[str, bool]] = []
         for name, sub in properties.items():
             value = self.build(sub, f"{pointer}/properties/{_escape_pointer(name)}", ref_stack)

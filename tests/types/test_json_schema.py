@@ -114,10 +114,10 @@ def test_recursion_is_unrolled_to_the_configured_depth():
         ({"patternProperties": {"^x": {}}}, "patternProperties", "#/patternProperties"),
         ({"dependentSchemas": {}}, "dependentSchemas", "#/dependentSchemas"),
         ({"type": "array", "uniqueItems": True}, "uniqueItems", "#/uniqueItems"),
-        ({"type": "number", "maximum": 1.5}, "maximum", "#/maximum"),
+        ({"type": "object", "minProperties": 1}, "minProperties", "#/minProperties"),
         ({"type": "integer", "multipleOf": 3}, "multipleOf", "#/multipleOf"),
         ({"oneOf": [{"type": "integer"}, {"type": "number"}]}, "oneOf", "#/oneOf"),
-        ({"type": "string", "pattern": "a.b"}, "pattern", "#/pattern"),
+        ({"type": "string", "pattern": "a\\1"}, "pattern", "#/pattern"),
         ({"type": "string", "pattern": "(?=a)"}, "pattern", "#/pattern"),
         ({"type": "string", "format": "color"}, "format", "#/format"),
         ({"$ref": "#/$defs/missing"}, "$ref", "#/$ref"),
@@ -125,7 +125,7 @@ def test_recursion_is_unrolled_to_the_configured_depth():
         ({"typo": 1}, "typo", "#/typo"),
         ({"allOf": [{"properties": {"a": {}}}, {"properties": {"b": {}}, "additionalProperties": False}]},
          "additionalProperties", "#/allOf/1/additionalProperties"),
-        ({"type": "object", "properties": {"a": {}}, "required": ["b"]}, "required", "#/required"),
+        ({"type": "object", "properties": {"a": {}}, "required": "a"}, "required", "#/required"),
     ],
 )
 def test_unsupported_keywords_name_keyword_and_pointer(schema, keyword, pointer):
