@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ..errors import UnsupportedTypeError
 from . import formats
 from .json_schema import BOOLEAN, INTEGER, NUMBER, STRING_CHAR, json_schema_to_regex
+from .regex import Regex
 
 SCALAR_REGEXES = {
     int: INTEGER,
@@ -109,7 +110,7 @@ def parse_output(text: str, output_type):
         return output_type(text)
     if output_type is bool:
         return text == "True"
-    if output_type is str or isinstance(output_type, Choice):
+    if output_type is str or isinstance(output_type, (Choice, Regex)):
         return text
     if output_type in (datetime.datetime, datetime.date, datetime.time):
         return output_type.fromisoformat(text.replace("Z", "+00:00"))

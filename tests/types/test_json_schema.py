@@ -72,7 +72,7 @@ def test_soundness_strings_from_the_regex_validate(name, data):
     for whitespace in (None, WHITESPACE):
         regex = json_schema_to_regex(schema, whitespace_pattern=whitespace)
         text = data.draw(st.from_regex(re.compile(regex), fullmatch=True), label="text")
-        jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.FormatChecker())
+        jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
 @pytest.mark.parametrize("name", [n for n in SCHEMAS if n not in NO_COMPLETENESS])
