@@ -85,21 +85,34 @@ def json_schema_of(output_type) -> dict:
         import pydantic
     except ImportError as error:  # pragma: no cover
         raise UnsupportedTypeError("structured Python types need pydantic: pip install pydantic") from error
-    if inspect.isfunction(output_type) or inspect.ismethod(output_type):
-        fields = {}
-        for name, parameter in inspect.signature(output_type).parameters.items():
-            if parameter.annotation is inspect.Parameter.empty:
-                raise UnsupportedTypeError(f"parameter '{name}' of {output_type.__name__} has no type annotation")
-            default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-            fields[name] = (parameter.annotation, default)
-        model = pydantic.create_model(output_type.__name__ + "Arguments", **fields)
-        return model.model_json_schema()
+    if inspect.isfunction(output_type) or inspect.ismethod(output_type) or typing.is_typeddict(output_type):
+        return _fields_model(output_type).model_json_schema()
     if isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel):
         return output_type.model_json_schema()
     try:
         return pydantic.TypeAdapter(output_type).json_schema()
     except Exception as error:  # pydantic raises several types here; ours names the type
         raise UnsupportedTypeError(f"unsupported output type {output_type!r}: {error}") from error
+
+
+def _fields_model(output_type):
+    """A pydantic model with the fields of a function's arguments or of a ``TypedDict`` (pydantic refuses
+    ``typing.TypedDict`` before Python 3.12, so its keys are turned into model fields here)."""
+    import pydantic
+
+    fields = {}
+    if typing.is_typeddict(output_type):
+        hints = typing.get_type_hints(output_type)
+        required = getattr(output_type, "__required_keys__", frozenset(hints))
+        for name, hint in hints.items():
+            fields[name] = (hint, ... if name in required else None)
+        return pydantic.create_model(output_type.__name__, **fields)
+    for name, parameter in inspect.signature(output_type).parameters.items():
+        if parameter.annotation is inspect.Parameter.empty:
+            raise UnsupportedTypeError(f"parameter '{name}' of {output_type.__name__} has no type annotation")
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[name] = (parameter.annotation, default)
+    return pydantic.create_model(output_type.__name__ + "Arguments", **fields)
 
 
 def parse_output(text: str, output_type):
@@ -128,8 +141,10 @@ def parse_output(text: str, output_type):
         return json.loads(text)
     if isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel):
         return output_type.model_validate_json(text)
-    if inspect.isfunction(output_type):
-        return json.loads(text)
+    if inspect.isfunction(output_type) or inspect.ismethod(output_type) or typing.is_typeddict(output_type):
+        # The arguments (keys) present in the text, validated and converted: ``function(**result)``.
+        validated = _fields_model(output_type).model_validate_json(text)
+        return {name: getattr(validated, name) for name in validated.model_fields_set}
     return pydantic.TypeAdapter(output_type).validate_json(text)
 
 
