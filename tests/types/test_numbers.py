@@ -74,17 +74,17 @@ def _canonical(text: str) -> str:
     return out
 
 
-@pytest.mark.parametrize(
-    "schema",
-    [
-        {"type": "number", "minimum": 0.5, "maximum": 10},
-        {"type": "number", "exclusiveMinimum": 0},
-        {"type": "number", "minimum": -2.25, "exclusiveMaximum": 3.5},
-        {"type": "number", "maximum": -1.5},
-        {"type": "number", "minimum": 0.1, "maximum": 0.3},
-        {"type": "integer", "exclusiveMinimum": 2.5, "maximum": 1000},
-    ],
-)
+NUMBER_SCHEMAS = [
+    {"type": "number", "minimum": 0.5, "maximum": 10},
+    {"type": "number", "exclusiveMinimum": 0},
+    {"type": "number", "minimum": -2.25, "exclusiveMaximum": 3.5},
+    {"type": "number", "maximum": -1.5},
+    {"type": "number", "minimum": 0.1, "maximum": 0.3},
+    {"type": "integer", "exclusiveMinimum": 2.5, "maximum": 1000},
+]
+
+
+@pytest.mark.parametrize("schema", NUMBER_SCHEMAS)
 @FAST
 @given(data=st.data())
 def test_bounded_numbers_in_json_schema_are_sound(schema, data):
