@@ -66,7 +66,9 @@ class JsonSchemaOptions:
     any_value_depth: int = 2
 
 
-def json_schema_to_regex(schema: Any, *, whitespace_pattern: str | None = None, max_recursion_depth: int = 3) -> str:
+def json_schema_to_regex(
+    schema: Any, *, whitespace_pattern: str | None = None, max_recursion_depth: int = 3, any_value_depth: int = 2
+) -> str:
     """The regex of JSON documents valid against ``schema`` (a dict, a bool, or a JSON string).
 
     Raises
@@ -82,11 +84,30 @@ def json_schema_to_regex(schema: Any, *, whitespace_pattern: str | None = None, 
             raise SchemaError(f"the schema is not valid JSON: {error}") from error
     if not isinstance(schema, (dict, bool)):
         raise SchemaError(f"a schema must be an object or a boolean, got {type(schema).__name__}")
-    builder = _Builder(schema, JsonSchemaOptions(whitespace_pattern, max_recursion_depth))
+    if whitespace_pattern:
+        _check_whitespace(whitespace_pattern)
+    builder = _Builder(schema, JsonSchemaOptions(whitespace_pattern, max_recursion_depth, any_value_depth))
     regex = builder.build(schema, "#", ())
     if regex is None:
         raise SchemaError("the schema accepts no value (or only values nested deeper than max_recursion_depth)")
     return regex
+
+
+def _check_whitespace(pattern: str) -> None:
+    """The whitespace option may only produce JSON whitespace (space, tab, newline, carriage return), or
+    the output would not parse."""
+    from ..errors import RegexSyntaxError
+    from ..regex import compile_dfa
+
+    try:
+        dfa = compile_dfa(pattern)
+    except RegexSyntaxError as error:
+        raise ValueError(f"whitespace_pattern {pattern!r} is not a valid regex: {error.reason}") from error
+    other = [b for b in range(256) if b not in (0x20, 0x09, 0x0A, 0x0D)]
+    if (dfa.transitions[1:][:, other] != 0).any():
+        raise ValueError(
+            f"whitespace_pattern {pattern!r} can match characters other than JSON whitespace (space, \\t, \\n, \\r)"
+        )
 
 
 class _Builder:

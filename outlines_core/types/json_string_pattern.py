@@ -8,7 +8,8 @@ character where JSON allows it, otherwise its escape in the form ``json.dumps`` 
 matches the pattern exactly when its canonical encoding matches the result.
 
 ``pattern`` has search semantics in JSON Schema: unless it starts with ``^`` (ends with ``$``) any text may
-come before (after) the match. Anchors elsewhere, lookarounds and backreferences are refused by the parser.
+come before (after) the match. As in ECMA-262, ``$`` is the end of the string (Python's ``re`` would also
+accept a final newline before it), and ``\\d \\w \\s`` are ASCII. Anchors elsewhere, lookarounds and backreferences are refused by the parser.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from ..errors import RegexSyntaxError, SchemaError
 from ..regex import parse
 from ..regex.ast import Alternation, CharSet, Concat, Repeat
 
-#: One character of JSON string contents in any spelling (surrogate ``\\u`` escapes excluded: a pair would
-#: count as two characters here but is one code point).
+#: One character (code point) of JSON string contents in any spelling: a raw character, a short escape, a
+#: ``\\u`` escape outside the surrogates, or a surrogate pair (one code point written as two escapes; lone
+#: surrogates are left out, as UTF-8 cannot hold them). So ``{m,n}`` of it counts code points.
 JSON_STRING_CHAR = (
     r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]'
-    r"|\\u(?:[0-9a-cA-Ce-fE-F][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2}))"
+    r"|\\u(?:[0-9a-cA-Ce-fE-F][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2})"
+    r"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})"
 )
 _SHORT_ESCAPES = {0x22: r"\\\"", 0x5C: r"\\\\", 0x08: r"\\b", 0x09: r"\\t", 0x0A: r"\\n", 0x0C: r"\\f", 0x0D: r"\\r"}
 _MUST_ESCAPE = CharSet.of([(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C)])
@@ -84,15 +87,29 @@ def _print(node) -> str | None:
 
 
 def _print_charset(charset: CharSet) -> str | None:
-    raw = []
+    raw_ranges = []
     escapes = []
     for lo, hi in charset.ranges:
-        for part_lo, part_hi in _subtract(lo, hi):
-            raw.append(_char(part_lo) if part_lo == part_hi else f"{_char(part_lo)}-{_char(part_hi)}")
+        raw_ranges.extend(_subtract(lo, hi))
         for code in range(lo, min(hi, 0x5C) + 1):
             if code < 0x20 or code in (0x22, 0x5C):
                 escapes.append(_escape(code))
-    options = ([f"[{''.join(raw)}]"] if raw else []) + escapes
+    raw = ""
+    if raw_ranges:
+        if sum(hi - lo + 1 for lo, hi in raw_ranges) > 0x8000:
+            # Large sets are printed negated (the complement, surrogates included, is short).
+            complement = []
+            next_lo = 0
+            for lo, hi in raw_ranges:
+                if lo > next_lo:
+                    complement.append((next_lo, lo - 1))
+                next_lo = hi + 1
+            if next_lo <= 0x10FFFF:
+                complement.append((next_lo, 0x10FFFF))
+            raw = f"[^{_ranges(complement)}]"
+        else:
+            raw = f"[{_ranges(raw_ranges)}]"
+    options = ([raw] if raw else []) + escapes
     if not options:
         return None
     return options[0] if len(options) == 1 else "(?:" + "|".join(options) + ")"
@@ -111,6 +128,10 @@ def _subtract(lo: int, hi: int):
         current = max(current, bad_hi + 1)
     if current <= hi:
         yield current, hi
+
+
+def _ranges(ranges) -> str:
+    return "".join(_char(lo) if lo == hi else f"{_char(lo)}-{_char(hi)}" for lo, hi in ranges)
 
 
 def _char(code: int) -> str:

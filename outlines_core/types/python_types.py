@@ -47,11 +47,14 @@ class Choice:
 
 @dataclass(frozen=True)
 class JsonSchema:
-    """A JSON Schema (dict or JSON text) as an output type, with the JSON whitespace option."""
+    """A JSON Schema (dict or JSON text; or a Pydantic model / Python type, through its JSON Schema) as an
+    output type, with the JSON options: ``whitespace_pattern`` between tokens (None: compact),
+    ``max_recursion_depth`` for recursive ``$ref``, ``any_value_depth`` for ``{}`` / ``true`` schemas."""
 
     schema: typing.Any
     whitespace_pattern: str | None = None
     max_recursion_depth: int = 3
+    any_value_depth: int = 2
 
 
 def choice_regex(options) -> str:
@@ -63,10 +66,14 @@ def python_type_to_regex(output_type, *, whitespace_pattern: str | None = None) 
     if isinstance(output_type, Choice):
         return choice_regex(output_type.options)
     if isinstance(output_type, JsonSchema):
+        schema = output_type.schema
+        if not isinstance(schema, (dict, bool, str, bytes)):
+            schema = json_schema_of(schema)  # a Pydantic model or Python type, with the JSON options
         return json_schema_to_regex(
-            output_type.schema,
+            schema,
             whitespace_pattern=output_type.whitespace_pattern,
             max_recursion_depth=output_type.max_recursion_depth,
+            any_value_depth=output_type.any_value_depth,
         )
     if isinstance(output_type, dict):
         return json_schema_to_regex(output_type, whitespace_pattern=whitespace_pattern)
@@ -137,6 +144,8 @@ def parse_output(text: str, output_type):
             if str(member.value) == text:
                 return member
         raise ValueError(f"{text!r} is not a value of {output_type.__name__}")
+    if isinstance(output_type, JsonSchema) and not isinstance(output_type.schema, (dict, bool, str, bytes)):
+        return parse_output(text, output_type.schema)
     if isinstance(output_type, (dict, JsonSchema)):
         return json.loads(text)
     if isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel):

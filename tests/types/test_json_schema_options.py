@@ -1,0 +1,167 @@
+"""JSON Schema details beyond the keyword table: string escapes and Unicode, patterns over escaped text,
+enum values filtered by sibling keywords, 'required' without 'properties', the whitespace option and the
+depth options."""
+
+import functools
+import json
+import re
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from outlines_core.errors import SchemaError
+from outlines_core.types import JsonSchema, json_schema_to_regex, parse_output, to_regex
+
+FAST = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+VALIDATOR = jsonschema.Draft202012Validator
+
+
+@functools.lru_cache(maxsize=None)
+def _strings(regex: str):
+    return st.from_regex(re.compile(regex, re.ASCII), fullmatch=True)
+
+
+def generated(schema, data, **options):
+    return data.draw(_strings(json_schema_to_regex(schema, **options)))
+
+
+def compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@FAST
+@given(value=st.text())
+def test_any_text_is_a_string_in_canonical_encoding(value):
+    if re.search("[\ud800-\udfff]", value):
+        return  # lone surrogates cannot be encoded as UTF-8, so a model cannot write them
+    assert re.fullmatch(json_schema_to_regex({"type": "string"}), compact(value), re.ASCII)
+    assert re.fullmatch(json_schema_to_regex({"type": "string"}), json.dumps(value), re.ASCII)  # \\u escapes
+
+
+@pytest.mark.parametrize("schema", [{"type": "string", "minLength": 2, "maxLength": 4}, {"type": "string", "maxLength": 1}])
+@FAST
+@given(data=st.data())
+def test_lengths_count_code_points_and_escapes_count_once(schema, data):
+    text = generated(schema, data)
+    VALIDATOR(schema).validate(json.loads(text))
+
+
+@pytest.mark.parametrize("value, ok", [('"\\"\\\\"', True), ('"\\u00e9\\n"', True), ('"\\ud83d\\ude00"', False),
+                                       ('"😀😀"', True), ('"abcde"', False)])
+def test_length_examples(value, ok):
+    assert bool(re.fullmatch(json_schema_to_regex({"type": "string", "minLength": 2, "maxLength": 4}), value)) == ok
+
+
+PATTERNS = ["^a.b$", "[\"\\\\]+", "^\\d{2,3}[-/ ]x", "(?:foo|ba[rz])$", "^[^a-z]*$", "\\w+@\\w+"]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@FAST
+@given(data=st.data())
+def test_pattern_soundness_over_escaped_text(pattern, data):
+    schema = {"type": "string", "pattern": pattern}
+    value = json.loads(generated(schema, data))
+    assert re.search(pattern, value, re.ASCII)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@FAST
+@given(data=st.data())
+def test_pattern_completeness_on_canonical_encodings(pattern, data):
+    value = data.draw(st.from_regex(re.compile(pattern, re.ASCII)))
+    if re.search("[\ud800-\udfff]", value) or (pattern.endswith("$") and value.endswith("\n")):
+        return  # unencodable; or Python's '$' before a final newline, which ECMA-262 (JSON Schema) rejects
+    regex = json_schema_to_regex({"type": "string", "pattern": pattern})
+    assert re.fullmatch(regex, compact(value), re.ASCII), compact(value)
+
+
+def test_enum_values_are_filtered_by_sibling_keywords():
+    schema = {"type": "string", "maxLength": 3, "enum": ["abc", "abcd", 1, None]}
+    regex = json_schema_to_regex(schema)
+    assert [v for v in ['"abc"', '"abcd"', "1", "null"] if re.fullmatch(regex, v)] == ['"abc"']
+    with pytest.raises(SchemaError, match="accepts no value"):
+        json_schema_to_regex({"type": "integer", "enum": ["a", "b"]})
+    const = json_schema_to_regex({"type": "object", "properties": {"a": {"const": 5, "minimum": 6}, "b": {"type": "null"}}})
+    assert re.fullmatch(const, '{"b":null}') and not re.fullmatch(const, '{"a":5}')
+
+
+def test_required_without_properties_takes_additional_properties():
+    regex = json_schema_to_regex({"type": "object", "required": ["id"], "additionalProperties": {"type": "integer"}})
+    assert re.fullmatch(regex, '{"id":3}') and re.fullmatch(regex, '{"id":3,"x":4}')
+    assert not re.fullmatch(regex, "{}") and not re.fullmatch(regex, '{"id":"3"}')
+    anything = json_schema_to_regex({"type": "object", "required": ["a", "b"]})
+    assert re.fullmatch(anything, '{"a":[1,{"c":null}],"b":"x"}') and not re.fullmatch(anything, '{"a":1}')
+    with pytest.raises(SchemaError):
+        json_schema_to_regex({"type": "object", "required": ["a"], "additionalProperties": False})
+
+
+WHITESPACE_SCHEMA = {
+    "type": "object",
+    "properties": {"a": {"type": "array", "items": {"type": "integer"}}, "b": {"enum": [{"k": [1, 2]}, "x"]},
+                   "c": {"type": "object", "additionalProperties": {"type": "boolean"}}},
+    "required": ["a", "b"],
+}
+
+
+@pytest.mark.parametrize("whitespace", [r"[ ]?", r"[\n ]*", r"(?:\n {0,8})?", r"[\t\r\n ]{0,3}"])
+@FAST
+@given(data=st.data())
+def test_whitespace_option_output_parses_and_validates(whitespace, data):
+    text = generated(WHITESPACE_SCHEMA, data, whitespace_pattern=whitespace)
+    VALIDATOR(WHITESPACE_SCHEMA).validate(json.loads(text))
+
+
+def test_whitespace_option_accepts_pretty_printed_json():
+    value = {"a": [1, 2], "b": {"k": [1, 2]}, "c": {"x": True, "y": False}}
+    regex = json_schema_to_regex(WHITESPACE_SCHEMA, whitespace_pattern=r"[\n ]*")
+    assert re.fullmatch(regex, json.dumps(value, indent=2))
+    assert re.fullmatch(regex, json.dumps(value, separators=(" , ", " : ")))
+    assert not re.fullmatch(json_schema_to_regex(WHITESPACE_SCHEMA), json.dumps(value))  # compact by default
+    assert re.fullmatch(json_schema_to_regex(WHITESPACE_SCHEMA), compact(value))
+
+
+@pytest.mark.parametrize("whitespace", [r"\s*", r"[ a]?", r"(", r"x*"])
+def test_whitespace_option_must_be_json_whitespace(whitespace):
+    with pytest.raises(ValueError, match="whitespace_pattern"):
+        json_schema_to_regex({"type": "integer"}, whitespace_pattern=whitespace)
+
+
+def test_any_value_depth():
+    nested = '{"a":[{"b":1}]}'
+    assert re.fullmatch(json_schema_to_regex({}, any_value_depth=3), nested)
+    assert not re.fullmatch(json_schema_to_regex({}, any_value_depth=2), nested)
+    assert re.fullmatch(json_schema_to_regex(True, any_value_depth=0), '"x"')
+    assert not re.fullmatch(json_schema_to_regex(True, any_value_depth=0), "[]")
+
+
+@FAST
+@given(data=st.data())
+def test_any_value_is_json(data):
+    json.loads(generated({}, data, whitespace_pattern="[ ]?"))
+
+
+def test_false_schema_and_empty_results_are_refused():
+    with pytest.raises(SchemaError, match="accepts no value"):
+        json_schema_to_regex(False)
+    with pytest.raises(SchemaError):
+        json_schema_to_regex({"type": "array", "items": False, "minItems": 1})
+
+
+def test_json_schema_output_type_with_a_pydantic_model():
+    from pydantic import BaseModel
+
+    class Item(BaseModel):
+        name: str
+        count: int = 0
+
+    output_type = JsonSchema(Item, whitespace_pattern=r"[ ]?")
+    assert re.fullmatch(to_regex(output_type), '{"name": "x", "count": 2}')
+    assert parse_output('{"name": "x"}', output_type) == Item(name="x")
+
+
+def test_property_order_follows_the_schema():
+    schema = {"type": "object", "properties": {"z": {"type": "integer"}, "a": {"type": "integer"}}, "required": ["z", "a"]}
+    regex = json_schema_to_regex(schema)
+    assert re.fullmatch(regex, '{"z":1,"a":2}') and not re.fullmatch(regex, '{"a":2,"z":1}')
