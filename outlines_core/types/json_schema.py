@@ -110,6 +110,18 @@ def _check_whitespace(pattern: str) -> None:
         )
 
 
+#: OpenAPI integer formats and their ranges.
+INTEGER_FORMATS = {
+    "int8": (-(2**7), 2**7 - 1), "int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1), "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1), "uint32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+
+
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
 class _Builder:
     def __init__(self, root: Any, options: JsonSchemaOptions) -> None:
         self.root = root
@@ -310,10 +322,13 @@ class _Builder:
                 return None
         texts = []
         for value in values:
-            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-            if rest_regex is not None and not re.fullmatch(rest_regex, text, re.ASCII):
-                continue
-            texts.append(re.escape(text) if not self.ws else self.spaced_literal(value))
+            # An integral float (1.0) equals the integer (1) in JSON Schema: both spellings are offered.
+            spellings = [value, int(value)] if isinstance(value, float) and value.is_integer() else [value]
+            for spelling in spellings:
+                text = json.dumps(spelling, separators=(",", ":"), ensure_ascii=False)
+                if rest_regex is not None and not re.fullmatch(rest_regex, text, re.ASCII):
+                    continue
+                texts.append(re.escape(text) if not self.ws else self.spaced_literal(spelling))
         return _alternation(texts)
 
     def spaced_literal(self, value: Any) -> str:
@@ -353,15 +368,37 @@ class _Builder:
         """A JSON Schema ``pattern`` (search semantics) over the encoded string contents."""
         return pattern_in_json_string(pattern, pointer)
 
-    def integer(self, schema: dict, pointer: str) -> str:
+    def integer(self, schema: dict, pointer: str) -> str | None:
         low, high = self.bounds(schema, pointer, integral=True)
+        format_name = schema.get("format")
+        if format_name in INTEGER_FORMATS:  # OpenAPI-style sized integers: their range is a restriction
+            format_low, format_high = INTEGER_FORMATS[format_name]
+            low = format_low if low is None else max(low, format_low)
+            high = format_high if high is None else min(high, format_high)
+            if low > high:
+                return None
+        else:
+            self.check_non_string_format(schema, pointer)
         if low is None and high is None:
             return INTEGER
         return integer_range_regex(low, high)
 
+    def check_non_string_format(self, schema: dict, pointer: str) -> None:
+        """A ``format`` on a number that we do not know could restrict it: refuse rather than ignore.
+        String formats do not apply to numbers, and ``float``/``double`` only name the storage."""
+        format_name = schema.get("format")
+        if format_name is None or format_name in formats.FORMAT_REGEXES or format_name in ("float", "double"):
+            return
+        if format_name in INTEGER_FORMATS and "integer" in _as_list(schema.get("type")):
+            return
+        raise SchemaError(f"format '{format_name}' on a number is not supported", f"{pointer}/format")
+
     def number(self, schema: dict, pointer: str) -> str | None:
         """Unbounded: any JSON number. Bounded: plain decimal notation (no exponent), exact on the bounds
         (see ``numbers.number_range_regex``)."""
+        if schema.get("format") in INTEGER_FORMATS:
+            return self.integer({**schema, "type": "integer"}, pointer)
+        self.check_non_string_format(schema, pointer)
         self.bounds(schema, pointer, integral=False)  # validates the bound values
         if not {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & schema.keys():
             return NUMBER
