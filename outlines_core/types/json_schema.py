@@ -543,13 +543,22 @@ def _object_members(members: list[tuple[str, bool]], sep: str, extra: str | None
     return first
 
 
-def _string_not_in(names: list[str]) -> str:
-    """Unescaped JSON string contents that differ from every name in ``names`` (extra property keys).
+#: The escapes ``json.dumps`` writes: each character has exactly one spelling with these (raw, or this).
+CANONICAL_ESCAPES = {chr(code): json.dumps(chr(code))[1:-1] for code in [*range(0x20), 0x22, 0x5C]}
+#: An escape as ``json.dumps`` writes it (lower-case hex), and one character in canonical spelling.
+CANONICAL_ESCAPE = r'\\(?:["\\bfnrt]|u00(?:0[0-7be-f]|1[0-9a-f]))'
+CANONICAL_CHAR = rf'(?:[^"\\\x00-\x1f]|{CANONICAL_ESCAPE})'
 
-    Escapes are excluded from extra keys so that no escaped spelling of a defined name slips through.
+
+def _string_not_in(names: list[str]) -> str:
+    """JSON string contents that differ from every name in ``names`` (extra property keys).
+
+    Without names any spelling is allowed. With names, characters are spelled canonically (raw, or the
+    escape ``json.dumps`` writes), so that the spelling determines the string and no other spelling of a
+    defined name (``\\u0061`` for ``a``) can slip through the exclusion.
     """
     if not names:
-        return f"{STRING_INNER_CHARS}*"
+        return f"{STRING_CHAR}*"
     trie: dict = {}
     for name in names:
         node = trie
@@ -562,12 +571,15 @@ def _string_not_in(names: list[str]) -> str:
         if "" not in node:
             options.append("")
         children = [c for c in node if c]
-        excluded = "".join(re.escape(c) for c in children)
-        options.append(f"[^\"\\\\\\x00-\\x1f{excluded}]{STRING_INNER_CHARS}*")
+        excluded = "".join(re.escape(c) for c in children if c not in CANONICAL_ESCAPES)
+        first = [f"[^\"\\\\\\x00-\\x1f{excluded}]"]
+        if any(c in CANONICAL_ESCAPES for c in children):
+            first += [re.escape(e) for c, e in CANONICAL_ESCAPES.items() if c not in children]
+        else:
+            first.append(CANONICAL_ESCAPE)
+        options.append("(?:" + "|".join(first) + f"){CANONICAL_CHAR}*")
         for char in children:
-            if char in '"\\' or ord(char) < 0x20:
-                continue
-            options.append(f"{re.escape(char)}{build(node[char])}")
+            options.append(f"{re.escape(CANONICAL_ESCAPES.get(char, char))}{build(node[char])}")
         return "(?:" + "|".join(options) + ")"
 
     return build(trie)

@@ -2,6 +2,7 @@
 valid values in their usual spelling match."""
 
 import datetime
+import functools
 import ipaddress
 import re
 import uuid
@@ -18,6 +19,7 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(Healt
 FORMAT_CHECKER = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
 
+@functools.lru_cache(maxsize=None)
 def strings(regex: str):
     return st.from_regex(re.compile(regex, re.ASCII), fullmatch=True)
 

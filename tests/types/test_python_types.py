@@ -1,6 +1,7 @@
 """Python types, Pydantic models, choices and functions as output types."""
 
 import dataclasses
+import functools
 import datetime
 import enum
 import json
@@ -18,8 +19,13 @@ from outlines_core.types import Choice, JsonSchema, Regex, parse_output, to_rege
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
 
+@functools.lru_cache(maxsize=None)
+def _regex_strings(regex: str):
+    return st.from_regex(re.compile(regex, re.ASCII), fullmatch=True)
+
+
 def strings(output_type):
-    return st.from_regex(re.compile(to_regex(output_type), re.ASCII), fullmatch=True)
+    return _regex_strings(to_regex(output_type))
 
 
 # -- bare scalars: the value itself, not a JSON document ------------------------------------------------
