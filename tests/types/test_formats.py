@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from outlines_core import types
 from outlines_core.types import formats, parse_output, to_regex
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 FORMAT_CHECKER = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
 

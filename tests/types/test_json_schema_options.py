@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from outlines_core.errors import SchemaError
 from outlines_core.types import JsonSchema, json_schema_to_regex, parse_output, to_regex
 
-FAST = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 VALIDATOR = jsonschema.Draft202012Validator
 
 
@@ -165,3 +165,81 @@ def test_property_order_follows_the_schema():
     schema = {"type": "object", "properties": {"z": {"type": "integer"}, "a": {"type": "integer"}}, "required": ["z", "a"]}
     regex = json_schema_to_regex(schema)
     assert re.fullmatch(regex, '{"z":1,"a":2}') and not re.fullmatch(regex, '{"a":2,"z":1}')
+
+
+UNSUPPORTED_CASES = [
+    ("not", {"type": "string"}), ("if", {}), ("then", {}), ("else", {}), ("patternProperties", {"^x": {}}),
+    ("dependentSchemas", {"a": {}}), ("dependentRequired", {"a": ["b"]}), ("dependencies", {"a": ["b"]}),
+    ("propertyNames", {"maxLength": 3}), ("unevaluatedProperties", False), ("unevaluatedItems", False),
+    ("contains", {"type": "integer"}), ("minContains", 1), ("maxContains", 2), ("multipleOf", 3),
+    ("minProperties", 1), ("maxProperties", 2), ("$dynamicRef", "#node"), ("$recursiveRef", "#"),
+]
+
+
+@pytest.mark.parametrize("keyword, value", UNSUPPORTED_CASES)
+def test_unsupported_keywords_raise_with_keyword_and_pointer_when_nested(keyword, value):
+    schema = {"type": "object", "properties": {"a/b": {"type": "array", "items": {keyword: value}}}}
+    with pytest.raises(SchemaError) as caught:
+        json_schema_to_regex(schema)
+    assert f"'{keyword}'" in str(caught.value)
+    assert caught.value.pointer == f"#/properties/a~1b/items/{keyword}"
+    assert caught.value.pointer in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "schema, keyword",
+    [
+        ({"type": "array", "uniqueItems": True}, "uniqueItems"),
+        ({"type": "string", "format": "color"}, "format"),
+        ({"type": "integer", "format": "celsius"}, "format"),
+        ({"type": "string", "pattern": "(?<=a)b"}, "pattern"),
+        ({"type": "string", "pattern": "^a$b"}, "pattern"),
+        ({"type": "string", "format": "date", "maxLength": 5}, "format"),
+        ({"type": "string", "pattern": "a", "minLength": 5}, "pattern"),
+        ({"type": "strin"}, "type"),
+        ({"$ref": "#/$defs/nope"}, "$ref"),
+    ],
+)
+def test_constraints_that_cannot_be_expressed_are_refused(schema, keyword):
+    with pytest.raises(SchemaError) as caught:
+        json_schema_to_regex(schema)
+    assert keyword in str(caught.value) and caught.value.pointer == f"#/{keyword}"
+
+
+def test_unique_items_is_fine_when_at_most_one_item():
+    regex = json_schema_to_regex({"type": "array", "items": {"type": "integer"}, "uniqueItems": True, "maxItems": 1})
+    assert re.fullmatch(regex, "[3]") and re.fullmatch(regex, "[]") and not re.fullmatch(regex, "[3,4]")
+
+
+@pytest.mark.parametrize("fmt, low, high", [("int8", -128, 127), ("uint8", 0, 255), ("int32", -(2**31), 2**31 - 1)])
+def test_integer_formats_are_ranges(fmt, low, high):
+    regex = json_schema_to_regex({"type": "integer", "format": fmt})
+    for value in (low, high, 0):
+        assert re.fullmatch(regex, str(value))
+    for value in (low - 1, high + 1):
+        assert not re.fullmatch(regex, str(value))
+
+
+def test_integral_float_constants_also_match_as_integers():
+    regex = json_schema_to_regex({"type": "integer", "const": 2.0})
+    assert re.fullmatch(regex, "2") and not re.fullmatch(regex, "2.0")
+    assert re.fullmatch(json_schema_to_regex({"enum": [2.0]}), "2.0")
+
+
+def test_all_of_merges_and_refuses_conflicts():
+    regex = json_schema_to_regex({"allOf": [{"type": "integer", "minimum": 0}, {"maximum": 5}, {"type": ["integer", "null"]}]})
+    assert [t for t in ["-1", "0", "5", "6", "null"] if re.fullmatch(regex, t)] == ["0", "5"]
+    with pytest.raises(SchemaError, match="incompatible types"):
+        json_schema_to_regex({"allOf": [{"type": "string"}, {"type": "integer"}]})
+
+
+def test_one_of_needs_disjoint_options():
+    tagged = {"oneOf": [
+        {"type": "object", "properties": {"kind": {"const": "a"}, "x": {"type": "integer"}}, "required": ["kind", "x"]},
+        {"type": "object", "properties": {"kind": {"const": "b"}, "y": {"type": "string"}}, "required": ["kind", "y"]},
+    ]}
+    regex = json_schema_to_regex(tagged)
+    assert re.fullmatch(regex, '{"kind":"a","x":1}') and re.fullmatch(regex, '{"kind":"b","y":""}')
+    with pytest.raises(SchemaError) as caught:
+        json_schema_to_regex({"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 2}]})
+    assert caught.value.pointer == "#/oneOf"

@@ -13,7 +13,7 @@ from outlines_core.errors import SchemaError
 from outlines_core.types import json_schema_to_regex
 from outlines_core.types.numbers import integer_range_regex, number_range_regex
 
-FAST = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 bounds = st.one_of(st.none(), st.integers(-10**6, 10**6))
 
 
