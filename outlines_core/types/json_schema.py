@@ -23,6 +23,10 @@ from .numbers import integer_range_regex, number_range_regex
 
 # One JSON string character: anything but '"', '\' and control characters, or an escape.
 STRING_CHAR = JSON_STRING_CHAR
+#: One character inside a length-bounded string, where each copy costs automaton states: raw, a short
+#: escape, or a ``\\u`` escape of a control character (the spellings ``json.dumps`` uses; other characters
+#: are written raw). About 13 DFA states per counted character instead of about 20.
+BOUNDED_STRING_CHAR = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u00[01][0-9a-fA-F])'
 STRING_INNER_CHARS = r'[^"\\\x00-\x1f]'
 INTEGER = r"-?(?:0|[1-9][0-9]*)"
 NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
@@ -362,7 +366,7 @@ class _Builder:
         upper = "" if max_length is None else str(max_length)
         if min_length == 0 and max_length is None:
             return f'"{STRING_CHAR}*"'
-        return f'"{STRING_CHAR}{{{min_length},{upper}}}"'
+        return f'"{BOUNDED_STRING_CHAR}{{{min_length},{upper}}}"'
 
     def string_pattern(self, pattern: str, pointer: str) -> str:
         """A JSON Schema ``pattern`` (search semantics) over the encoded string contents."""

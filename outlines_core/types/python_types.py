@@ -25,7 +25,7 @@ SCALAR_REGEXES = {
     int: INTEGER,
     float: NUMBER,
     bool: r"(?:True|False)",
-    str: r"[^\x00-\x1f]*",
+    str: r"[\s\S]*",  # any text, newlines included
     datetime.datetime: formats.ISO_DATE_TIME,
     datetime.date: formats.DATE,
     datetime.time: formats.ISO_TIME,

