@@ -91,7 +91,10 @@ def json_schema_to_regex(
     if whitespace_pattern:
         _check_whitespace(whitespace_pattern)
     builder = _Builder(schema, JsonSchemaOptions(whitespace_pattern, max_recursion_depth, any_value_depth))
-    regex = builder.build(schema, "#", ())
+    try:
+        regex = builder.build(schema, "#", ())
+    except RecursionError as error:
+        raise SchemaError("the schema nests too deeply (or 'allOf' refers to itself)") from error
     if regex is None:
         raise SchemaError("the schema accepts no value (or only values nested deeper than max_recursion_depth)")
     return regex
@@ -265,9 +268,16 @@ class _Builder:
                 continue
             if not isinstance(part, dict):
                 raise SchemaError("'allOf' with a false schema accepts nothing", where)
+            followed = 0
             while "$ref" in part:
+                followed += 1
+                if followed > 32:
+                    raise SchemaError("'$ref' chain inside 'allOf' does not end (recursive)", f"{where}/$ref")
                 extra = {k: v for k, v in part.items() if k != "$ref"}
                 part = {**self.resolve(part["$ref"], where), **extra}
+            for keyword in part:  # name the branch in the error, not the merged schema
+                if keyword in UNSUPPORTED:
+                    raise SchemaError(f"keyword '{keyword}' is not supported: {UNSUPPORTED[keyword]}", f"{where}/{keyword}")
             if "allOf" in part:
                 part = self.merge_all_of(part, where)
             if part.get("additionalProperties", True) is not True:

@@ -245,3 +245,11 @@ def test_one_of_needs_disjoint_options():
     with pytest.raises(SchemaError) as caught:
         json_schema_to_regex({"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 2}]})
     assert caught.value.pointer == "#/oneOf"
+
+
+def test_errors_inside_all_of_name_the_branch_and_self_reference_is_refused():
+    with pytest.raises(SchemaError) as caught:
+        json_schema_to_regex({"allOf": [{"type": "integer"}, {"not": {"const": 3}}]})
+    assert caught.value.pointer == "#/allOf/1/not"
+    with pytest.raises(SchemaError, match="allOf"):
+        json_schema_to_regex({"$defs": {"a": {"allOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"})
