@@ -7,6 +7,8 @@ they can be placed between JSON quotes as they are.
 
 from __future__ import annotations
 
+import re
+
 # Years 0001-9999 (Python's datetime has no year 0), exact month lengths, 29 February in leap years only.
 _YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
 _LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
@@ -53,17 +55,55 @@ EMAIL = (
 )
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-# RFC 3986 URI: scheme ":" hier-part ["?" query] ["#" fragment], ASCII only (no IRIs).
+# RFC 3986 URI: scheme ":" hier-part ["?" query] ["#" fragment], ASCII only (no IRIs). Kept to the URIs that
+# WHATWG URL parsers (browsers, Pydantic's URL types) also accept: the special schemes (http, https, ws,
+# wss, ftp) take "//" and a host name (its last label starting with a letter, ports below 10000); "file"
+# URIs are not generated (their hosts take no port); other schemes take any hier-part, but an authority
+# must have a non-empty host.
 _PCT = r"%[0-9A-Fa-f]{2}"
 _PCHAR = rf"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|{_PCT})"
-_AUTHORITY = (
-    rf"(?:(?:[A-Za-z0-9._~!$&'()*+,;=:-]|{_PCT})*@)?"
-    rf"(?:[A-Za-z0-9._~!$&'()*+,;=-]|{_PCT})*(?::[0-9]*)?"
-)
+_USERINFO = rf"(?:(?:[A-Za-z0-9._~!$&'()*+,;=:-]|{_PCT})*@)?"
 _SEGMENTS = rf"(?:/{_PCHAR}*)*"
+_QUERY_FRAGMENT = rf"(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+_SPECIAL_SCHEMES = ("ftp", "file", "http", "https", "ws", "wss")
+_SPECIAL_HOST = rf"(?:{_LABEL}\.){{0,7}}[a-zA-Z](?:[a-zA-Z0-9-]{{0,28}}[a-zA-Z0-9])?"
+
+
+def _case_insensitive(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+def _scheme_not_in(words) -> str:
+    """Schemes (``[A-Za-z][A-Za-z0-9+.-]*``) other than ``words``, compared case-insensitively."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict, first: bool) -> str:
+        options = [] if "" in node or first else [""]
+        children = [c for c in node if c]
+        # A character that is not a child leaves the trie: any scheme characters may follow it.
+        others = [c for c in "abcdefghijklmnopqrstuvwxyz" + ("" if first else "0123456789+.-") if c not in children]
+        if others:
+            spelled = "".join(sorted({c.lower() for c in others} | {c.upper() for c in others}))
+            options.append(f"[{re.escape(spelled)}][A-Za-z0-9+.-]*")
+        for char in children:
+            options.append(_case_insensitive(char) + build(node[char], False))
+        return "(?:" + "|".join(options) + ")"
+
+    return build(trie, True)
+
+
 URI = (
-    rf"[A-Za-z][A-Za-z0-9+.-]*:(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|{_PCHAR}+{_SEGMENTS})?"
-    rf"(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+    rf"(?:(?:{'|'.join(_case_insensitive(w) for w in _SPECIAL_SCHEMES if w != 'file')})://{_USERINFO}{_SPECIAL_HOST}(?::[0-9]{{1,4}})?"
+    rf"{_SEGMENTS}"
+    rf"|{_scheme_not_in(_SPECIAL_SCHEMES)}:"
+    rf"(?://{_USERINFO}(?:[A-Za-z0-9._~!$&'()*+,;=-]|{_PCT})+(?::[0-9]*)?{_SEGMENTS}"
+    rf"|/(?:{_PCHAR}+{_SEGMENTS})?|{_PCHAR}+{_SEGMENTS})?)"
+    rf"{_QUERY_FRAGMENT}"
 )
 
 FORMAT_REGEXES = {
@@ -78,3 +118,41 @@ FORMAT_REGEXES = {
     "ipv6": IPV6,
     "hostname": HOSTNAME,
 }
+
+
+_PATH_CHAR = r"[A-Za-z0-9._~!$&'()*+,;=:@/-]"
+
+
+def _bounded_http_uri(max_length: int) -> str | None:
+    """A sound subset of ``uri`` of at most ``max_length`` characters: ``http(s)://hostname[/path]`` (no
+    percent-escapes, query or fragment), which is also what URL types such as Pydantic's ``HttpUrl`` accept."""
+    budget = max_length - len("https://")
+    if budget < 1:
+        return None
+    # The last label starts with a letter: URL parsers read a host ending in a number as an IPv4 address.
+    if budget >= 30:
+        labels = min(8, (budget + 1) // 31)
+        last = r"[a-zA-Z](?:[a-zA-Z0-9-]{0,28}[a-zA-Z0-9])?"
+        host = rf"(?:{_LABEL}\.){{0,{labels - 1}}}{last}" if labels > 1 else last
+        host_length = 31 * labels - 1
+    else:
+        host = "[a-zA-Z]" if budget == 1 else rf"[a-zA-Z](?:[a-zA-Z0-9-]{{0,{budget - 2}}}[a-zA-Z0-9])?"
+        host_length = budget
+    path = budget - host_length - 1
+    return rf"https?://{host}" + (rf"(?:/{_PATH_CHAR}{{0,{path}}})?" if path >= 0 else "")
+
+
+def format_with_lengths(name: str, min_length: int = 0, max_length: int | None = None) -> str | None:
+    """The regex of format ``name`` limited to ``min_length``..``max_length`` characters, or None when
+    that is not supported: bounds that every value of the format meets anyway, and a ``maxLength`` on
+    ``uri`` (Pydantic's URL types have one), served by a length-bounded subset of http(s) URLs."""
+    from ..regex import parse
+    from .json_string_pattern import length_range
+
+    regex = FORMAT_REGEXES[name]
+    low, high = length_range(parse(regex))  # the formats are ASCII: characters are bytes
+    if low >= min_length and (max_length is None or (high is not None and high <= max_length)):
+        return regex
+    if name == "uri" and max_length is not None and min_length <= len("http://a"):
+        return _bounded_http_uri(max_length)
+    return None

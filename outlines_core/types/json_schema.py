@@ -354,7 +354,7 @@ class _Builder:
             return r"\[" + self.ws + f"{self.ws},{self.ws}".join(self.spaced_literal(v) for v in value) + self.ws + r"\]"
         return re.escape(json.dumps(value, ensure_ascii=False))
 
-    def string(self, schema: dict, pointer: str) -> str:
+    def string(self, schema: dict, pointer: str) -> str | None:
         min_length = schema.get("minLength", 0)
         max_length = schema.get("maxLength")
         for key, value in (("minLength", min_length), ("maxLength", max_length)):
@@ -363,16 +363,21 @@ class _Builder:
         if max_length is not None and max_length < min_length:
             raise SchemaError("'maxLength' is smaller than 'minLength'", f"{pointer}/maxLength")
         if "format" in schema:
-            if "pattern" in schema or "minLength" in schema or "maxLength" in schema:
-                raise SchemaError("'format' combined with 'pattern' or length bounds is not supported", f"{pointer}/format")
-            regex = formats.FORMAT_REGEXES.get(schema["format"])
-            if regex is None:
+            if "pattern" in schema:
+                raise SchemaError("'format' combined with 'pattern' is not supported", f"{pointer}/format")
+            if schema["format"] not in formats.FORMAT_REGEXES:
                 raise SchemaError(f"format '{schema['format']}' is not supported (supported: {sorted(formats.FORMAT_REGEXES)})", f"{pointer}/format")
+            regex = formats.format_with_lengths(schema["format"], min_length, max_length)
+            if regex is None:
+                raise SchemaError(
+                    f"format '{schema['format']}' combined with minLength {min_length} / maxLength {max_length} "
+                    "is not supported (only bounds its values always meet, and maxLength on 'uri')",
+                    f"{pointer}/format",
+                )
             return f'"{regex}"'
         if "pattern" in schema:
-            if "minLength" in schema or "maxLength" in schema:
-                raise SchemaError("'pattern' combined with 'minLength'/'maxLength' is not supported", f"{pointer}/pattern")
-            return f'"{self.string_pattern(schema["pattern"], pointer)}"'
+            inner = pattern_in_json_string(schema["pattern"], pointer, min_length, max_length)
+            return None if inner is None else f'"{inner}"'
         upper = "" if max_length is None else str(max_length)
         if min_length == 0 and max_length is None:
             return f'"{STRING_CHAR}*"'

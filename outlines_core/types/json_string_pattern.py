@@ -30,9 +30,15 @@ _SHORT_ESCAPES = {0x22: r"\\\"", 0x5C: r"\\\\", 0x08: r"\\b", 0x09: r"\\t", 0x0A
 _MUST_ESCAPE = CharSet.of([(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C)])
 
 
-def pattern_in_json_string(pattern: str, pointer: str = "#") -> str:
+def pattern_in_json_string(pattern: str, pointer: str = "#", min_length: int = 0, max_length: int | None = None) -> str | None:
     """The regex of JSON string contents (between the quotes) whose decoded value ``re.search``-matches
-    ``pattern``. Raises ``SchemaError`` (pointer ``{pointer}/pattern``) for patterns outside the dialect."""
+    ``pattern`` and has between ``min_length`` and ``max_length`` characters; None when no string does.
+
+    Length bounds are honoured when they follow from the pattern (an anchored pattern whose matches all
+    have admissible lengths), or when the anchored pattern is one repeated character class
+    (``^[a-z]+$``: the repetition bounds are tightened); otherwise ``SchemaError`` (the intersection of a
+    general pattern with a length range is not built). Raises ``SchemaError`` (pointer
+    ``{pointer}/pattern``) for patterns outside the dialect."""
     if not isinstance(pattern, str):
         raise SchemaError("'pattern' must be a string", f"{pointer}/pattern")
     body = pattern
@@ -43,12 +49,53 @@ def pattern_in_json_string(pattern: str, pointer: str = "#") -> str:
         tree = parse(body)
     except RegexSyntaxError as error:
         raise SchemaError(f"'pattern' is not supported: {error.reason}", f"{pointer}/pattern") from error
+    if min_length > 0 or max_length is not None:
+        lengths = length_range(tree)
+        implied = anchored_start and anchored_end and lengths[0] >= min_length and (
+            max_length is not None and lengths[1] is not None and lengths[1] <= max_length or max_length is None)
+        if not implied:
+            repeat = tree.items[0] if isinstance(tree, Concat) and len(tree.items) == 1 else tree
+            if not (anchored_start and anchored_end and isinstance(repeat, Repeat) and isinstance(repeat.item, CharSet)):
+                raise SchemaError(
+                    "'pattern' combined with 'minLength'/'maxLength' is supported when the pattern is anchored "
+                    "('^...$') and either implies the lengths or is one repeated character class",
+                    f"{pointer}/pattern",
+                )
+            low = max(repeat.min, min_length)
+            high = max_length if repeat.max is None else repeat.max if max_length is None else min(repeat.max, max_length)
+            if high is not None and low > high:
+                return None
+            tree = Repeat(repeat.item, low, high)
     printed = _print(tree)
     if printed is None:
         raise SchemaError("'pattern' matches no string that JSON can hold", f"{pointer}/pattern")
     prefix = "" if anchored_start else f"{JSON_STRING_CHAR}*"
     suffix = "" if anchored_end else f"{JSON_STRING_CHAR}*"
     return f"{prefix}(?:{printed}){suffix}"
+
+
+def length_range(node) -> tuple[int, int | None]:
+    """Fewest and most characters of the strings ``node`` matches (None: unbounded)."""
+    if isinstance(node, CharSet):
+        return 1, 1
+    if isinstance(node, Concat):
+        low, high = 0, 0
+        for item in node.items:
+            item_low, item_high = length_range(item)
+            low += item_low
+            high = None if high is None or item_high is None else high + item_high
+        return low, high
+    if isinstance(node, Alternation):
+        ranges = [length_range(option) for option in node.options]
+        highs = [h for _, h in ranges]
+        return min(low for low, _ in ranges), None if None in highs else max(highs)
+    if isinstance(node, Repeat):
+        item_low, item_high = length_range(node.item)
+        if node.max == 0:
+            return 0, 0
+        high = None if node.max is None or item_high is None else node.max * item_high
+        return node.min * item_low, high
+    raise TypeError(f"unexpected regex node {node!r}")  # pragma: no cover
 
 
 def _escaped_at(text: str, index: int) -> bool:

@@ -253,3 +253,34 @@ def test_errors_inside_all_of_name_the_branch_and_self_reference_is_refused():
     assert caught.value.pointer == "#/allOf/1/not"
     with pytest.raises(SchemaError, match="allOf"):
         json_schema_to_regex({"$defs": {"a": {"allOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"})
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "format": "uri", "minLength": 1, "maxLength": 2083},
+        {"type": "string", "format": "uri", "maxLength": 20},
+        {"type": "string", "format": "date", "maxLength": 10},
+        {"type": "string", "format": "uuid", "minLength": 36, "maxLength": 36},
+        {"type": "string", "pattern": "^[a-z]+$", "minLength": 2, "maxLength": 5},
+        {"type": "string", "pattern": "^[A-Z]{2}-[0-9]{3}$", "maxLength": 6},
+        {"type": "string", "pattern": "^[^a-z]*$", "maxLength": 3},
+    ],
+)
+@FAST
+@given(data=st.data())
+def test_formats_and_patterns_with_lengths_are_sound(schema, data):
+    VALIDATOR(schema, format_checker=VALIDATOR.FORMAT_CHECKER).validate(json.loads(generated(schema, data)))
+
+
+def test_formats_and_patterns_with_lengths_that_cannot_be_expressed_are_refused():
+    for schema, keyword in [({"type": "string", "format": "email", "maxLength": 20}, "format"),
+                            ({"type": "string", "format": "date", "minLength": 11}, "format"),
+                            ({"type": "string", "pattern": "[a-z]+", "maxLength": 5}, "pattern"),
+                            ({"type": "string", "pattern": "^(ab)+$", "maxLength": 5}, "pattern"),
+                            ({"type": "string", "format": "date", "pattern": "^2"}, "format")]:
+        with pytest.raises(SchemaError) as caught:
+            json_schema_to_regex(schema)
+        assert caught.value.pointer == f"#/{keyword}", schema
+    regex = json_schema_to_regex({"type": "string", "pattern": "^[a-z]+$", "minLength": 2, "maxLength": 3})
+    assert [t for t in ['"a"', '"ab"', '"abc"', '"abcd"', '"AB"'] if re.fullmatch(regex, t)] == ['"ab"', '"abc"']

@@ -11,7 +11,7 @@ from typing import Literal, Optional, TypedDict, Union
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, TypeAdapter, conint, confloat, constr
+from pydantic import AnyUrl, BaseModel, Field, HttpUrl, TypeAdapter, conint, confloat, constr
 
 from outlines_core.errors import SchemaError, UnsupportedTypeError
 from outlines_core.types import Choice, JsonSchema, Regex, parse_output, to_regex
@@ -144,12 +144,19 @@ class Owner(BaseModel):
     pets: list[Union[Cat, Dog]] = Field(default_factory=list, max_length=2)
 
 
+class Link(BaseModel):
+    url: HttpUrl
+    any_url: AnyUrl
+    code: str = Field(pattern=r"^[A-Z]{3}$", max_length=3)
+    slug: str = Field(pattern=r"^[a-z0-9-]+$", max_length=12)
+
+
 class Tree(BaseModel):
     value: int
     children: list["Tree"] = Field(default_factory=list, max_length=2)
 
 
-MODELS = [Character, Owner, Weapon, Tree, list[Weapon]]
+MODELS = [Character, Owner, Weapon, Tree, list[Weapon], Link]
 
 
 @FAST
