@@ -3,9 +3,10 @@
 The regex matches JSON texts that validate against the schema. Properties are emitted in schema order,
 compact by default (``whitespace_pattern`` puts a pattern between tokens). Keywords that restrict the
 output are either honoured exactly or refused with a ``SchemaError`` naming the keyword and its JSON
-pointer; annotations (``title``, ``description``, ``default``, ...) are ignored. Documented relaxations
-(``docs/types.md``): when ``additionalProperties`` is absent no extra properties are generated (a subset of
-what the schema allows, so still valid), and a schema with no ``type`` is treated by its other keywords.
+pointer; annotations (``title``, ``description``, ``default``, ...) are ignored. Where the exact language
+would be impractical the regex is a documented subset, still sound (``docs/types.md``, relaxations R1-R7):
+no extra properties when ``additionalProperties`` is absent, recursion unrolled to a depth, bounded numbers
+in plain decimal notation, ``{}`` depth-bounded, and a few format subsets.
 """
 
 from __future__ import annotations
@@ -21,16 +22,14 @@ from . import formats
 from .json_string_pattern import JSON_STRING_CHAR, pattern_in_json_string
 from .numbers import integer_range_regex, number_range_regex
 
-# One JSON string character: anything but '"', '\' and control characters, or an escape.
+#: One JSON string character in any spelling (raw, short escape, ``\\u`` escape, surrogate pair).
 STRING_CHAR = JSON_STRING_CHAR
 #: One character inside a length-bounded string, where each copy costs automaton states: raw, a short
 #: escape, or a ``\\u`` escape of a control character (the spellings ``json.dumps`` uses; other characters
 #: are written raw). About 13 DFA states per counted character instead of about 20.
 BOUNDED_STRING_CHAR = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u00[01][0-9a-fA-F])'
-STRING_INNER_CHARS = r'[^"\\\x00-\x1f]'
 INTEGER = r"-?(?:0|[1-9][0-9]*)"
 NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
-NONNEGATIVE_NUMBER = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 BOOLEAN = r"(?:true|false)"
 NULL = r"null"
 

@@ -156,11 +156,9 @@ def _magnitude(low: Decimal, low_strict: bool, high: Decimal | None, high_strict
     return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
 
-# A bound on the digits still to come: (digits of the bound, strict) or None once the prefix already decides.
-_Bound = "tuple[str, bool] | None"
-
-
 def _fraction(lower, upper) -> str | None:
+    # ``lower``/``upper``: a bound on the digits still to come, as (digits of the bound, strict), or None
+    # once the digits so far already decide that side.
     """``(\\.digits)?`` whose value 0.digits is within the bounds (the empty fraction is the value 0)."""
     nonempty = _digits_nonempty(lower, upper)
     empty = _empty_allowed(lower, upper)
