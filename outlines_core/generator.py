@@ -1,12 +1,18 @@
 """``Generator(model, output_type)``: constrained generation with a steerable model.
 
-The generator compiles the output type once (Index objects are cached per regex and vocabulary), then runs
-its own decode loop: model logits -> bitmask from each row's guide -> sampling -> advance. Output text is
-the vocabulary's bytes of the generated tokens, i.e. exactly what the guide matched.
+The generator compiles the output type once (``Index`` objects are cached per regex and vocabulary in an
+LRU shared by every generator), then runs its own decode loop: model logits (KV cache) -> each row's bitmask
+-> greedy choice or sampling -> every guide advances. The output text is the vocabulary's bytes of the
+generated tokens, i.e. exactly what the guide matched, never a re-decoding by the tokenizer.
 
-A model is anything with ``vocabulary`` (a ``Vocabulary``), ``encode(prompt) -> list[int]`` and
-``start(prompts_ids) -> session`` where the session has ``logits() -> torch.Tensor (batch, vocab)`` and
-``append(token_ids)``; ``backends.transformers.from_transformers`` builds one.
+If ``max_new_tokens`` runs out before a constrained output is complete, ``IncompleteOutputError`` is raised
+(carrying every row's partial text): partial text is never returned as if it matched. Unconstrained rows
+simply stop at the limit.
+
+A model is anything with ``vocabulary`` (a ``Vocabulary`` whose ``size`` is the logits width),
+``encode(prompt) -> list[int]`` and ``start(prompts_ids) -> session``, where the session has
+``logits() -> torch.Tensor (batch, vocab)`` and ``append(token_ids)``;
+``backends.transformers.from_transformers`` builds one.
 """
 
 from __future__ import annotations
@@ -22,59 +28,105 @@ from .index import Index
 from .processors import GuidedLogitsProcessor
 from .vocabulary import Vocabulary
 
+__all__ = ["Generator", "SamplingParams", "cached_index", "generate", "index_for", "INDEX_CACHE_SIZE"]
+
 _INDEX_CACHE: "OrderedDict[tuple[str, str], Index]" = OrderedDict()
 _INDEX_CACHE_LOCK = threading.Lock()
+#: How many compiled indexes (regex x vocabulary) stay cached.
 INDEX_CACHE_SIZE = 64
 
 
 def cached_index(regex: str, vocabulary: Vocabulary) -> Index:
-    """The Index of ``regex`` for ``vocabulary``, shared by every generator (LRU of ``INDEX_CACHE_SIZE``)."""
+    """The ``Index`` of ``regex`` for ``vocabulary``, shared by every generator (LRU of ``INDEX_CACHE_SIZE``)."""
     key = (regex, vocabulary.fingerprint)
     with _INDEX_CACHE_LOCK:
         index = _INDEX_CACHE.get(key)
         if index is not None:
             _INDEX_CACHE.move_to_end(key)
             return index
-    index = Index(regex, vocabulary)
+    index = Index(regex, vocabulary)  # outside the lock: compiling may take a while
     with _INDEX_CACHE_LOCK:
-        _INDEX_CACHE[key] = index
+        index = _INDEX_CACHE.setdefault(key, index)
+        _INDEX_CACHE.move_to_end(key)
         while len(_INDEX_CACHE) > INDEX_CACHE_SIZE:
             _INDEX_CACHE.popitem(last=False)
     return index
 
 
+def regex_of(output_type) -> str:
+    """The regex of an output type: ``outlines_core.types.to_regex`` (``Regex`` and everything the types
+    module supports)."""
+    from . import types
+
+    to_regex = getattr(types, "to_regex", None)
+    if to_regex is not None:
+        return to_regex(output_type)
+    if isinstance(output_type, types.Regex):
+        return output_type.pattern
+    from .errors import UnsupportedTypeError
+
+    raise UnsupportedTypeError(f"unsupported output type {output_type!r}; use outlines_core.types.Regex(pattern)")
+
+
 def index_for(output_type, vocabulary: Vocabulary) -> Index | None:
-    """The Index enforcing ``output_type`` (``None``: unconstrained)."""
+    """The (cached) ``Index`` enforcing ``output_type`` over ``vocabulary``; ``None`` for ``None``
+    (unconstrained)."""
     if output_type is None:
         return None
-    from .types import to_regex
-
-    return cached_index(to_regex(output_type), vocabulary)
+    return cached_index(regex_of(output_type), vocabulary)
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """``do_sample=False`` is greedy decoding; otherwise multinomial sampling from the masked logits with
-    ``temperature``, then ``top_k`` / ``top_p`` filtering; ``seed`` makes sampling reproducible."""
+    """How the next token is chosen from the masked logits.
 
-    do_sample: bool = False
-    temperature: float = 1.0
+    ``do_sample=False`` is greedy decoding (the default). Sampling is multinomial from
+    ``softmax(logits / temperature)`` after ``top_k`` / ``top_p`` filtering; ``seed`` makes it reproducible.
+    If ``do_sample`` is not given, passing ``temperature`` (> 0), ``top_k``, ``top_p`` or ``seed`` turns
+    sampling on; ``temperature=0`` means greedy.
+    """
+
+    do_sample: bool | None = None
+    temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature} (use do_sample=False for greedy)")
+        if self.temperature is not None and self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature} (0 is greedy)")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.do_sample and self.temperature == 0:
+            raise ValueError("do_sample=True with temperature=0: use do_sample=False for greedy decoding")
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict) -> "SamplingParams":
+        unknown = sorted(set(kwargs) - {"do_sample", "temperature", "top_k", "top_p", "seed"})
+        if unknown:
+            raise TypeError(
+                f"unknown generation argument(s) {unknown}; expected max_new_tokens, do_sample, temperature, "
+                "top_k, top_p, seed"
+            )
+        return cls(**kwargs)
+
+    @property
+    def sampling(self) -> bool:
+        if self.do_sample is not None:
+            return bool(self.do_sample)
+        if self.temperature == 0:
+            return False
+        return any(value is not None for value in (self.temperature, self.top_k, self.top_p, self.seed))
 
 
 def _is_chat(prompt) -> bool:
-    return isinstance(prompt, Sequence) and not isinstance(prompt, str) and bool(prompt) and all(
-        isinstance(message, dict) for message in prompt
+    return (
+        isinstance(prompt, Sequence)
+        and not isinstance(prompt, str)
+        and bool(prompt)
+        and all(isinstance(message, dict) for message in prompt)
     )
 
 
@@ -82,11 +134,11 @@ def _normalize_prompts(prompt) -> tuple[list, bool]:
     """(list of single prompts, whether the caller passed a batch)."""
     if isinstance(prompt, str) or _is_chat(prompt):
         return [prompt], False
-    if isinstance(prompt, Sequence) and prompt:
+    if isinstance(prompt, Sequence) and prompt and all(isinstance(p, str) or _is_chat(p) for p in prompt):
         return list(prompt), True
     raise TypeError(
-        "prompt must be a str, a list of chat messages, or a non-empty list of those for a batch; got "
-        f"{type(prompt).__name__}"
+        "prompt must be a str, a list of {'role': ..., 'content': ...} messages, or a non-empty list of those "
+        f"for a batch; got {type(prompt).__name__}"
     )
 
 
@@ -99,8 +151,8 @@ class Generator:
         A steerable model, e.g. ``backends.transformers.from_transformers(hf_model, hf_tokenizer)`` or
         ``backends.transformers.load_default_model()``.
     output_type:
-        ``None`` for unconstrained text, or an output type such as ``outlines_core.types.Regex(pattern)``.
-        Compiled once, here: a bad regex fails at construction, not mid-generation.
+        ``None`` for unconstrained text, ``outlines_core.types.Regex(pattern)``, or anything
+        ``outlines_core.types.to_regex`` accepts. Compiled once, here: a bad regex fails at construction.
     """
 
     def __init__(self, model, output_type=None) -> None:
@@ -114,10 +166,15 @@ class Generator:
         self.output_type = output_type
         self.index = index_for(output_type, model.vocabulary)
 
-    def __call__(self, prompt, max_new_tokens: int = 256, **sampling) -> str | list[str]:
-        """Generate for one prompt (a str or a list of chat messages) or a list of prompts (a batch).
+    def __repr__(self) -> str:
+        pattern = None if self.index is None else self.index.pattern
+        return f"Generator(model={self.model!r}, regex={pattern!r})"
 
-        Keyword arguments are ``SamplingParams`` (``do_sample``, ``temperature``, ``top_k``, ``top_p``,
+    def __call__(self, prompt, max_new_tokens: int = 256, **sampling) -> str | list[str]:
+        """Generate for one prompt (a str or a list of chat messages) or a list of prompts (a batch, left
+        padded, returns a list).
+
+        Keyword arguments are the ``SamplingParams`` (``do_sample``, ``temperature``, ``top_k``, ``top_p``,
         ``seed``). Raises ``IncompleteOutputError`` if ``max_new_tokens`` runs out before a constrained
         output is complete (the partial texts are on the exception).
         """
@@ -126,111 +183,136 @@ class Generator:
         return outputs if is_batch else outputs[0]
 
     def batch(self, prompts: Sequence, max_new_tokens: int = 256, **sampling) -> list[str]:
-        return generate(self.model, list(prompts), [self.index] * len(prompts), max_new_tokens, **sampling)
+        """Like calling with a list of prompts; always returns a list."""
+        prompts, _ = _normalize_prompts(list(prompts))
+        return generate(self.model, prompts, [self.index] * len(prompts), max_new_tokens, **sampling)
 
     def stream(self, prompt, max_new_tokens: int = 256, **sampling) -> Iterator[str]:
-        """Yield the output of one prompt piece by piece; a multi-byte character split across tokens is
-        yielded once complete. The concatenation equals what ``__call__`` returns."""
+        """Yield the output of one prompt piece by piece as it is generated.
+
+        Bytes are decoded incrementally: a multi-byte character split across tokens is yielded once
+        complete, never broken. The pieces concatenate to what ``__call__`` returns for the same arguments.
+        Raises ``IncompleteOutputError`` at the end if ``max_new_tokens`` ran out before the constrained
+        output was complete.
+        """
         prompts, is_batch = _normalize_prompts(prompt)
         if is_batch:
             raise ValueError("stream() takes one prompt; call the generator with a list for a batch")
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+        params = SamplingParams.from_kwargs(sampling)
         vocabulary = self.model.vocabulary
-        steps = _decode(self.model, prompts, [self.index], max_new_tokens, SamplingParams(**sampling))
-        for row_tokens in steps:
+        errors = "strict" if self.index is not None else "replace"
+        decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
+        processor_box: list[GuidedLogitsProcessor] = []
+        emitted: list[str] = []
+        for row_tokens in _decode(self.model, prompts, [self.index], max_new_tokens, params, processor_box):
             piece = decoder.decode(vocabulary.decode(row_tokens[0]))
             if piece:
+                emitted.append(piece)
                 yield piece
+        guide = processor_box[0].guides[0]
+        if guide is not None and not guide.is_accepting():
+            decoder.errors = "replace"
+            partial = "".join(emitted) + decoder.decode(b"", final=True)
+            raise _incomplete([partial], [0], max_new_tokens)
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
 
 
+def _incomplete(outputs: list[str], rows: list[int], max_new_tokens: int) -> IncompleteOutputError:
+    return IncompleteOutputError(
+        f"max_new_tokens={max_new_tokens} ran out before the output of row(s) {rows} matched the constraint; "
+        "raise max_new_tokens (the partial outputs are in the exception's .outputs)",
+        outputs,
+        rows,
+    )
+
+
 def generate(model, prompts: list, indexes: list[Index | None], max_new_tokens: int = 256, **sampling) -> list[str]:
     """Generate one output per prompt, row ``i`` constrained by ``indexes[i]`` (``None``: free text).
 
-    Rows may have different constraints; this is what ``Generator`` calls, and what to call for a batch of
-    different output types: ``generate(model, prompts, [index_for(t, model.vocabulary) for t in types])``.
+    Rows may have different constraints: ``generate(model, prompts, [index_for(t, model.vocabulary) for t
+    in output_types])``. Sampling keywords as for ``Generator``. Raises ``IncompleteOutputError`` when a
+    constrained row is not complete after ``max_new_tokens`` tokens.
     """
     if len(prompts) != len(indexes):
         raise ValueError(f"{len(prompts)} prompts but {len(indexes)} constraints")
+    params = SamplingParams.from_kwargs(sampling)
     generated: list[list[int]] = [[] for _ in prompts]
     processor_box: list[GuidedLogitsProcessor] = []
-    for step_tokens in _decode(model, prompts, indexes, max_new_tokens, SamplingParams(**sampling), processor_box):
+    for step_tokens in _decode(model, prompts, indexes, max_new_tokens, params, processor_box):
         for row, tokens in enumerate(step_tokens):
             generated[row].extend(tokens)
     vocabulary = model.vocabulary
-    processor = processor_box[0]
-    incomplete = [
-        row for row, guide in enumerate(processor.guides) if guide is not None and not guide.is_accepting()
+    guides = processor_box[0].guides
+    incomplete = [row for row, guide in enumerate(guides) if guide is not None and not guide.is_accepting()]
+    # A complete match of a regex over text is valid UTF-8; free text cut by the limit may end mid-character.
+    outputs = [
+        vocabulary.decode(tokens).decode("utf-8", errors="strict" if guides[row] is not None and row not in incomplete else "replace")
+        for row, tokens in enumerate(generated)
     ]
-    outputs = [vocabulary.decode(tokens).decode("utf-8", errors="replace" if row in incomplete else "strict")
-               for row, tokens in enumerate(generated)]
     if incomplete:
-        raise IncompleteOutputError(
-            f"max_new_tokens={max_new_tokens} ran out before the output of row(s) {incomplete} matched the "
-            "constraint; raise max_new_tokens (partial outputs are in the exception's .outputs)",
-            outputs,
-            incomplete,
-        )
+        raise _incomplete(outputs, incomplete, max_new_tokens)
     return outputs
 
 
 def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, processor_box=None):
-    """The decode loop. Yields, per step, each row's newly committed content tokens (EOS excluded)."""
+    """The decode loop. Yields, per step, each row's newly generated content tokens (EOS excluded)."""
     import torch
 
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
     vocabulary = model.vocabulary
+    eos = set(vocabulary.eos_token_ids)
     processor = GuidedLogitsProcessor(indexes, tensor_library="torch")
     if processor_box is not None:
         processor_box.append(processor)
     done = [False] * len(prompts)
     session = model.start([model.encode(prompt) for prompt in prompts])
-    generator = None
-    if params.do_sample and params.seed is not None:
-        generator = torch.Generator().manual_seed(params.seed)
+    sampling = params.sampling
+    rng = None
     pad = int(vocabulary.eos_token_ids[0])
-    for _ in range(max_new_tokens):
-        logits = session.logits().cpu()
+    for _ in range(int(max_new_tokens)):
+        logits = session.logits()
         processor.process_logits(logits)
-        next_tokens = _sample(logits, params, generator)
+        if sampling and rng is None and params.seed is not None:
+            rng = torch.Generator(device=logits.device).manual_seed(int(params.seed))
+        next_tokens = _sample(logits, params, rng) if sampling else logits.argmax(dim=-1)
+        tokens = next_tokens.tolist()
         step = []
-        for row, token in enumerate(next_tokens.tolist()):
+        for row, token in enumerate(tokens):
             if done[row]:
-                next_tokens[row] = pad
+                tokens[row] = pad  # finished rows keep feeding EOS; their guides only allow it anyway
                 step.append([])
-                continue
-            if token in vocabulary.eos_token_ids:
+            elif token in eos:
                 done[row] = True
                 step.append([])
             else:
                 step.append([token])
-        processor.advance(next_tokens)
+        processor.advance(tokens)
         for row, guide in enumerate(processor.guides):
             if guide is not None and guide.is_finished():
-                done[row] = True  # complete and nothing can extend it: no need to sample EOS
+                done[row] = True  # complete and nothing can extend it: no need to spend a step on EOS
         yield step
         if all(done):
             return
-        session.append(next_tokens)
+        session.append(torch.tensor(tokens, dtype=torch.long))
 
 
-def _sample(logits, params: SamplingParams, generator):
+def _sample(logits, params: SamplingParams, rng):
     import torch
 
-    if not params.do_sample:
-        return logits.argmax(dim=-1)
-    scores = logits / params.temperature
+    scores = logits.float()
+    if params.temperature is not None and params.temperature != 1:
+        scores = scores / params.temperature
     if params.top_k is not None and params.top_k < scores.shape[-1]:
         threshold = torch.topk(scores, params.top_k, dim=-1).values[:, -1:]
         scores = scores.masked_fill(scores < threshold, float("-inf"))
     if params.top_p is not None and params.top_p < 1:
         sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
-        cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
-        drop = cumulative - sorted_scores.softmax(dim=-1) >= params.top_p  # keep the token crossing top_p
+        probabilities = sorted_scores.softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already reach top_p (the top token always stays).
+        drop = probabilities.cumsum(dim=-1) - probabilities >= params.top_p
         sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
         scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
-    probabilities = scores.softmax(dim=-1)
-    return torch.multinomial(probabilities, 1, generator=generator).reshape(-1)
+    return torch.multinomial(scores.softmax(dim=-1), 1, generator=rng).reshape(-1)
