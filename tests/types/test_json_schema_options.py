@@ -284,3 +284,16 @@ def test_formats_and_patterns_with_lengths_that_cannot_be_expressed_are_refused(
         assert caught.value.pointer == f"#/{keyword}", schema
     regex = json_schema_to_regex({"type": "string", "pattern": "^[a-z]+$", "minLength": 2, "maxLength": 3})
     assert [t for t in ['"a"', '"ab"', '"abc"', '"abcd"', '"AB"'] if re.fullmatch(regex, t)] == ['"ab"', '"abc"']
+
+
+def test_docs_list_every_refused_and_ignored_keyword():
+    from pathlib import Path
+
+    from outlines_core.types.json_schema import ANNOTATIONS, UNSUPPORTED
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "types.md").read_text()
+    for keyword in sorted(UNSUPPORTED) + sorted(ANNOTATIONS):
+        assert f"`{keyword}`" in docs, keyword
+    for case_keyword, _ in UNSUPPORTED_CASES:
+        assert case_keyword in UNSUPPORTED
+    assert {k for k, _ in UNSUPPORTED_CASES} == set(UNSUPPORTED)
