@@ -12,6 +12,7 @@ import inspect
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -186,11 +187,13 @@ def is_complete_cache(folder: Path) -> bool:
 def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
     """Run ``write(staging_dir)`` and move the result to ``target`` in one rename.
 
-    A crash or an exception in ``write`` leaves no ``target`` (and no staging folder on exceptions), so a
-    half-written cache is never mistaken for a complete one. If another process finishes first, its copy
+    A crash or an exception in ``write`` leaves no ``target`` (and no staging folder on exceptions; one left
+    by a killed process is removed by a later call after an hour), so a half-written cache is never mistaken
+    for a complete one. If another process finishes first, its copy
     is kept. A leftover ``target`` that is not complete is replaced.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     try:
         write(staging)
@@ -205,6 +208,20 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
                 raise  # not a lost race with another process: a real error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+#: A staging folder untouched for this long belongs to a killed process (a conversion takes under a minute).
+ABANDONED_STAGING_SECONDS = 3600
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    now = time.time()
+    for leftover in target.parent.glob(f".{target.name}.staging-*"):
+        try:
+            if now - leftover.stat().st_mtime > ABANDONED_STAGING_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass  # removed meanwhile
 
 
 def convert_default_model(target: Path) -> None:

@@ -127,6 +127,19 @@ def test_a_complete_cache_written_meanwhile_by_another_process_is_kept(tmp_path)
     assert os.listdir(tmp_path) == ["model"]
 
 
+def test_staging_folders_abandoned_by_killed_processes_are_removed(tmp_path):
+    target = tmp_path / "model"
+    abandoned = tmp_path / ".model.staging-old"
+    recent = tmp_path / ".model.staging-recent"  # maybe another process converting right now: kept
+    for folder in (abandoned, recent):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+    old = abandoned.stat().st_mtime - backend.ABANDONED_STAGING_SECONDS - 10
+    os.utime(abandoned, (old, old))
+    backend.write_atomically(target, write_files(backend.CACHE_FILES))
+    assert sorted(os.listdir(tmp_path)) == [".model.staging-recent", "model"]
+
+
 def test_cache_dir_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("OUTLINES_CORE_CACHE_DIR", str(tmp_path))
     assert backend.default_cache_dir() == tmp_path / "smollm2-135m-instruct"
