@@ -196,6 +196,9 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
     _remove_abandoned_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the cache is an ordinary folder
         write(staging)
         if target.exists() and not is_complete_cache(target):
             stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))

@@ -88,6 +88,9 @@ def test_atomic_write_publishes_a_complete_folder(tmp_path):
     backend.write_atomically(target, write_files(backend.CACHE_FILES))
     assert backend.is_complete_cache(target)
     assert sorted(os.listdir(target.parent)) == ["model"]  # no staging folder left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # an ordinary folder, not mkdtemp's private one
 
 
 def test_a_crash_while_writing_leaves_no_cache(tmp_path):
