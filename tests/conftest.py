@@ -77,3 +77,14 @@ def load_encoder_without_dummy_prefix(name: str):
     if config.get("post_processor"):
         config["post_processor"] = None  # no BOS/EOS around the encoding
     return tokenizers.Tokenizer.from_str(json.dumps(config))
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct, loaded once per test session (part of the README install: a failure, not a skip)."""
+    from backends.transformers import load_default_model
+
+    try:
+        return load_default_model()
+    except ModuleNotFoundError as error:
+        pytest.fail(f"the default model is part of the install (see README): {error}")

