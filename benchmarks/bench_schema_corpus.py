@@ -167,11 +167,12 @@ def main() -> None:
     for r in expected_refusals:
         if r not in refused_ok:
             print(f"  NOT REFUSED: {r.entry.name}: {r.refusal}")
-    compile_ms = [1e3 * (r.regex_s + r.dfa_s + r.index_s) for r in compiled]
+    # the Index compiles its own DFA from the regex: with tokens, compile time is schema->regex + Index
+    compile_ms = [1e3 * (r.regex_s + (r.index_s if not args.no_tokens else r.dfa_s)) for r in compiled]
     regex_ms = [1e3 * r.regex_s for r in compiled]
     dfa_ms = [1e3 * r.dfa_s for r in compiled]
     states = [r.states for r in compiled]
-    print(f"compile time ms (regex + DFA{'' if args.no_tokens else ' + Index'}): p50 {pct(compile_ms, .5):.1f}  "
+    print(f"compile time ms (schema->regex + {'DFA' if args.no_tokens else 'Index'}): p50 {pct(compile_ms, .5):.1f}  "
           f"p95 {pct(compile_ms, .95):.1f}  max {max(compile_ms, default=0):.1f}")
     print(f"  schema->regex ms: p50 {pct(regex_ms, .5):.1f}  max {max(regex_ms, default=0):.1f};  "
           f"regex->DFA ms: p50 {pct(dfa_ms, .5):.1f}  max {max(dfa_ms, default=0):.1f}")
