@@ -15,7 +15,6 @@ import gc
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_regex_index import timed, walk  # noqa: E402
+from bench_regex_index import timed, walk_timings  # noqa: E402
 from conftest import load_encoder_without_dummy_prefix, load_vocabulary  # noqa: E402
 
 from outlines_core import Guide, Index  # noqa: E402
@@ -95,7 +94,6 @@ def main() -> None:
     vocabulary.trie  # built once per tokenizer, not part of any schema's compile time
     encoder = load_encoder_without_dummy_prefix(args.tokenizer)
     row = np.zeros((vocabulary.size + 31) // 32, dtype=np.int32)
-    reference = np.full_like(row, -1)
     print(f"{args.tokenizer}: {vocabulary.size} tokens")
     print(f"{'case':<11} {'states':>6} {'classes':>7} {'regex_ms':>8} {'dfa_ms':>7} {'compile_ms':>10} {'steps':>5} "
           f"{'cold_p50_us':>11} {'cold_max_ms':>11} {'warm_p50_us':>11} {'warm_mean_us':>12} {'warm_max_us':>11} {'copy_us':>7}")
@@ -112,15 +110,7 @@ def main() -> None:
         compile_dfa.cache_clear()
         index = Index(regex, vocabulary)
         tokens = encoder.encode(text, add_special_tokens=False).ids
-        cold = walk(index, tokens, row)
-        warm = []
-        for _ in range(args.repeat):
-            warm.extend(walk(index, tokens, row))
-        copies = []
-        for _ in range(200):
-            start = time.perf_counter()
-            np.copyto(row, reference)
-            copies.append(time.perf_counter() - start)
+        cold, warm, copies = walk_timings(index, tokens, row, args.repeat)
         print(f"{case:<11} {index.num_states:>6} {index.num_mask_classes:>7} {statistics.median(regex_times) * 1e3:>8.2f} "
               f"{statistics.median(dfa_times) * 1e3:>7.1f} {statistics.median(compile_times) * 1e3:>10.1f} {len(tokens) + 1:>5} "
               f"{statistics.median(cold) * 1e6:>11.1f} {max(cold) * 1e3:>11.2f} {statistics.median(warm) * 1e6:>11.1f} "

@@ -65,6 +65,19 @@ def walk(index: Index, token_ids: list[int], row: np.ndarray) -> list[float]:
     return steps
 
 
+def walk_timings(index: Index, token_ids: list[int], row: np.ndarray, repeat: int):
+    """(cold steps, warm steps, copy reference steps) for walking ``token_ids`` through a fresh ``index``."""
+    cold = walk(index, token_ids, row)
+    warm = [step for _ in range(repeat) for step in walk(index, token_ids, row)]
+    reference = np.full_like(row, -1)
+    copies = []
+    for _ in range(200):
+        start = time.perf_counter()
+        np.copyto(row, reference)
+        copies.append(time.perf_counter() - start)
+    return cold, warm, copies
+
+
 def interegular_ms(pattern: str) -> float | None:
     try:
         import interegular
@@ -94,9 +107,8 @@ def main() -> None:
         print(header)
         encoder = load_encoder_without_dummy_prefix(name)
         row = np.zeros((vocabulary.size + 31) // 32, dtype=np.int32)
-        reference = np.full_like(row, -1)
         for case, (pattern, instance) in CASES.items():
-            dfa_times, iregex_times, compile_times, cold, warm = [], [], [], [], []
+            dfa_times, iregex_times, compile_times = [], [], []
             token_ids = encoder.encode(instance, add_special_tokens=False).ids
             for _ in range(args.repeat):
                 compile_dfa.cache_clear()
@@ -108,14 +120,7 @@ def main() -> None:
                 compile_times.append(timed(lambda: Guide(Index(pattern, vocabulary)).fill_bitmask(row))[0])
             compile_dfa.cache_clear()
             index = Index(pattern, vocabulary)
-            cold = walk(index, token_ids, row)
-            for _ in range(args.repeat):
-                warm.extend(walk(index, token_ids, row))
-            copy_times = []
-            for _ in range(200):
-                start = time.perf_counter()
-                np.copyto(row, reference)
-                copy_times.append(time.perf_counter() - start)
+            cold, warm, copy_times = walk_timings(index, token_ids, row, args.repeat)
             print(
                 f"{name:<10} {case:<12} {index.num_states:>6} {statistics.median(dfa_times) * 1e3:>7.2f} "
                 f"{statistics.median(iregex_times) if iregex_times else float('nan'):>9.2f} "

@@ -52,8 +52,6 @@ class Index:
         self._unique_masks: dict[bytes, np.ndarray] = {}
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
-        #: For each indexed state, the distinct states its allowed tokens lead to.
-        self._successors: dict[int, np.ndarray] = {}
         transitions = self.dfa.transitions
         self._flat_transitions = transitions.reshape(-1).astype(np.int64)
         #: States with no way to extend the output (every byte leads to the dead state).
@@ -211,16 +209,15 @@ class Index:
                 todo.append(state)
         for begin in range(0, len(todo), config.INDEX_BATCH_STATES):
             batch = np.array(todo[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
-            masks, successors = self._walk_trie(batch)
+            masks, _ = self._walk_trie(batch)
             with self._lock:
-                for state, mask, targets in zip(batch.tolist(), masks, successors):
-                    self._successors[state] = targets
+                for state, mask in zip(batch.tolist(), masks):
                     shared = self._unique_masks.setdefault(mask.tobytes(), mask)
                     shared.setflags(write=False)
                     self._class_masks[int(self._mask_class[state])] = shared
                     self._masks[state] = shared
 
-    def _walk_trie(self, origins: np.ndarray) -> np.ndarray:
+    def _walk_trie(self, origins: np.ndarray, with_successors: bool = False):
         """Allowed-token bitmasks, one row per origin state, from one level-synchronous trie walk.
 
         Each frontier entry is (trie node, DFA state reached, origin row). Expanding a level means
@@ -253,12 +250,6 @@ class Index:
         if reached_nodes:
             nodes = np.concatenate(reached_nodes)
             rows = np.concatenate(reached_rows)
-            states = np.concatenate(reached_states)
-            ends_token = trie.token_start[nodes + 1] > trie.token_start[nodes]
-            pairs = np.unique(rows[ends_token] * self.dfa.num_states + states[ends_token])
-            pair_rows, pair_states = np.divmod(pairs, self.dfa.num_states)
-            bounds = np.searchsorted(pair_rows, np.arange(len(origins) + 1))
-            successors = [pair_states[bounds[i] : bounds[i + 1]] for i in range(len(origins))]
             first = trie.token_start[nodes]
             counts = trie.token_start[nodes + 1] - first
             total = int(counts.sum())
@@ -266,6 +257,13 @@ class Index:
                 ends = np.cumsum(counts)
                 positions = np.repeat(first - (ends - counts), counts) + np.arange(total)
                 allowed[np.repeat(rows, counts), trie.token_ids[positions]] = True
+            if with_successors:  # only the rare dead-end check needs them
+                states = np.concatenate(reached_states)
+                ends_token = counts > 0
+                pairs = np.unique(rows[ends_token] * self.dfa.num_states + states[ends_token])
+                pair_rows, pair_states = np.divmod(pairs, self.dfa.num_states)
+                bounds = np.searchsorted(pair_rows, np.arange(len(origins) + 1))
+                successors = [pair_states[bounds[i] : bounds[i + 1]] for i in range(len(origins))]
         eos = np.array(self.vocabulary.eos_token_ids, dtype=np.int64)
         if eos.size:
             accepting_rows = np.flatnonzero(self.dfa.accepting[origins])
@@ -309,9 +307,7 @@ class Index:
             state = stack.pop()
             if suspects[state] and not self.mask(state).any():
                 raise self._dead_end_error(state)
-            if state not in self._successors:
-                self._successors[state] = self._walk_trie(np.array([state]))[1][0]
-            for target in self._successors[state].tolist():
+            for target in self._walk_trie(np.array([state]), with_successors=True)[1][0].tolist():
                 if target not in seen:
                     seen.add(target)
                     stack.append(target)
