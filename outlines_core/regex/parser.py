@@ -6,10 +6,15 @@ backreferences, inline flags), are rejected with a ``RegexSyntaxError`` that nam
 at it: silently reinterpreting them would let the model emit text the user's regex rejects.
 
 ``\\d``, ``\\w`` and ``\\s`` have their ASCII meanings (as with ``re.ASCII``); ``.`` is any character but
-newline.
+newline. Scoped flags ``(?i:...)`` (case-insensitive), ``(?s:...)`` (``.`` matches newline) and ``(?m:...)``
+(meaningless without anchors), their ``(?-i:...)`` negations and the same flags leading the pattern
+(``(?i)...``) are supported: Lark writes its terminals' flags that way.
 """
 
 from __future__ import annotations
+
+import functools
+import re
 
 from ..errors import RegexSyntaxError
 from .ast import EMPTY, MAX_CODE_POINT, Alternation, CharSet, Concat, Node, Repeat
@@ -36,8 +41,22 @@ ANCHOR_ESCAPES = {
     "z": "end-of-string anchor '\\z'",
     "G": "anchor '\\G'",
 }
+ANY = CharSet.of([(0, MAX_CODE_POINT)])
+#: ``(?flags)`` or ``(?flags-flags:``: group 1 the flags turned on, group 2 those turned off.
+_FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-([imsx]*))?[:)]")
 #: Bound on {m,n} counts: larger counts are almost certainly a mistake and would unroll into huge automata.
 MAX_REPEAT = 100_000
+
+
+def uses_lazy_quantifiers(pattern: str) -> bool:
+    """Whether ``pattern`` has a lazy quantifier (``*?``, ``+?``, ``??``, ``{m,n}?``).
+
+    For a full match the laziness changes nothing, but a lexer that takes the first match of a terminal
+    (Lark's) stops such a terminal at its shortest match; the grammar compiler needs to know.
+    """
+    parser = _Parser(pattern)
+    parser.parse()
+    return parser.saw_lazy
 
 
 def parse(pattern: str) -> Node:
@@ -57,6 +76,9 @@ class _Parser:
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self.pos = 0
+        self.ignore_case = False
+        self.dot_all = False
+        self.saw_lazy = False
 
     # -- helpers -------------------------------------------------------------------------------------
     def error(self, message: str, position: int | None = None) -> RegexSyntaxError:
@@ -71,6 +93,10 @@ class _Parser:
 
     # -- grammar: alternation > concatenation > repetition > atom ------------------------------------
     def parse(self) -> Node:
+        leading = _FLAGS.match(self.pattern)
+        if leading and leading.group(0).endswith(")"):
+            self.pos = leading.end()
+            self._apply_flags(leading.group(1), leading.group(2), 0)
         node = self.parse_alternation()
         if not self.at_end():
             # The only way to stop early at top level is an unmatched ')'.
@@ -118,6 +144,7 @@ class _Parser:
             # we target and change matching semantics, so they are refused.
             if self.peek() == "?":
                 self.pos += 1
+                self.saw_lazy = True
             elif self.peek() == "+":
                 raise self.error("possessive quantifier is not supported", self.pos)
             if self.peek() in ("*", "+", "?") or (self.peek() == "{" and self._looks_like_braces()):
@@ -163,7 +190,7 @@ class _Parser:
             return self.parse_class()
         if char == ".":
             self.pos += 1
-            return ANY_BUT_NEWLINE
+            return ANY if self.dot_all else ANY_BUT_NEWLINE
         if char == "^":
             raise self.error("anchor '^' is not supported (patterns always match the whole output)")
         if char == "$":
@@ -174,19 +201,47 @@ class _Parser:
             raise self.error("nothing to repeat before '{'")
         if char == "\\":
             result = self.parse_escape(in_class=False)
-            if isinstance(result, CharSet):
-                return result
-            return CharSet.of([(result, result)])
+            if not isinstance(result, CharSet):
+                result = CharSet.of([(result, result)])
+            return self._cased(result)
         self.pos += 1
-        return CharSet.of([(ord(char), ord(char))])
+        return self._cased(CharSet.of([(ord(char), ord(char))]))
+
+    def _cased(self, charset: CharSet) -> CharSet:
+        return with_case_variants(charset) if self.ignore_case else charset
+
+    def _apply_flags(self, enable: str, disable: str | None, start: int) -> None:
+        for flag in enable + (disable or ""):
+            if flag not in "ism":
+                what = {"x": "verbose mode", "a": "ASCII mode", "u": "Unicode mode", "L": "locale mode"}[flag]
+                raise self.error(f"inline flag '{flag}' ({what}) is not supported; only i, s and m are", start)
+        for flag, value in [(f, True) for f in enable] + [(f, False) for f in (disable or "")]:
+            if flag == "i":
+                self.ignore_case = value
+            elif flag == "s":
+                self.dot_all = value
 
     def parse_group(self) -> Node | None:
         start = self.pos
         self.pos += 1  # '('
         if self.peek() == "?":
             kind = self.pattern[self.pos : self.pos + 3]
+            flags = _FLAGS.match(self.pattern, self.pos - 1)
             if kind.startswith("?:"):
                 self.pos += 2
+            elif flags and flags.group(0).endswith(":") and (flags.group(1) or flags.group(2)):
+                # A scoped flag group: flags apply inside and are restored after the ')'.
+                saved = (self.ignore_case, self.dot_all)
+                self._apply_flags(flags.group(1), flags.group(2), start)
+                self.pos = flags.end()
+                node = self.parse_alternation()
+                if self.peek() != ")":
+                    raise self.error("missing ')', unterminated group", start)
+                self.pos += 1
+                self.ignore_case, self.dot_all = saved
+                return node
+            elif flags and flags.group(0).endswith(")"):
+                raise self.error("inline flags '(?...)' are only supported at the start of the pattern", start)
             elif kind.startswith("?P<"):
                 close = self.pattern.find(">", self.pos)
                 name = self.pattern[self.pos + 3 : close] if close > 0 else ""
@@ -252,7 +307,7 @@ class _Parser:
                 ranges.append((low, high))
             else:
                 ranges.append((low, low))
-        charset = CharSet.of(ranges)
+        charset = self._cased(CharSet.of(ranges))
         if negate:
             charset = charset.negate()
         if not charset.ranges:
@@ -315,4 +370,31 @@ class _Parser:
         return value
 
 
-__all__ = ["parse", "EMPTY"]
+@functools.lru_cache(maxsize=1)
+def _case_table() -> tuple[list[int], dict[int, tuple[int, ...]]]:
+    """Code points that have other-case forms (sorted) and those forms. Cased letters all lie below
+    U+1F000."""
+    variants: dict[int, tuple[int, ...]] = {}
+    for code in range(0x1F000):
+        char = chr(code)
+        forms = {c for c in (char.lower(), char.upper(), char.swapcase()) if len(c) == 1} - {char}
+        if forms:
+            variants[code] = tuple(sorted(ord(c) for c in forms))
+    return sorted(variants), variants
+
+
+def with_case_variants(charset: CharSet) -> CharSet:
+    """``charset`` plus the other-case forms of its letters (what ``re.IGNORECASE`` matches)."""
+    import bisect
+
+    cased, variants = _case_table()
+    extra = []
+    for low, high in charset.ranges:
+        for index in range(bisect.bisect_left(cased, low), bisect.bisect_right(cased, high)):
+            extra.extend((form, form) for form in variants[cased[index]])
+    if not extra:
+        return charset
+    return CharSet.of(list(charset.ranges) + extra)
+
+
+__all__ = ["parse", "uses_lazy_quantifiers", "with_case_variants", "EMPTY"]

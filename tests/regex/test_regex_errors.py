@@ -23,7 +23,8 @@ from outlines_core.regex import compile_dfa
         ("(?<!a)b", "lookbehind '(?<!'", 0),
         (r"(a)\1", "backreference '\\1'", 3),
         ("(?P<x>a)(?P=x)", "backreference '(?P=", 8),
-        ("(?i)abc", "inline flags", 0),
+        ("a(?i)bc", "only supported at the start", 1),
+        ("(?x:a b)", "verbose mode", 0),
         ("a++", "possessive quantifier", 2),
         ("(?>ab)", "atomic group", 0),
         ("(?(1)a|b)", "conditional group", 0),
@@ -78,3 +79,19 @@ def test_huge_unrolling_fails_before_building(monkeypatch):
 def test_repeat_count_limit():
     with pytest.raises(RegexSyntaxError, match="exceeds the limit"):
         compile_dfa("a{1000001}")
+
+
+@pytest.mark.parametrize(
+    "pattern, samples",
+    [
+        ("(?i:select)", ["SELECT", "select", "SeLeCt", "selec", "selectt"]),
+        ("(?i)[a-c]x[^d]", ["AXe", "bxD", "cXd", "Cx!"]),
+        ("a(?i:b)c", ["abc", "aBc", "ABC", "abC"]),
+        ("(?s:.)(?-s:.)?", ["\n", "\n\n", "a\n", "ab"]),
+        ("(?i:straße|ǅ)", ["STRASSE", "straße", "STRAßE", "ǆ", "Ǆ", "ǅ"]),
+    ],
+)
+def test_scoped_flags_agree_with_re(pattern, samples):
+    dfa = compile_dfa(pattern)
+    for sample in samples:
+        assert dfa.matches(sample.encode()) == bool(re.fullmatch(pattern, sample)), sample
