@@ -1,0 +1,49 @@
+"""Context-free constraints: Lark grammars recognized incrementally, token by token.
+
+``CFG(text)`` is the output type (``Generator(model, CFG(grammar))``); ``Grammar`` compiles the text
+(LALR(1) tables from Lark plus the contextual lexer as byte automata); ``GrammarIndex`` pairs a grammar
+with a vocabulary and computes token masks; ``GrammarGuide`` walks one output. Example grammars ship with
+the package: ``load_example("arithmetic" | "json" | "sql_select" | "sexpr")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from .grammar import Grammar, compile_grammar
+from .guide import GrammarGuide
+from .index import GrammarIndex, GrammarState
+
+EXAMPLES = ("arithmetic", "json", "sql_select", "sexpr")
+
+
+@dataclass(frozen=True)
+class CFG:
+    """Output type: text that Lark grammar ``definition`` parses (from its rule ``start``)."""
+
+    definition: str
+    start: str = "start"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.definition, str) or not self.definition.strip():
+            raise TypeError("CFG expects the Lark grammar text as a non-empty str")
+
+
+def load_example(name: str) -> str:
+    """The Lark text of a shipped example grammar."""
+    if name not in EXAMPLES:
+        raise ValueError(f"unknown example grammar {name!r}; available: {', '.join(EXAMPLES)}")
+    return resources.files(__name__).joinpath(f"{name}.lark").read_text(encoding="utf-8")
+
+
+__all__ = [
+    "CFG",
+    "EXAMPLES",
+    "Grammar",
+    "GrammarGuide",
+    "GrammarIndex",
+    "GrammarState",
+    "compile_grammar",
+    "load_example",
+]
