@@ -30,7 +30,7 @@ from .vocabulary import Vocabulary
 
 __all__ = ["Generator", "SamplingParams", "cached_index", "generate", "index_for", "INDEX_CACHE_SIZE"]
 
-_INDEX_CACHE: "OrderedDict[tuple[str, str], Index]" = OrderedDict()
+_INDEX_CACHE: "OrderedDict[tuple, object]" = OrderedDict()  # Index or GrammarIndex
 _INDEX_CACHE_LOCK = threading.Lock()
 #: How many compiled indexes (regex x vocabulary) stay cached.
 INDEX_CACHE_SIZE = 64
@@ -68,11 +68,34 @@ def regex_of(output_type) -> str:
     raise UnsupportedTypeError(f"unsupported output type {output_type!r}; use outlines_core.types.Regex(pattern)")
 
 
-def index_for(output_type, vocabulary: Vocabulary) -> Index | None:
-    """The (cached) ``Index`` enforcing ``output_type`` over ``vocabulary``; ``None`` for ``None``
-    (unconstrained)."""
+def cached_grammar_index(cfg, vocabulary: Vocabulary):
+    """The ``GrammarIndex`` of a ``CFG`` for ``vocabulary``, shared by every generator (same LRU as regexes)."""
+    from .grammars import GrammarIndex, compile_grammar
+
+    key = (("cfg", cfg.definition, cfg.start), vocabulary.fingerprint)
+    with _INDEX_CACHE_LOCK:
+        index = _INDEX_CACHE.get(key)
+        if index is not None:
+            _INDEX_CACHE.move_to_end(key)
+            return index
+    index = GrammarIndex(compile_grammar(cfg.definition, cfg.start), vocabulary)
+    with _INDEX_CACHE_LOCK:
+        index = _INDEX_CACHE.setdefault(key, index)
+        _INDEX_CACHE.move_to_end(key)
+        while len(_INDEX_CACHE) > INDEX_CACHE_SIZE:
+            _INDEX_CACHE.popitem(last=False)
+    return index
+
+
+def index_for(output_type, vocabulary: Vocabulary):
+    """The (cached) index enforcing ``output_type`` over ``vocabulary``: an ``Index`` for everything with a
+    regex form, a ``GrammarIndex`` for a ``CFG``; ``None`` for ``None`` (unconstrained)."""
     if output_type is None:
         return None
+    from .grammars import CFG
+
+    if isinstance(output_type, CFG):
+        return cached_grammar_index(output_type, vocabulary)
     return cached_index(regex_of(output_type), vocabulary)
 
 
@@ -152,7 +175,8 @@ class Generator:
         ``backends.transformers.load_default_model()``.
     output_type:
         ``None`` for unconstrained text, ``outlines_core.types.Regex(pattern)``, or anything
-        ``outlines_core.types.to_regex`` accepts. Compiled once, here: a bad regex fails at construction.
+        ``outlines_core.types.to_regex`` accepts, or ``outlines_core.types.CFG(lark_grammar)``. Compiled
+        once, here: a bad regex or grammar fails at construction.
     """
 
     def __init__(self, model, output_type=None) -> None:
@@ -167,8 +191,10 @@ class Generator:
         self.index = index_for(output_type, model.vocabulary)
 
     def __repr__(self) -> str:
-        pattern = None if self.index is None else self.index.pattern
-        return f"Generator(model={self.model!r}, regex={pattern!r})"
+        if self.index is None or hasattr(self.index, "pattern"):
+            pattern = None if self.index is None else self.index.pattern
+            return f"Generator(model={self.model!r}, regex={pattern!r})"
+        return f"Generator(model={self.model!r}, grammar={self.output_type!r})"
 
     def __call__(self, prompt, max_new_tokens: int = 256, **sampling) -> str | list[str]:
         """Generate for one prompt (a str or a list of chat messages) or a list of prompts (a batch, left

@@ -136,6 +136,12 @@ class Index:
                 self._next_state[key] = target
         return target
 
+    def make_guide(self):
+        """A fresh ``Guide`` over this index (the interface logits processors use for every constraint kind)."""
+        from .guide import Guide
+
+        return Guide(self)
+
     def __repr__(self) -> str:
         return (
             f"Index(pattern={self.pattern[:60]!r}, dfa_states={self.num_states}, "

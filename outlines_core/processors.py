@@ -40,17 +40,24 @@ __all__ = [
 ]
 
 
+def _is_guide(constraint) -> bool:
+    # Guides of other constraint kinds (grammars) share the regex Guide's interface.
+    return isinstance(constraint, Guide) or (hasattr(constraint, "fill_bitmask") and hasattr(constraint, "advance"))
+
+
 def _as_guides(constraints: Sequence[Guide | Index | None]) -> list[Guide | None]:
-    if isinstance(constraints, (Guide, Index)) or constraints is None:
+    if isinstance(constraints, (Guide, Index)) or _is_guide(constraints) or hasattr(constraints, "make_guide"):
         raise TypeError("constraints must be a sequence with one Guide, Index or None per batch row")
     guides: list[Guide | None] = []
     for row, constraint in enumerate(constraints):
-        if constraint is None or isinstance(constraint, Guide):
+        if constraint is None or _is_guide(constraint):
             guides.append(constraint)
-        elif isinstance(constraint, Index):
-            guides.append(Guide(constraint))
+        elif hasattr(constraint, "make_guide"):  # Index, GrammarIndex
+            guides.append(constraint.make_guide())
         else:
-            raise TypeError(f"row {row}: expected a Guide, an Index or None, got {type(constraint).__name__}")
+            raise TypeError(
+                f"row {row}: expected a Guide, an Index (regex or grammar) or None, got {type(constraint).__name__}"
+            )
     return guides
 
 

@@ -7,6 +7,7 @@ the ``Index`` compiles; ``parse_output(text, output_type)`` turns generated text
 
 from __future__ import annotations
 
+from ..grammars import CFG
 from . import formats as _formats
 from .json_schema import json_schema_to_regex
 from .python_types import Choice, JsonSchema, parse_output
@@ -26,6 +27,6 @@ Integer = Regex(r"-?(?:0|[1-9][0-9]*)")
 Number = Regex(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 __all__ = [
-    "Choice", "Date", "DateTime", "Duration", "Email", "Hostname", "IPv4", "IPv6", "Integer", "JsonSchema",
+    "CFG", "Choice", "Date", "DateTime", "Duration", "Email", "Hostname", "IPv4", "IPv6", "Integer", "JsonSchema",
     "Number", "Regex", "Time", "URI", "UUID", "json_schema_to_regex", "parse_output", "to_regex",
 ]

@@ -73,6 +73,13 @@ def to_regex(output_type) -> str:
             f"a plain string {output_type[:40]!r} is ambiguous as an output type: wrap a regex in "
             "types.Regex(...) or a JSON Schema text in types.JsonSchema(...)"
         )
+    from ..grammars import CFG
+
+    if isinstance(output_type, CFG):
+        raise UnsupportedTypeError(
+            "a CFG (Lark grammar) has no regex form: it is compiled to a GrammarIndex instead "
+            "(generator.index_for does this; backends that take only regexes cannot enforce it)"
+        )
     from .python_types import python_type_to_regex
 
     return python_type_to_regex(output_type)
