@@ -34,7 +34,7 @@ from .. import config
 from ..errors import GrammarError
 from ..vocabulary import Vocabulary
 from .grammar import Grammar
-from .lexer import NO_TERMINAL
+from .lexer import NO_TERMINAL, terminal_bitset
 from .parser import REJECTED, StackStore
 
 #: Parser node of a guide that has consumed EOS.
@@ -80,7 +80,14 @@ class GrammarIndex:
         self._num_terminals = max(len(self.grammar.spec.terminals), 1)
         self._lock = threading.RLock()
         self._store = StackStore(self.grammar.spec.table)
-        self._inner: dict[int, _Inner] = {}
+        self._inner: dict[tuple[int, int], _Inner] = {}
+        self._possible = lexer.possible
+        # Viability: per distinct set of terminals a stack accepts, which lexer states can still end in one
+        # of them (row ``i`` of ``_viable_table``); ``_acceptance`` maps (store, node) to that row.
+        self._acceptance: dict[tuple[int, int], int] = {}
+        self._acceptance_ids: dict[bytes, int] = {}
+        self._viable_rows: list[np.ndarray] = []
+        self._viable_table = np.zeros((0, lexer.num_states), dtype=bool)
         self._masks: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._allowed_ids: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         eos = np.array(vocabulary.eos_token_ids, dtype=np.int64)
@@ -154,7 +161,34 @@ class GrammarIndex:
                 lexer_state = rows[self._lexeme_start(store, node)][byte]
                 if not lexer_state:
                     return None
+            if not self._viable_rows[self._acceptance_of(store, node)][lexer_state]:
+                return None  # the lexeme can only become terminals this stack rejects
         return GrammarState(store, node, lexer_state)
+
+    # -- viability -----------------------------------------------------------------------------------
+    def _acceptance_of(self, store: StackStore, node: int) -> int:
+        """Row of ``_viable_table`` for stack ``node``: lexer states that can still end as a terminal the
+        stack accepts (``%ignore``d terminals always are)."""
+        key = (id(store), node)
+        found = self._acceptance.get(key)
+        if found is not None:
+            return found
+        context = self.grammar.lexer.contexts[self._context_of[store.top(node)]]
+        accepted = [t for t in sorted(context) if self._ignored[t] or store.feed(node, t) != REJECTED]
+        bits = terminal_bitset(accepted, self._num_terminals)
+        found = self._acceptance_ids.get(bits.tobytes())
+        if found is None:
+            found = self._acceptance_ids[bits.tobytes()] = len(self._viable_rows)
+            viable = (self._possible & bits).any(axis=1)
+            viable[0] = False
+            self._viable_rows.append(viable)
+        self._acceptance[key] = found
+        return found
+
+    def _viable_lookup(self, acceptance_ids: np.ndarray, lexer_states: np.ndarray) -> np.ndarray:
+        if self._viable_table.shape[0] != len(self._viable_rows):
+            self._viable_table = np.stack(self._viable_rows)
+        return self._viable_table[acceptance_ids, lexer_states]
 
     # -- masks -------------------------------------------------------------------------------------
     def mask(self, state: GrammarState) -> np.ndarray:
@@ -203,9 +237,10 @@ class GrammarIndex:
 
     # -- the walks -----------------------------------------------------------------------------------
     def _compute_mask(self, store: StackStore, node: int, lexer_state: int) -> np.ndarray:
-        inner = self._inner.get(lexer_state)
+        acceptance = self._acceptance_of(store, node)
+        inner = self._inner.get((lexer_state, acceptance))
         if inner is None:
-            inner = self._inner[lexer_state] = self._walk_inner(lexer_state)
+            inner = self._inner[(lexer_state, acceptance)] = self._walk_inner(lexer_state, acceptance)
         mask = inner.mask.copy()
         if inner.crossing_nodes.size:
             tokens = self._walk_crossing(store, node, inner)
@@ -225,8 +260,9 @@ class GrammarIndex:
         parents = np.repeat(np.arange(len(trie_nodes)), counts)
         return children, parents
 
-    def _walk_inner(self, lexer_state: int) -> _Inner:
+    def _walk_inner(self, lexer_state: int, acceptance: int) -> _Inner:
         trie = self.vocabulary.trie
+        viable = self._viable_rows[acceptance]
         nodes = np.zeros(1, dtype=np.int64)
         states = np.array([lexer_state], dtype=np.int64)
         reached, crossing_nodes, crossing_terminals = [], [], []
@@ -236,8 +272,8 @@ class GrammarIndex:
                 break
             parent_states = states[parents]
             following = self._transitions[parent_states * 256 + trie.node_byte[children]]
-            alive = following != 0
-            ends_lexeme = ~alive & (self._accepts[parent_states] != NO_TERMINAL)
+            alive = viable[following]  # the dead state 0 is never viable
+            ends_lexeme = (following == 0) & (self._accepts[parent_states] != NO_TERMINAL)
             if ends_lexeme.any():
                 crossing_nodes.append(children[ends_lexeme])
                 crossing_terminals.append(self._accepts[parent_states[ends_lexeme]])
@@ -252,7 +288,7 @@ class GrammarIndex:
 
     def _walk_crossing(self, store: StackStore, node: int, inner: _Inner) -> np.ndarray:
         trie = self.vocabulary.trie
-        parser_nodes, states = self._cross(
+        parser_nodes, states, acceptances = self._cross(
             store,
             np.full(inner.crossing_nodes.size, node, dtype=np.int64),
             inner.crossing_terminals,
@@ -260,6 +296,7 @@ class GrammarIndex:
         )
         alive = states != 0
         nodes, states, parser_nodes = inner.crossing_nodes[alive], states[alive], parser_nodes[alive]
+        acceptances = acceptances[alive]
         reached = [nodes]
         while nodes.size:
             children, parents = self._expand(nodes)
@@ -267,13 +304,15 @@ class GrammarIndex:
                 break
             parent_states = states[parents]
             parent_parsers = parser_nodes[parents]
+            parent_acceptances = acceptances[parents]
             child_bytes = trie.node_byte[children].astype(np.int64)
             following = self._transitions[parent_states * 256 + child_bytes]
-            alive = following != 0
-            ends_lexeme = ~alive & (self._accepts[parent_states] != NO_TERMINAL)
+            alive = self._viable_lookup(parent_acceptances, following)
+            ends_lexeme = (following == 0) & (self._accepts[parent_states] != NO_TERMINAL)
             nodes, states, parser_nodes = children[alive], following[alive], parent_parsers[alive]
+            acceptances = parent_acceptances[alive]
             if ends_lexeme.any():
-                crossed_parsers, crossed_states = self._cross(
+                crossed_parsers, crossed_states, crossed_acceptances = self._cross(
                     store,
                     parent_parsers[ends_lexeme],
                     self._accepts[parent_states[ends_lexeme]],
@@ -283,26 +322,32 @@ class GrammarIndex:
                 nodes = np.concatenate([nodes, children[ends_lexeme][ok]])
                 states = np.concatenate([states, crossed_states[ok]])
                 parser_nodes = np.concatenate([parser_nodes, crossed_parsers[ok]])
+                acceptances = np.concatenate([acceptances, crossed_acceptances[ok]])
             reached.append(nodes)
         return self._tokens_at(np.concatenate(reached))
 
     def _cross(self, store: StackStore, parser_nodes, terminals, first_bytes):
         """End lexemes: feed ``terminals`` to the parser at ``parser_nodes`` and start the next lexeme with
-        ``first_bytes``. Returns (new parser nodes, new lexer states; 0 where the parser or lexer refuses).
+        ``first_bytes``. Returns (new parser nodes, new lexer states, their acceptance rows); lexer state 0
+        where the parser refuses the terminal or the new lexeme cannot become one the new stack accepts.
         Python runs once per distinct (stack, terminal) pair."""
         keys = parser_nodes * self._num_terminals + terminals
         distinct, inverse = np.unique(keys, return_inverse=True)
         new_nodes = np.empty(distinct.size, dtype=np.int64)
         starts = np.zeros(distinct.size, dtype=np.int64)
+        acceptances = np.zeros(distinct.size, dtype=np.int64)
         for i, key in enumerate(distinct.tolist()):
             parser_node, terminal = divmod(key, self._num_terminals)
             after = self._after_terminal(store, parser_node, terminal)
             new_nodes[i] = after
             if after != REJECTED:
                 starts[i] = self._lexeme_start(store, after)
+                acceptances[i] = self._acceptance_of(store, after)
         inverse = inverse.reshape(-1)
         states = self._transitions[starts[inverse] * 256 + first_bytes]  # start 0 is dead: stays 0
-        return new_nodes[inverse], states
+        row_acceptances = acceptances[inverse]
+        states = np.where(self._viable_lookup(row_acceptances, states), states, 0)
+        return new_nodes[inverse], states, row_acceptances
 
     def _tokens_at(self, trie_nodes: np.ndarray) -> np.ndarray:
         trie = self.vocabulary.trie

@@ -41,6 +41,11 @@ class Lexer:
     context_start: np.ndarray
     context_of_parser_state: np.ndarray
     contexts: tuple[frozenset[int], ...]
+    #: ``possible[state]``: packed bitset (uint64 words) of the terminals a lexeme passing through
+    #: ``state`` can still end as. The parser's LALR tables merge lookaheads, so a context may contain
+    #: terminals the actual stack rejects; recognizers prune lexer states whose possible terminals the
+    #: stack accepts none of (otherwise ``12)`` would look like a viable prefix of an arithmetic sentence).
+    possible: np.ndarray
 
     @property
     def num_states(self) -> int:
@@ -111,7 +116,39 @@ def build_lexer(spec: GrammarSpec, dfas: list[Dfa]) -> Lexer:
         context_start=np.array(starts, dtype=np.int64),
         context_of_parser_state=context_of_state,
         contexts=tuple(ordered),
+        possible=_possible_terminals(all_transitions, all_accepts, len(spec.terminals)),
     )
+
+
+def terminal_bitset(terminals, num_terminals: int) -> np.ndarray:
+    """Packed uint64 bitset of ``terminals`` (the layout of ``Lexer.possible`` rows)."""
+    words = np.zeros(max(1, (num_terminals + 63) // 64), dtype=np.uint64)
+    for terminal in terminals:
+        words[terminal >> 6] |= np.uint64(1) << np.uint64(terminal & 63)
+    return words
+
+
+def _possible_terminals(transitions: np.ndarray, accepts: np.ndarray, num_terminals: int) -> np.ndarray:
+    """For each state, the terminals reachable as a lexeme's end (itself included): a backward fixpoint
+    over the distinct (state, successor) edges."""
+    n_states = transitions.shape[0]
+    possible = np.zeros((n_states, max(1, (num_terminals + 63) // 64)), dtype=np.uint64)
+    ends = np.flatnonzero(accepts != NO_TERMINAL)
+    terminals = accepts[ends].astype(np.int64)
+    possible[ends, terminals >> 6] |= np.left_shift(np.uint64(1), (terminals & 63).astype(np.uint64))
+    sources = np.repeat(np.arange(n_states), transitions.shape[1])
+    targets = transitions.reshape(-1).astype(np.int64)
+    live = targets != DEAD
+    edges = np.unique(np.stack([sources[live], targets[live]], axis=1), axis=0)
+    if edges.size == 0:
+        return possible
+    src, dst = edges[:, 0], edges[:, 1]
+    while True:
+        grown = possible.copy()
+        np.bitwise_or.at(grown, src, possible[dst])
+        if np.array_equal(grown, possible):
+            return possible
+        possible = grown
 
 
 def _context_automaton(spec: GrammarSpec, dfas: list[Dfa], members: list[int]) -> tuple[np.ndarray, np.ndarray]:
