@@ -95,8 +95,10 @@ class GrammarIndex:
         self.eos_mask.setflags(write=False)
         self._eos = set(vocabulary.eos_token_ids)
         initial = self.initial_state
-        if not self.mask(initial).any():
-            raise GrammarError("the vocabulary has no token that can begin a sentence of this grammar")
+        try:
+            self.mask(initial)
+        except GrammarError as error:
+            raise GrammarError(f"the vocabulary has no token that can begin a sentence of this grammar: {error}") from None
 
     # -- states ----------------------------------------------------------------------------------------
     @property

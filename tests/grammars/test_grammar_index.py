@@ -1,0 +1,251 @@
+"""Grammar masks on the real tokenizers: soundness (every walk through the masks is a prefix Lark accepts,
+and complete walks parse), completeness (sentences, encoded by the tokenizer itself, are accepted token by
+token) and the Guide interface shared with regex constraints."""
+
+from __future__ import annotations
+
+import heapq
+import random
+import sys
+from pathlib import Path
+
+import lark
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis.extra.lark import from_lark
+
+from outlines_core import TokenNotAllowedError, Vocabulary
+from outlines_core.errors import GrammarError
+from outlines_core.grammars import EXAMPLES, CFG, GrammarGuide, GrammarIndex, compile_grammar, load_example
+from outlines_core.processors import GuidedLogitsProcessor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_vocabulary  # noqa: E402
+
+
+def grammar_index(name: str, tokenizer: str) -> GrammarIndex:
+    return _index_cache(name, tokenizer)
+
+
+_INDEXES: dict[tuple[str, str], GrammarIndex] = {}
+
+
+def _index_cache(name: str, tokenizer: str) -> GrammarIndex:
+    key = (name, tokenizer)
+    if key not in _INDEXES:
+        _INDEXES[key] = GrammarIndex(compile_grammar(load_example(name)), load_vocabulary(tokenizer))
+    return _INDEXES[key]
+
+
+def lark_parser(name: str) -> lark.Lark:
+    return lark.Lark(load_example(name), parser="lalr")
+
+
+def random_walk(index: GrammarIndex, rng: random.Random, max_tokens: int, stop_probability: float):
+    """Follow the masks with uniformly random allowed tokens for up to ``max_tokens``, then complete the
+    output by the shortest run of single-byte tokens that makes it a sentence (a breadth-first search over
+    recognizer states), then EOS. Returns the bytes; every mask on the way must be non-empty."""
+    vocabulary = index.vocabulary
+    eos = set(vocabulary.eos_token_ids)
+    guide = index.make_guide()
+    output = b""
+    for _ in range(max_tokens):
+        allowed = guide.allowed_tokens().tolist()
+        assert allowed, "a mask of zeros must be reported as an error, never returned"
+        content = [t for t in allowed if t not in eos]
+        if guide.is_accepting() and (not content or rng.random() < stop_probability):
+            break
+        token = rng.choice(content)
+        output += vocabulary.token_bytes(token)
+        guide.advance(token)
+    for token in shortest_completion(index, guide.state):
+        assert guide.is_allowed(token)
+        output += vocabulary.token_bytes(token)
+        guide.advance(token)
+    assert set(guide.allowed_tokens().tolist()) & eos
+    guide.advance(next(iter(eos)))
+    assert guide.is_finished()
+    return output
+
+
+def single_byte_tokens(vocabulary) -> dict[int, int]:
+    found = {}
+    for token_id in range(vocabulary.size):
+        data = vocabulary.token_bytes(token_id)
+        if data is not None and len(data) == 1 and 0x20 <= data[0] < 0x7F:
+            found.setdefault(data[0], token_id)
+    return found
+
+
+def shortest_completion(index: GrammarIndex, state, limit: int = 20_000) -> list[int]:
+    """A short run of single-byte tokens that completes the output: best-first search, the parser stack's
+    depth counting as distance (closing what is open shrinks it)."""
+    if index.is_accepting(state):
+        return []
+    tokens = _SINGLE_BYTES.setdefault(id(index.vocabulary), single_byte_tokens(index.vocabulary))
+    queue = [(0, 0, state, [])]
+    seen = {(state.node, state.lexer_state)}
+    counter = 0
+    while queue:
+        _, _, current, path = heapq.heappop(queue)
+        for token in tokens.values():
+            after = index.next_state(current, token)
+            if after is None or (after.node, after.lexer_state) in seen:
+                continue
+            if index.is_accepting(after):
+                return path + [token]
+            seen.add((after.node, after.lexer_state))
+            counter += 1
+            heapq.heappush(queue, (len(path) + 1 + 2 * after.store.depth(after.node), counter, after, path + [token]))
+            if len(seen) > limit:
+                raise AssertionError("no completion found within the search limit")
+    raise AssertionError("the output cannot be completed: the masks let a dead prefix through")
+
+
+_SINGLE_BYTES: dict[int, dict[int, int]] = {}
+
+
+@pytest.mark.parametrize("tokenizer", TOKENIZER_NAMES)
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_random_walks_are_sound(name, tokenizer):
+    """Random walks through the masks, completed and ended with EOS, are sentences Lark parses; every
+    prefix the masks allowed could be completed."""
+    index = grammar_index(name, tokenizer)
+    parser = lark_parser(name)
+    rng = random.Random(f"{name}/{tokenizer}")
+    for _ in range(10):
+        output = random_walk(index, rng, max_tokens=30, stop_probability=0.2)
+        parser.parse(output.decode("utf-8", errors="strict"))  # raises if an invalid sentence got through
+
+
+@pytest.mark.parametrize("tokenizer", TOKENIZER_NAMES)
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_sentences_encoded_by_the_tokenizer_are_accepted(name, tokenizer):
+    index = grammar_index(name, tokenizer)
+    parser = lark_parser(name)
+    encoder = load_encoder_without_dummy_prefix(tokenizer)
+    vocabulary = index.vocabulary
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(from_lark(parser))
+    def check(sentence):
+        try:
+            parser.parse(sentence)
+        except lark.exceptions.LarkError:
+            return  # from_lark may glue a keyword to a name; only sentences Lark accepts count
+        ids = encoder.encode(sentence, add_special_tokens=False).ids
+        if vocabulary.decode(ids) != sentence.encode("utf-8"):
+            return  # the tokenizer normalizes this text (e.g. SentencePiece spaces); not this sentence
+        guide = index.make_guide()
+        for position, token in enumerate(ids):
+            assert guide.is_allowed(token), (sentence, position, vocabulary.token_bytes(token))
+            guide.advance(token)
+        assert guide.is_accepting(), sentence
+        assert set(guide.allowed_tokens().tolist()) & set(vocabulary.eos_token_ids)
+
+    check()
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
+@pytest.mark.parametrize(
+    "name, sentence",
+    [("sexpr", "(" * 50 + "x" + ")" * 50), ("json", "[" * 50 + "1" + "]" * 50), ("arithmetic", "(" * 50 + "1" + ")" * 50)],
+)
+def test_nesting_depth_50_token_by_token(name, sentence, tokenizer):
+    index = grammar_index(name, tokenizer)
+    ids = load_encoder_without_dummy_prefix(tokenizer).encode(sentence, add_special_tokens=False).ids
+    guide = index.make_guide()
+    for token in ids:
+        guide.advance(token)
+    assert guide.is_accepting()
+    # One closing bracket short: not a sentence, and EOS is refused.
+    short = index.make_guide()
+    prefix = load_encoder_without_dummy_prefix(tokenizer).encode(sentence[:-1], add_special_tokens=False).ids
+    for token in prefix:
+        short.advance(token)
+    assert not short.is_accepting()
+    with pytest.raises(TokenNotAllowedError, match="EOS"):
+        short.advance(index.vocabulary.eos_token_ids[0])
+
+
+def test_mask_of_each_state_matches_next_state():
+    """``allowed_tokens`` (the vectorized walk) and ``next_state`` (byte by byte) agree on every token, on a
+    few states of a walk: the two code paths must not drift apart."""
+    index = grammar_index("json", "gpt-2")
+    vocabulary = index.vocabulary
+    guide = index.make_guide()
+    rng = random.Random(3)
+    for step in range(6):
+        allowed = set(guide.allowed_tokens().tolist())
+        by_next_state = {t for t in range(vocabulary.size) if index.next_state(guide.state, t) is not None}
+        assert allowed == by_next_state, step
+        guide.advance(rng.choice(sorted(allowed - set(vocabulary.eos_token_ids))))
+
+
+def test_guide_interface():
+    index = grammar_index("arithmetic", "gpt-2")
+    vocabulary = index.vocabulary
+    token = {vocabulary.token_bytes(i): i for i in range(vocabulary.size) if vocabulary.token_bytes(i)}
+    guide = index.make_guide()
+    assert isinstance(guide, GrammarGuide)
+    assert not guide.is_accepting()
+    guide.advance(token[b"12"])
+    assert guide.is_accepting()
+    assert not guide.is_allowed(token[b")"])  # nothing is open: LALR lookahead merging must not leak
+    with pytest.raises(TokenNotAllowedError, match="not allowed by the grammar"):
+        guide.advance(token[b")"])
+    fork = guide.copy()
+    fork.advance(token[b"+"])
+    assert guide.is_accepting() and not fork.is_accepting()
+    assert guide.accepts([token[b"*"], token[b"3"], token[b")"]]) == 2
+    row = np.zeros((vocabulary.size + 31) // 32, dtype=np.int32)
+    guide.fill_bitmask(row)
+    bits = np.unpackbits(row.view(np.uint8), bitorder="little")[: vocabulary.size]
+    assert np.array_equal(np.flatnonzero(bits), guide.allowed_tokens())
+    guide.reset()
+    assert not guide.is_accepting()
+    guide.advance(vocabulary.eos_token_ids[0]) if guide.is_accepting() else None
+
+
+def test_processor_batches_grammar_and_regex_rows():
+    from outlines_core import Index
+
+    vocabulary = load_vocabulary("gpt-2")
+    grammar = grammar_index("arithmetic", "gpt-2")
+    regex = Index(r"[a-z]{2}", vocabulary)
+    processor = GuidedLogitsProcessor([grammar, regex, None], tensor_library="numpy")
+    logits = np.zeros((3, vocabulary.size), dtype=np.float32)
+    processor.process_logits(logits)
+    token = {vocabulary.token_bytes(i): i for i in range(vocabulary.size) if vocabulary.token_bytes(i)}
+    assert logits[0, token[b"("]] == 0 and np.isneginf(logits[0, token[b"ab"]])
+    assert logits[1, token[b"ab"]] == 0 and np.isneginf(logits[1, token[b"("]])
+    assert not np.isneginf(logits[2]).any()
+    processor.advance([token[b"("], token[b"ab"], token[b"x"]])
+    assert processor.guides[0].allowed_tokens().size > 0
+
+
+def test_index_for_caches_grammar_indexes():
+    from outlines_core.generator import index_for
+
+    vocabulary = load_vocabulary("gpt-2")
+    cfg = CFG(load_example("sexpr"))
+    first = index_for(cfg, vocabulary)
+    assert isinstance(first, GrammarIndex)
+    assert index_for(CFG(load_example("sexpr")), vocabulary) is first
+
+
+def test_dead_end_is_reported_not_masked_to_zeros():
+    # A vocabulary that can spell "a" but not "c": after "a" nothing can continue.
+    vocabulary = Vocabulary([b"a", b"b", None], eos_token_ids=[2])
+    index = GrammarIndex('start: "a" "c"\n', vocabulary)
+    guide = index.make_guide()
+    guide.advance(0)
+    with pytest.raises(GrammarError, match="no valid continuation"):
+        guide.allowed_tokens()
+
+
+def test_grammar_the_vocabulary_cannot_start_is_refused():
+    vocabulary = Vocabulary([b"a", None], eos_token_ids=[1])
+    with pytest.raises(GrammarError, match="begin a sentence"):
+        GrammarIndex('start: "z"\n', vocabulary)
