@@ -7,19 +7,18 @@ the current lexeme just move the lexer; a byte that cannot extend it ends the le
 terminal), feeds that terminal to the parser (``%ignore``d ones are dropped) and starts the next lexeme in
 the context of the parser's new state. A single token may cross several lexemes.
 
-The mask of a state is computed in two parts, so that the expensive one is shared:
+The mask of a state is assembled from cached *segments*. A segment is the part of a vocabulary-trie walk
+that stays inside one lexeme: starting from a frontier of (trie node, lexer state) pairs it records the
+tokens that end inside the lexeme and, grouped by the terminal the lexeme ends as, the trie nodes where a
+byte ends it. None of that depends on the parser. Only at a lexeme boundary is the parser consulted (once
+per distinct (stack, terminal), memoized), and the next segment is keyed by (previous segment, terminal,
+the new stack's lexeme start state, which terminals the new stack accepts): coarse facts shared by many
+stacks. So the numpy walks run once per segment key and a new state's mask costs one small Python loop
+over the segment tree (a handful of parser questions) plus a union of cached token sets; the result is
+also kept per (stack, lexer state) in an LRU.
 
-* *inner* tokens never end the current lexeme. They depend on the lexer state only, so the walk over the
-  whole vocabulary trie that finds them runs once per lexer state (a few hundred states in a big grammar)
-  and is cached for good. The same walk records the *crossing points*: trie nodes whose last byte ends
-  the lexeme, with the terminal it ends as.
-* *crossing* tokens pass a crossing point. Only their subtries are walked, from the crossing points, with
-  the parser consulted at every lexeme boundary (once per distinct (stack, terminal), memoized). These
-  are a small part of the vocabulary, so this walk is short; its result is cached per (stack, lexer
-  state) in an LRU.
-
-Both walks are level-synchronous numpy walks of the trie (one gather per level for the whole frontier),
-so no Python loop runs over tokens; Python only runs per distinct parser question.
+Segments are level-synchronous numpy walks of the trie (one gather per level for the whole frontier), so
+no Python loop runs over tokens.
 """
 
 from __future__ import annotations
@@ -53,10 +52,17 @@ class GrammarState(NamedTuple):
     lexer_state: int
 
 
-class _Inner(NamedTuple):
-    mask: np.ndarray  # packed bitmask of tokens that stay inside the lexeme
-    crossing_nodes: np.ndarray  # trie nodes whose last byte ends the lexeme ...
-    crossing_terminals: np.ndarray  # ... as this terminal
+class _Segment(NamedTuple):
+    """A cached piece of trie walk inside one lexeme (see the module docstring)."""
+
+    key_id: int
+    tokens: np.ndarray | None  # token ids ending inside the lexeme (small sets) ...
+    packed: np.ndarray | None  # ... or their packed bitmask (large sets)
+    crossings: tuple[tuple[int, np.ndarray, np.ndarray], ...]  # (terminal, trie nodes, their bytes)
+
+
+#: Cached segments per index before the cache is dropped and rebuilt on demand (bounds memory).
+MAX_SEGMENTS = 100_000
 
 
 class GrammarIndex:
@@ -80,14 +86,16 @@ class GrammarIndex:
         self._num_terminals = max(len(self.grammar.spec.terminals), 1)
         self._lock = threading.RLock()
         self._store = StackStore(self.grammar.spec.table)
-        self._inner: dict[tuple[int, int], _Inner] = {}
+        self._segments: dict[tuple, _Segment | None] = {}
+        self._segment_counter = 0
         self._possible = lexer.possible
         # Viability: per distinct set of terminals a stack accepts, which lexer states can still end in one
-        # of them (row ``i`` of ``_viable_table``); ``_acceptance`` maps (store, node) to that row.
+        # of them (``_viable_rows[i]``); ``_acceptance`` maps (store, node) to that row.
         self._acceptance: dict[tuple[int, int], int] = {}
-        self._acceptance_ids: dict[bytes, int] = {}
+        self._acceptance_ids: dict[tuple[int, ...], int] = {}
+        self._context_terminals = [sorted(context) for context in lexer.contexts]
+        self._ignored_list = self._ignored.tolist()
         self._viable_rows: list[np.ndarray] = []
-        self._viable_table = np.zeros((0, lexer.num_states), dtype=bool)
         self._masks: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._allowed_ids: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         eos = np.array(vocabulary.eos_token_ids, dtype=np.int64)
@@ -169,28 +177,23 @@ class GrammarIndex:
 
     # -- viability -----------------------------------------------------------------------------------
     def _acceptance_of(self, store: StackStore, node: int) -> int:
-        """Row of ``_viable_table`` for stack ``node``: lexer states that can still end as a terminal the
+        """Index in ``_viable_rows`` for stack ``node``: lexer states that can still end as a terminal the
         stack accepts (``%ignore``d terminals always are)."""
         key = (id(store), node)
         found = self._acceptance.get(key)
         if found is not None:
             return found
-        context = self.grammar.lexer.contexts[self._context_of[store.top(node)]]
-        accepted = [t for t in sorted(context) if self._ignored[t] or store.feed(node, t) != REJECTED]
-        bits = terminal_bitset(accepted, self._num_terminals)
-        found = self._acceptance_ids.get(bits.tobytes())
+        ignored = self._ignored_list
+        candidates = self._context_terminals[self._context_of[store.top(node)]]
+        accepted = tuple(t for t in candidates if ignored[t] or store.feed(node, t) != REJECTED)
+        found = self._acceptance_ids.get(accepted)
         if found is None:
-            found = self._acceptance_ids[bits.tobytes()] = len(self._viable_rows)
-            viable = (self._possible & bits).any(axis=1)
+            found = self._acceptance_ids[accepted] = len(self._viable_rows)
+            viable = (self._possible & terminal_bitset(accepted, self._num_terminals)).any(axis=1)
             viable[0] = False
             self._viable_rows.append(viable)
         self._acceptance[key] = found
         return found
-
-    def _viable_lookup(self, acceptance_ids: np.ndarray, lexer_states: np.ndarray) -> np.ndarray:
-        if self._viable_table.shape[0] != len(self._viable_rows):
-            self._viable_table = np.stack(self._viable_rows)
-        return self._viable_table[acceptance_ids, lexer_states]
 
     # -- masks -------------------------------------------------------------------------------------
     def mask(self, state: GrammarState) -> np.ndarray:
@@ -239,16 +242,89 @@ class GrammarIndex:
 
     # -- the walks -----------------------------------------------------------------------------------
     def _compute_mask(self, store: StackStore, node: int, lexer_state: int) -> np.ndarray:
+        allowed = np.zeros(self.num_words * 32, dtype=bool)
+        packed = np.zeros(self.num_words, dtype=np.int32)
         acceptance = self._acceptance_of(store, node)
-        inner = self._inner.get((lexer_state, acceptance))
-        if inner is None:
-            inner = self._inner[(lexer_state, acceptance)] = self._walk_inner(lexer_state, acceptance)
-        mask = inner.mask.copy()
-        if inner.crossing_nodes.size:
-            tokens = self._walk_crossing(store, node, inner)
-            if tokens.size:
-                np.bitwise_or.at(mask, tokens >> 5, (np.int64(1) << (tokens & 31)).astype(np.uint32).view(np.int32))
-        return mask
+        pending = [(self._root_segment(lexer_state, acceptance), node)]
+        while pending:
+            segment, parser_node = pending.pop()
+            if segment.tokens is not None:
+                allowed[segment.tokens] = True
+            else:
+                packed |= segment.packed
+            for terminal, trie_nodes, first_bytes in segment.crossings:
+                after = self._after_terminal(store, parser_node, terminal)
+                if after == REJECTED:
+                    continue
+                start = self._lexeme_start(store, after)
+                following = self._next_segment(segment, terminal, start, self._acceptance_of(store, after), trie_nodes, first_bytes)
+                if following is not None:
+                    pending.append((following, after))
+        return packed | np.packbits(allowed, bitorder="little").view("<i4")
+
+    def _root_segment(self, lexer_state: int, acceptance: int) -> _Segment:
+        key = ("root", lexer_state, acceptance)
+        segment = self._segments.get(key)
+        if segment is None:
+            self._bound_segments()
+            segment = self._segments[key] = self._walk(
+                np.zeros(1, dtype=np.int64), np.array([lexer_state], dtype=np.int64), acceptance, include_frontier=False
+            )
+        return segment
+
+    def _next_segment(self, previous: _Segment, terminal: int, start: int, acceptance: int, trie_nodes, first_bytes):
+        key = (previous.key_id, terminal, start, acceptance)
+        segment = self._segments.get(key, False)
+        if segment is False:
+            self._bound_segments()
+            states = self._transitions[start * 256 + first_bytes]
+            viable = self._viable_rows[acceptance][states]
+            segment = None
+            if viable.any():
+                segment = self._walk(trie_nodes[viable], states[viable], acceptance, include_frontier=True)
+            self._segments[key] = segment
+        return segment
+
+    def _bound_segments(self) -> None:
+        if len(self._segments) >= MAX_SEGMENTS:
+            # Keys name segments by id, so everything goes at once; masks already computed stay cached.
+            self._segments.clear()
+
+    def _walk(self, nodes: np.ndarray, states: np.ndarray, acceptance: int, include_frontier: bool) -> _Segment:
+        """Walk the trie below ``nodes`` (lexer ``states`` there) while the lexeme goes on."""
+        trie = self.vocabulary.trie
+        viable = self._viable_rows[acceptance]
+        reached = [nodes] if include_frontier else []
+        ended_nodes, ended_bytes, ended_terminals = [], [], []
+        while nodes.size:
+            children, parents = self._expand(nodes)
+            if children is None:
+                break
+            parent_states = states[parents]
+            child_bytes = trie.node_byte[children].astype(np.int64)
+            following = self._transitions[parent_states * 256 + child_bytes]
+            ends_lexeme = (following == 0) & (self._accepts[parent_states] != NO_TERMINAL)
+            if ends_lexeme.any():
+                ended_nodes.append(children[ends_lexeme])
+                ended_bytes.append(child_bytes[ends_lexeme])
+                ended_terminals.append(self._accepts[parent_states[ends_lexeme]])
+            alive = viable[following]  # the dead state 0 is never viable
+            nodes, states = children[alive], following[alive]
+            reached.append(nodes)
+        tokens = self._tokens_at(np.concatenate(reached) if reached else np.empty(0, dtype=np.int64))
+        crossings = []
+        if ended_nodes:
+            ended_nodes_all = np.concatenate(ended_nodes)
+            ended_bytes_all = np.concatenate(ended_bytes)
+            ended_terminals_all = np.concatenate(ended_terminals)
+            for terminal in np.unique(ended_terminals_all).tolist():
+                chosen = ended_terminals_all == terminal
+                crossings.append((int(terminal), ended_nodes_all[chosen], ended_bytes_all[chosen]))
+        self._segment_counter += 1
+        key_id = self._segment_counter
+        if tokens.size > self.num_words:  # packed is smaller once the ids take more room than the bits
+            return _Segment(key_id, None, self._bits(tokens), tuple(crossings))
+        return _Segment(key_id, tokens.astype(np.int32), None, tuple(crossings))
 
     def _expand(self, trie_nodes: np.ndarray):
         """Every child of every node in the frontier, and for each child the index of its parent entry."""
@@ -261,95 +337,6 @@ class GrammarIndex:
         children = np.repeat(trie.child_start[trie_nodes] - (ends - counts), counts) + np.arange(total)
         parents = np.repeat(np.arange(len(trie_nodes)), counts)
         return children, parents
-
-    def _walk_inner(self, lexer_state: int, acceptance: int) -> _Inner:
-        trie = self.vocabulary.trie
-        viable = self._viable_rows[acceptance]
-        nodes = np.zeros(1, dtype=np.int64)
-        states = np.array([lexer_state], dtype=np.int64)
-        reached, crossing_nodes, crossing_terminals = [], [], []
-        while nodes.size:
-            children, parents = self._expand(nodes)
-            if children is None:
-                break
-            parent_states = states[parents]
-            following = self._transitions[parent_states * 256 + trie.node_byte[children]]
-            alive = viable[following]  # the dead state 0 is never viable
-            ends_lexeme = (following == 0) & (self._accepts[parent_states] != NO_TERMINAL)
-            if ends_lexeme.any():
-                crossing_nodes.append(children[ends_lexeme])
-                crossing_terminals.append(self._accepts[parent_states[ends_lexeme]])
-            nodes, states = children[alive], following[alive]
-            reached.append(nodes)
-        tokens = self._tokens_at(np.concatenate(reached) if reached else np.empty(0, dtype=np.int64))
-        return _Inner(
-            mask=self._bits(tokens),
-            crossing_nodes=np.concatenate(crossing_nodes) if crossing_nodes else np.empty(0, dtype=np.int64),
-            crossing_terminals=np.concatenate(crossing_terminals) if crossing_terminals else np.empty(0, dtype=np.int64),
-        )
-
-    def _walk_crossing(self, store: StackStore, node: int, inner: _Inner) -> np.ndarray:
-        trie = self.vocabulary.trie
-        parser_nodes, states, acceptances = self._cross(
-            store,
-            np.full(inner.crossing_nodes.size, node, dtype=np.int64),
-            inner.crossing_terminals,
-            trie.node_byte[inner.crossing_nodes].astype(np.int64),
-        )
-        alive = states != 0
-        nodes, states, parser_nodes = inner.crossing_nodes[alive], states[alive], parser_nodes[alive]
-        acceptances = acceptances[alive]
-        reached = [nodes]
-        while nodes.size:
-            children, parents = self._expand(nodes)
-            if children is None:
-                break
-            parent_states = states[parents]
-            parent_parsers = parser_nodes[parents]
-            parent_acceptances = acceptances[parents]
-            child_bytes = trie.node_byte[children].astype(np.int64)
-            following = self._transitions[parent_states * 256 + child_bytes]
-            alive = self._viable_lookup(parent_acceptances, following)
-            ends_lexeme = (following == 0) & (self._accepts[parent_states] != NO_TERMINAL)
-            nodes, states, parser_nodes = children[alive], following[alive], parent_parsers[alive]
-            acceptances = parent_acceptances[alive]
-            if ends_lexeme.any():
-                crossed_parsers, crossed_states, crossed_acceptances = self._cross(
-                    store,
-                    parent_parsers[ends_lexeme],
-                    self._accepts[parent_states[ends_lexeme]],
-                    child_bytes[ends_lexeme],
-                )
-                ok = crossed_states != 0
-                nodes = np.concatenate([nodes, children[ends_lexeme][ok]])
-                states = np.concatenate([states, crossed_states[ok]])
-                parser_nodes = np.concatenate([parser_nodes, crossed_parsers[ok]])
-                acceptances = np.concatenate([acceptances, crossed_acceptances[ok]])
-            reached.append(nodes)
-        return self._tokens_at(np.concatenate(reached))
-
-    def _cross(self, store: StackStore, parser_nodes, terminals, first_bytes):
-        """End lexemes: feed ``terminals`` to the parser at ``parser_nodes`` and start the next lexeme with
-        ``first_bytes``. Returns (new parser nodes, new lexer states, their acceptance rows); lexer state 0
-        where the parser refuses the terminal or the new lexeme cannot become one the new stack accepts.
-        Python runs once per distinct (stack, terminal) pair."""
-        keys = parser_nodes * self._num_terminals + terminals
-        distinct, inverse = np.unique(keys, return_inverse=True)
-        new_nodes = np.empty(distinct.size, dtype=np.int64)
-        starts = np.zeros(distinct.size, dtype=np.int64)
-        acceptances = np.zeros(distinct.size, dtype=np.int64)
-        for i, key in enumerate(distinct.tolist()):
-            parser_node, terminal = divmod(key, self._num_terminals)
-            after = self._after_terminal(store, parser_node, terminal)
-            new_nodes[i] = after
-            if after != REJECTED:
-                starts[i] = self._lexeme_start(store, after)
-                acceptances[i] = self._acceptance_of(store, after)
-        inverse = inverse.reshape(-1)
-        states = self._transitions[starts[inverse] * 256 + first_bytes]  # start 0 is dead: stays 0
-        row_acceptances = acceptances[inverse]
-        states = np.where(self._viable_lookup(row_acceptances, states), states, 0)
-        return new_nodes[inverse], states, row_acceptances
 
     def _tokens_at(self, trie_nodes: np.ndarray) -> np.ndarray:
         trie = self.vocabulary.trie
