@@ -72,13 +72,13 @@ def cached_grammar_index(cfg, vocabulary: Vocabulary):
     """The ``GrammarIndex`` of a ``CFG`` for ``vocabulary``, shared by every generator (same LRU as regexes)."""
     from .grammars import GrammarIndex, compile_grammar
 
-    key = (("cfg", cfg.definition, cfg.start), vocabulary.fingerprint)
+    key = (("cfg", cfg.definition, cfg.start, cfg.parser), vocabulary.fingerprint)
     with _INDEX_CACHE_LOCK:
         index = _INDEX_CACHE.get(key)
         if index is not None:
             _INDEX_CACHE.move_to_end(key)
             return index
-    index = GrammarIndex(compile_grammar(cfg.definition, cfg.start), vocabulary)
+    index = GrammarIndex(compile_grammar(cfg.definition, cfg.start, cfg.parser), vocabulary)
     with _INDEX_CACHE_LOCK:
         index = _INDEX_CACHE.setdefault(key, index)
         _INDEX_CACHE.move_to_end(key)

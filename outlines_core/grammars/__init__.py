@@ -20,14 +20,21 @@ EXAMPLES = ("arithmetic", "json", "sql_select", "sexpr")
 
 @dataclass(frozen=True)
 class CFG:
-    """Output type: text that Lark grammar ``definition`` parses (from its rule ``start``)."""
+    """Output type: text that Lark grammar ``definition`` parses (from its rule ``start``).
+
+    ``parser="auto"`` uses LALR(1) when the grammar is LALR(1) (output parses with
+    ``Lark(definition, parser="lalr")``) and Earley otherwise (output parses with
+    ``Lark(definition, parser="earley", lexer="basic")``); ``"lalr"`` refuses non-LALR grammars."""
 
     definition: str
     start: str = "start"
+    parser: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.definition, str) or not self.definition.strip():
             raise TypeError("CFG expects the Lark grammar text as a non-empty str")
+        if self.parser not in ("auto", "lalr", "earley"):
+            raise ValueError(f"CFG parser must be 'auto', 'lalr' or 'earley', got {self.parser!r}")
 
 
 def load_example(name: str) -> str:

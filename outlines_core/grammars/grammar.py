@@ -11,6 +11,7 @@ import functools
 
 from .lark_frontend import GrammarSpec, load_lark_grammar
 from .lexer import NO_TERMINAL, Lexer, build_lexer, terminal_dfas
+from .earley import EarleyStore
 from .parser import REJECTED, StackStore
 
 
@@ -21,25 +22,36 @@ class Grammar:
     compile (see ``load_lark_grammar``).
     """
 
-    def __init__(self, text: str, start: str = "start") -> None:
+    def __init__(self, text: str, start: str = "start", parser: str = "auto") -> None:
         self.text = text
         self.start = start
-        self.spec: GrammarSpec = load_lark_grammar(text, start)
+        self.spec: GrammarSpec = load_lark_grammar(text, start, parser)
         self.lexer: Lexer = build_lexer(self.spec, terminal_dfas(self.spec))
         #: Python-list forms for byte-at-a-time walks (one token at a time).
         self.rows: list[list[int]] = self.lexer.transitions.tolist()
         self.accepts_list: list[int] = self.lexer.accepts.tolist()
 
+    @property
+    def parser_kind(self) -> str:
+        """``"lalr"`` or ``"earley"`` (grammars that are not LALR(1))."""
+        return self.spec.parser_kind
+
+    def new_store(self):
+        """An empty store of parser configurations (LALR stacks or Earley charts)."""
+        if self.spec.table is None:
+            return EarleyStore(self.spec.earley)
+        return StackStore(self.spec.table)
+
     def __repr__(self) -> str:
         return (
-            f"Grammar(terminals={[t.name for t in self.spec.terminals]}, "
-            f"parser_states={len(self.spec.table.actions)}, lexer_states={self.lexer.num_states})"
+            f"Grammar(parser={self.parser_kind!r}, terminals={[t.name for t in self.spec.terminals]}, "
+            f"lexer_states={self.lexer.num_states})"
         )
 
     def recognizes(self, text: str | bytes) -> bool:
         """Whether ``text`` is a complete sentence under the engine's lexing (maximal munch)."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        store = StackStore(self.spec.table)
+        store = self.new_store()
         node = store.root
         context_start = self.lexer.context_start
         context_of = self.lexer.context_of_parser_state
@@ -75,6 +87,6 @@ class Grammar:
 
 
 @functools.lru_cache(maxsize=64)
-def compile_grammar(text: str, start: str = "start") -> Grammar:
-    """``Grammar(text, start)``, cached."""
-    return Grammar(text, start)
+def compile_grammar(text: str, start: str = "start", parser: str = "auto") -> Grammar:
+    """``Grammar(text, start, parser)``, cached."""
+    return Grammar(text, start, parser)

@@ -85,7 +85,7 @@ class GrammarIndex:
         self._ignored[list(self.grammar.spec.ignore)] = True
         self._num_terminals = max(len(self.grammar.spec.terminals), 1)
         self._lock = threading.RLock()
-        self._store = StackStore(self.grammar.spec.table)
+        self._store = self.grammar.new_store()
         self._segments: dict[tuple, _Segment | None] = {}
         self._segment_counter = 0
         self._possible = lexer.possible
@@ -113,7 +113,7 @@ class GrammarIndex:
     def initial_state(self) -> GrammarState:
         with self._lock:
             if self._store.size > MAX_STACK_NODES:
-                self._store = StackStore(self.grammar.spec.table)
+                self._store = self.grammar.new_store()
             store = self._store
         return GrammarState(store, store.root, self._lexeme_start(store, store.root))
 

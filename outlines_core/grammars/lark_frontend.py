@@ -61,12 +61,18 @@ class GrammarSpec:
     start: str
     terminals: tuple[Terminal, ...]
     ignore: frozenset[int]
-    table: ParseTable
+    #: LALR(1) tables, or ``None`` when the grammar is not LALR(1) and ``earley`` holds its rules.
+    table: ParseTable | None
     #: Lark's keyword rule: ``unless[regex terminal]`` lists the string terminals (same priority) that
     #: the regex matches entirely, each with whether Lark removes it from the scanner (``embedded``, when
     #: its flags are a subset of the regex's). A lexeme the regex matches that equals one of these strings
     #: is that string's terminal.
     unless: dict = None  # type: ignore[assignment]
+    earley: "EarleyRules | None" = None
+
+    @property
+    def parser_kind(self) -> str:
+        return "lalr" if self.table is not None else "earley"
 
     def terminal_id(self, name: str) -> int:
         for index, terminal in enumerate(self.terminals):
@@ -75,14 +81,15 @@ class GrammarSpec:
         raise KeyError(name)
 
 
-def load_lark_grammar(text: str, start: str = "start") -> GrammarSpec:
-    """Parse Lark grammar ``text`` and build its LALR(1) tables.
+def load_lark_grammar(text: str, start: str = "start", parser: str = "auto") -> GrammarSpec:
+    """Parse Lark grammar ``text`` and build its LALR(1) tables, or (``parser="auto"`` and the grammar is
+    not LALR(1), or ``parser="earley"``) its rules for the Earley recognizer.
 
     Raises
     ------
     GrammarError
         For syntax errors (with line and column), undefined rules or terminals, grammars that are not
-        LALR(1) (with the conflicting rules), terminals that match the empty string or use regex features
+        LALR(1) when ``parser="lalr"`` (with the conflicting rules), terminals that match the empty string or use regex features
         the engine cannot compile, and features that need Lark's Python-side machinery (``%declare``d
         terminals, postlexers).
     """
@@ -92,8 +99,12 @@ def load_lark_grammar(text: str, start: str = "start") -> GrammarSpec:
     from lark.exceptions import GrammarError as LarkGrammarError
     from lark.exceptions import LarkError, UnexpectedInput
 
+    if parser not in ("auto", "lalr", "earley"):
+        raise ValueError(f"parser must be 'auto', 'lalr' or 'earley', got {parser!r}")
+    if parser == "earley":
+        return _load_earley(text, start)
     try:
-        parser = lark.Lark(text, parser="lalr", lexer="contextual", start=start)
+        lark_parser = lark.Lark(text, parser="lalr", lexer="contextual", start=start)
     except UnexpectedInput as error:
         raise GrammarError(
             f"grammar syntax error at line {error.line}, column {error.column}: "
@@ -102,14 +113,18 @@ def load_lark_grammar(text: str, start: str = "start") -> GrammarSpec:
     except LarkGrammarError as error:
         message = str(error)
         if "collision" in message.lower() or "conflict" in message.lower():
+            if parser == "auto":
+                return _load_earley(text, start)
             raise GrammarError(
                 "the grammar is not LALR(1), so it cannot be recognized token by token: "
-                f"{message.strip()}\nRewrite the rules so that one token of lookahead decides between them."
+                f"{message.strip()}\nRewrite the rules so that one token of lookahead decides between them, "
+                "or use parser='earley'."
             ) from None
         raise GrammarError(f"invalid grammar: {message.strip()}") from None
     except LarkError as error:
         raise GrammarError(f"invalid grammar: {str(error).strip()}") from None
 
+    parser = lark_parser
     terminals = tuple(_convert_terminal(definition) for definition in parser.terminals)
     names = {terminal.name: index for index, terminal in enumerate(terminals)}
     ignore = frozenset(names[name] for name in parser.ignore_tokens if name in names)
@@ -129,6 +144,52 @@ def load_lark_grammar(text: str, start: str = "start") -> GrammarSpec:
         ignore=ignore,
         table=table,
         unless=_unless(parser.terminals, names),
+    )
+
+
+def _load_earley(text: str, start: str) -> GrammarSpec:
+    """The grammar's rules for the Earley recognizer; lexing is Lark's basic lexer (every terminal is a
+    candidate everywhere), so generated text parses with ``Lark(text, parser="earley", lexer="basic")``."""
+    import lark
+    from lark.exceptions import LarkError, UnexpectedInput
+
+    from .earley import EarleyRules
+
+    try:
+        parser = lark.Lark(text, parser="earley", lexer="basic", start=start)
+    except UnexpectedInput as error:
+        raise GrammarError(
+            f"grammar syntax error at line {error.line}, column {error.column}: "
+            f"{_first_line(str(error))}\n{_context(text, error.line, error.column)}"
+        ) from None
+    except LarkError as error:
+        raise GrammarError(f"invalid grammar: {str(error).strip()}") from None
+    terminals = tuple(_convert_terminal(definition) for definition in parser.terminals)
+    names = {terminal.name: index for index, terminal in enumerate(terminals)}
+    rules = []
+    for rule in parser.rules:
+        body = []
+        for symbol in rule.expansion:
+            if symbol.is_term:
+                if symbol.name not in names:
+                    raise GrammarError(
+                        f"terminal {symbol.name} has no pattern (%declare): the engine needs every terminal to "
+                        "be a string or a regex"
+                    )
+                body.append(names[symbol.name])
+            else:
+                body.append(symbol.name)
+        rules.append((rule.origin.name, tuple(body)))
+    if getattr(parser.options, "postlex", None) is not None:
+        raise GrammarError("grammars with a postlexer (e.g. Lark's Indenter) are not supported")
+    return GrammarSpec(
+        text=text,
+        start=start,
+        terminals=terminals,
+        ignore=frozenset(names[name] for name in parser.ignore_tokens if name in names),
+        table=None,
+        unless=_unless(parser.terminals, names),
+        earley=EarleyRules(rules=tuple(rules), start=start),
     )
 
 

@@ -93,8 +93,12 @@ def _shortest_match(dfa: Dfa) -> Dfa:
 def build_lexer(spec: GrammarSpec, dfas: list[Dfa]) -> Lexer:
     table = spec.table
     contexts: dict[frozenset[int], int] = {}
-    context_of_state = np.zeros(len(table.actions), dtype=np.int64)
-    for state, actions in enumerate(table.actions):
+    if table is None:  # Earley: Lark's basic lexer, every terminal a candidate (one context)
+        contexts[frozenset(range(len(spec.terminals)))] = 0
+        context_of_state = np.zeros(1, dtype=np.int64)
+    else:
+        context_of_state = np.zeros(len(table.actions), dtype=np.int64)
+    for state, actions in enumerate(table.actions if table is not None else ()):
         terminals = frozenset(t for t in actions if t != END) | spec.ignore
         context_of_state[state] = contexts.setdefault(terminals, len(contexts))
     ordered = sorted(contexts, key=contexts.get)

@@ -169,6 +169,22 @@ def test_nesting_depth_50_token_by_token(name, sentence, tokenizer):
         short.advance(index.vocabulary.eos_token_ids[0])
 
 
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
+def test_earley_grammar_walks_are_sound(tokenizer):
+    """A grammar that is not LALR(1) goes through the Earley recognizer: walks parse with Lark's Earley."""
+    from test_recognizer import WORDS_GRAMMAR as text
+    index = GrammarIndex(compile_grammar(text), load_vocabulary(tokenizer))
+    assert index.grammar.parser_kind == "earley"
+    reference = lark.Lark(text, parser="earley", lexer="basic")
+    rng = random.Random(tokenizer)
+    for _ in range(8):
+        reference.parse(random_walk(index, rng, max_tokens=20, stop_probability=0.2).decode("utf-8"))
+    guide = index.make_guide()
+    for token in load_encoder_without_dummy_prefix(tokenizer).encode("sir: bye!", add_special_tokens=False).ids:
+        guide.advance(token)
+    assert guide.is_accepting()
+
+
 def test_mask_of_each_state_matches_next_state():
     """``allowed_tokens`` (the vectorized walk) and ``next_state`` (byte by byte) agree on every token, on a
     few states of a walk: the two code paths must not drift apart."""

@@ -107,7 +107,6 @@ def test_nesting_depth_50(name, open_, close, atom):
     [
         ('start: "a" b\nb: ( "c"\n', "line 2"),
         ("start: foo\n", "Rule 'foo' used but not defined"),
-        ('start: a | b\na: "x"\nb: "x"\n', "not LALR(1)"),
         ('start: A\nA: /(?<=x)y/\n', "terminal A"),
         ('start: A "b"\nA: /a*/\n', "zero-width"),
         ("", "start"),
@@ -119,8 +118,64 @@ def test_bad_grammars_get_clear_errors(text, fragment):
     assert fragment in str(caught.value)
 
 
+def test_non_lalr_grammar_is_refused_when_lalr_is_required():
+    with pytest.raises(GrammarError, match="not LALR") as caught:
+        Grammar('start: a | b\na: "x"\nb: "x"\n', parser="lalr")
+    assert "parser='earley'" in str(caught.value)
+
+
+WORDS_GRAMMAR = (
+    'start: name ":" "hi" bang* | title ":" "bye" bang*\nname: WORD\ntitle: WORD\nbang: "!"\n'
+    "WORD: /[a-z]+/\n%import common.WS\n%ignore WS\n"
+)
+NON_LALR = {
+    # Reduce/reduce: which rule "q" reduces to is only known two tokens later.
+    "two_lookahead": ('start: a "x" "y" | b "x" "z"\na: "q"\nb: "q"\n', ["qxy", "qxz"], ["qx", "qyz", "qxx"]),
+    # The same with regex terminals, %ignore and nullable rules.
+    "words": (
+        WORDS_GRAMMAR,
+        ["bob: hi", "bob : hi !", "sir:bye", "x: bye!!"],
+        ["bob", "bob: ", "bob: hey", ": hi"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_LALR))
+def test_earley_recognizes_non_lalr_grammars(name):
+    text, good, bad = NON_LALR[name]
+    grammar = Grammar(text)
+    assert grammar.parser_kind == "earley"
+    reference = lark.Lark(text, parser="earley", lexer="basic")
+    for sentence in good:
+        assert lark_parses(reference, sentence) and grammar.recognizes(sentence), sentence
+    for sentence in bad:
+        assert not lark_parses(reference, sentence) and not grammar.recognizes(sentence), sentence
+
+
+@pytest.mark.parametrize("name", ["arithmetic", "json"])
+def test_earley_agrees_with_lark_on_mutated_sentences(name):
+    """The Earley recognizer on LALR grammars too (forced), against Lark's Earley with the basic lexer."""
+    text = load_example(name)
+    grammar = Grammar(text, parser="earley")
+    reference = lark.Lark(text, parser="earley", lexer="basic")
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(from_lark(lark.Lark(text, parser="lalr")), st.data())
+    def check(sentence, data):
+        chars = list(sentence)
+        if data.draw(st.booleans()):
+            position = data.draw(st.integers(0, len(chars)))
+            chars.insert(position, data.draw(st.sampled_from(MUTATION_ALPHABET)))
+        mutated = "".join(chars)
+        assert grammar.recognizes(mutated) == lark_parses(reference, mutated), mutated
+
+    check()
+
+
 def test_cfg_output_type_validates_its_text():
     with pytest.raises(TypeError, match="Lark grammar text"):
         CFG("   ")
+    with pytest.raises(ValueError, match="parser must be"):
+        CFG("start: A", parser="cyk")
     with pytest.raises(ValueError, match="unknown example grammar"):
         load_example("cobol")
