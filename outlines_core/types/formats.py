@@ -59,7 +59,7 @@ UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 # WHATWG URL parsers (browsers, Pydantic's URL types) also accept: the special schemes (http, https, ws,
 # wss, ftp) take "//" and a host name (its last label starting with a letter, ports below 10000); "file"
 # URIs are not generated (their hosts take no port); other schemes take any hier-part, but an authority
-# must have a non-empty host.
+# must have a non-empty host and a port below 10000 too (URL parsers reject ports above 65535).
 _PCT = r"%[0-9A-Fa-f]{2}"
 _PCHAR = rf"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|{_PCT})"
 _USERINFO = rf"(?:(?:[A-Za-z0-9._~!$&'()*+,;=:-]|{_PCT})*@)?"
@@ -101,7 +101,7 @@ URI = (
     rf"(?:(?:{'|'.join(_case_insensitive(w) for w in _SPECIAL_SCHEMES if w != 'file')})://{_USERINFO}{_SPECIAL_HOST}(?::[0-9]{{1,4}})?"
     rf"{_SEGMENTS}"
     rf"|{_scheme_not_in(_SPECIAL_SCHEMES)}:"
-    rf"(?://{_USERINFO}(?:[A-Za-z0-9._~!$&'()*+,;=-]|{_PCT})+(?::[0-9]*)?{_SEGMENTS}"
+    rf"(?://{_USERINFO}(?:[A-Za-z0-9._~!$&'()*+,;=-]|{_PCT})+(?::[0-9]{{0,4}})?{_SEGMENTS}"
     rf"|/(?:{_PCHAR}+{_SEGMENTS})?|{_PCHAR}+{_SEGMENTS})?)"
     rf"{_QUERY_FRAGMENT}"
 )
