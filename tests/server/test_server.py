@@ -1,0 +1,190 @@
+"""Our HTTP server, driven the way users drive it: raw HTTP (the seed's curl examples), the real ``openai``
+client and the real ``ollama`` client, concurrently, streaming, with bad input and disconnecting clients."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+
+import httpx
+import jsonschema
+import pytest
+from pydantic import BaseModel, Field
+
+pytestmark = pytest.mark.e2e
+
+NUMBER = r"(-)?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-][0-9]+)?"
+
+
+class Armor(str, Enum):
+    leather = "leather"
+    chainmail = "chainmail"
+    plate = "plate"
+
+
+class Character(BaseModel):
+    name: str = Field(max_length=10)
+    age: int
+    armor: Armor
+    strength: int
+
+
+def test_generate_with_a_schema(server):
+    # curl http://127.0.0.1:8000/generate -d '{"prompt": "What is the capital of France?", "schema": {...}}'
+    response = httpx.post(
+        f"{server.url}/generate",
+        json={"prompt": "What is the capital of France?", "schema": {"type": "string", "maxLength": 5}},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    value = json.loads(response.json()["text"])
+    assert isinstance(value, str) and len(value) <= 5
+
+
+def test_generate_with_a_regex(server):
+    response = httpx.post(
+        f"{server.url}/generate",
+        json={"prompt": "What is Pi? Give me the first 15 digits: ", "regex": NUMBER, "max_tokens": 30},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert re.fullmatch(NUMBER, body["text"]), body
+    assert body["usage"]["completion_tokens"] >= 1
+
+
+def test_schema_wins_over_regex(server):
+    response = httpx.post(
+        f"{server.url}/generate",
+        json={"prompt": "Yes or no?", "schema": {"type": "boolean"}, "regex": "[0-9]+"},
+        timeout=120,
+    )
+    assert response.json()["text"] in ("true", "false")
+
+
+@pytest.mark.parametrize(
+    "path, body, fragment",
+    [
+        ("/generate", {"prompt": "x", "regex": "(unclosed"}, "regex"),
+        ("/generate", {"prompt": "x", "schema": {"type": "string", "pattern": "(?<=a)b"}}, "Error"),
+        ("/generate", {"regex": "a"}, "prompt"),
+        ("/v1/chat/completions", {"model": "smollm2", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}}, "nonsense"),
+        ("/v1/chat/completions", {"model": "smollm2", "messages": []}, "messages"),
+        ("/api/generate", {"model": "smollm2", "prompt": "x", "format": "yaml"}, "format"),
+    ],
+)
+def test_bad_requests_get_400_with_the_reason(server, path, body, fragment):
+    response = httpx.post(f"{server.url}{path}", json=body, timeout=60)
+    assert response.status_code == 400, response.text
+    assert fragment.lower() in response.text.lower()
+
+
+def test_openai_client_structured_output(server):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    completion = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Create a fantasy character."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "Character", "schema": Character.model_json_schema(), "strict": True}},
+        max_tokens=80,
+    )
+    text = completion.choices[0].message.content
+    Character.model_validate_json(text)
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.completion_tokens > 0
+    # The client's own parse helper works on our answer too.
+    parsed = client.chat.completions.parse(
+        model="smollm2", messages=[{"role": "user", "content": "Create a fantasy character."}], response_format=Character, max_tokens=80
+    )
+    assert isinstance(parsed.choices[0].message.parsed, Character)
+
+
+def test_openai_streaming_equals_non_streaming(server):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    request = dict(model="smollm2", messages=[{"role": "user", "content": "Name three colors."}], max_tokens=24, seed=0)
+    whole = client.chat.completions.create(**request).choices[0].message.content
+    chunks = [c.choices[0].delta.content or "" for c in client.chat.completions.create(stream=True, **request) if c.choices]
+    assert len([c for c in chunks if c]) > 1
+    assert "".join(chunks) == whole
+
+
+def test_openai_completions_and_json_object(server):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    text = client.completions.create(model="smollm2", prompt="The capital of France is", max_tokens=5).choices[0].text
+    assert text
+    content = client.chat.completions.create(
+        model="smollm2", messages=[{"role": "user", "content": "A JSON object about a dog."}], response_format={"type": "json_object"}, max_tokens=60
+    ).choices[0].message.content
+    assert isinstance(json.loads(content), dict)
+    assert [m.id for m in client.models.list().data] == ["smollm2"]
+
+
+def test_ollama_client_structured_output_and_stream(server):
+    ollama = pytest.importorskip("ollama")
+    client = ollama.Client(host=server.url)
+    response = client.chat(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Create a fantasy character."}],
+        format=Character.model_json_schema(),
+        options={"temperature": 0, "num_predict": 80},
+        stream=False,
+    )
+    Character.model_validate_json(response.message.content)
+    generated = client.generate(model="smollm2", prompt="Give me a number.", format={"type": "integer"}, stream=False, options={"num_predict": 10})
+    int(generated.response)
+    pieces = [part.response for part in client.generate(model="smollm2", prompt="Count to five.", stream=True, options={"num_predict": 16})]
+    assert len(pieces) > 2
+    whole = client.generate(model="smollm2", prompt="Count to five.", stream=False, options={"num_predict": 16}).response
+    assert "".join(pieces) == whole
+
+
+SCHEMAS = [
+    {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]},
+    {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+    {"type": "integer", "minimum": 0, "maximum": 99},
+    {"type": "boolean"},
+    {"type": "string", "enum": ["red", "green", "blue"]},
+    {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "number"}}, "required": ["ok", "n"]},
+    {"type": "string", "format": "date"},
+    {"type": "null"},
+]
+
+
+def test_concurrent_requests_each_get_their_own_constraint(server):
+    def ask(schema):
+        response = httpx.post(
+            f"{server.url}/generate", json={"prompt": f"Answer with JSON ({json.dumps(schema)}):", "schema": schema, "max_tokens": 40}, timeout=300
+        )
+        return schema, response
+
+    engine = server.app.state.engine
+    batches_before = engine.batches_run
+    with ThreadPoolExecutor(len(SCHEMAS)) as pool:
+        results = list(pool.map(ask, SCHEMAS))
+    for schema, response in results:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if body["finish_reason"] == "stop":
+            jsonschema.validate(json.loads(body["text"]), schema)
+    assert sum(r.json()["finish_reason"] == "stop" for _, r in results) >= len(SCHEMAS) - 1
+    assert engine.batches_run - batches_before < len(SCHEMAS)  # they were batched together
+    assert engine.largest_batch > 1
+
+
+def test_a_client_that_disconnects_frees_its_row(server):
+    engine = server.app.state.engine
+    with httpx.Client(timeout=60) as client:
+        with client.stream(
+            "POST", f"{server.url}/v1/completions", json={"model": "smollm2", "prompt": "Once upon a time", "max_tokens": 2000, "stream": True}
+        ) as response:
+            for _, line in zip(range(3), response.iter_lines()):
+                pass
+    # The server keeps answering: the abandoned 2000-token request does not hold the engine.
+    response = httpx.post(f"{server.url}/generate", json={"prompt": "Yes?", "schema": {"type": "boolean"}}, timeout=60)
+    assert response.status_code == 200
+    assert engine._thread.is_alive()
