@@ -180,6 +180,13 @@ class Generator:
     """
 
     def __init__(self, model, output_type=None) -> None:
+        self.model = model
+        self.output_type = output_type
+        if getattr(model, "is_blackbox", False):
+            # The server enforces the constraint: check now that the backend can carry it.
+            model.native_format(output_type)
+            self.index = None
+            return
         for attribute in ("vocabulary", "encode", "start"):
             if not hasattr(model, attribute):
                 raise TypeError(
@@ -190,7 +197,13 @@ class Generator:
         self.output_type = output_type
         self.index = index_for(output_type, model.vocabulary)
 
+    @property
+    def is_blackbox(self) -> bool:
+        return bool(getattr(self.model, "is_blackbox", False))
+
     def __repr__(self) -> str:
+        if self.is_blackbox:
+            return f"Generator(model={self.model!r}, output_type={self.output_type!r})"
         if self.index is None or hasattr(self.index, "pattern"):
             pattern = None if self.index is None else self.index.pattern
             return f"Generator(model={self.model!r}, regex={pattern!r})"
@@ -205,12 +218,32 @@ class Generator:
         output is complete (the partial texts are on the exception).
         """
         prompts, is_batch = _normalize_prompts(prompt)
+        if self.is_blackbox:
+            return self._blackbox_call(prompts, is_batch, max_new_tokens, sampling)
         outputs = generate(self.model, prompts, [self.index] * len(prompts), max_new_tokens, **sampling)
+        return outputs if is_batch else outputs[0]
+
+    def _blackbox_call(self, prompts, is_batch, max_new_tokens, sampling):
+        model, output_type = self.model, self.output_type
+        if model.is_async:
+
+            async def run():
+                import asyncio
+
+                outputs = await asyncio.gather(
+                    *(model.generate(p, output_type, max_new_tokens=max_new_tokens, **sampling) for p in prompts)
+                )
+                return list(outputs) if is_batch else outputs[0]
+
+            return run()
+        outputs = [model.generate(p, output_type, max_new_tokens=max_new_tokens, **sampling) for p in prompts]
         return outputs if is_batch else outputs[0]
 
     def batch(self, prompts: Sequence, max_new_tokens: int = 256, **sampling) -> list[str]:
         """Like calling with a list of prompts; always returns a list."""
         prompts, _ = _normalize_prompts(list(prompts))
+        if self.is_blackbox:
+            return self._blackbox_call(prompts, True, max_new_tokens, sampling)
         return generate(self.model, prompts, [self.index] * len(prompts), max_new_tokens, **sampling)
 
     def stream(self, prompt, max_new_tokens: int = 256, **sampling) -> Iterator[str]:
@@ -224,6 +257,12 @@ class Generator:
         prompts, is_batch = _normalize_prompts(prompt)
         if is_batch:
             raise ValueError("stream() takes one prompt; call the generator with a list for a batch")
+        if self.is_blackbox:
+            # An async model gives an async iterator: ``async for piece in generator.stream(...)``.
+            return self.model.generate_stream(prompts[0], self.output_type, max_new_tokens=max_new_tokens, **sampling)
+        return self._stream(prompts, max_new_tokens, sampling)
+
+    def _stream(self, prompts, max_new_tokens, sampling) -> Iterator[str]:
         params = SamplingParams.from_kwargs(sampling)
         vocabulary = self.model.vocabulary
         errors = "strict" if self.index is not None else "replace"

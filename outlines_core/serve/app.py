@@ -155,7 +155,9 @@ def create_app(model, model_name: str = "SmolLM2-135M-Instruct", max_batch: int 
     async def _openai(body: dict, prompt, chat: bool):
         if body.get("n", 1) != 1:
             raise BadRequest("only n=1 is supported")
-        output_type = _openai_output_type(body.get("response_format"))
+        output_type = _vllm_output_type(body)
+        if output_type is None:
+            output_type = _openai_output_type(body.get("response_format"))
         request = await prepare(
             prompt,
             output_type,
@@ -309,6 +311,34 @@ def _openai_output_type(response_format):
             raise BadRequest("response_format json_schema needs {'name': ..., 'schema': {...}}")
         return _output_type(schema=spec["schema"])
     raise BadRequest(f"response_format type {kind!r} is not supported (text, json_object, json_schema)")
+
+
+def _vllm_output_type(body: dict):
+    """vLLM's structured-outputs parameters (``structured_outputs`` or the older ``guided_*``), which this
+    server accepts too, so ``backends.vllm_server`` clients work against it."""
+    from ..grammars import CFG
+    from ..types import Choice, Regex
+
+    spec = body.get("structured_outputs")
+    if spec is None:
+        spec = {key[len("guided_"):]: body[key] for key in ("guided_regex", "guided_json", "guided_grammar", "guided_choice") if key in body}
+    if not spec:
+        return None
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise BadRequest("structured_outputs takes exactly one of regex, json, grammar, choice")
+    (kind, value), = spec.items()
+    try:
+        if kind == "regex" and isinstance(value, str):
+            return Regex(value)
+        if kind == "json":
+            return _output_type(schema=value)
+        if kind == "grammar" and isinstance(value, str):
+            return CFG(value)
+        if kind == "choice" and isinstance(value, list):
+            return Choice(value)
+    except (TypeError, ValueError, OutlinesCoreError) as error:
+        raise BadRequest(f"structured_outputs {kind}: {error}") from None
+    raise BadRequest(f"structured_outputs {kind!r} with a {type(value).__name__} is not supported (regex, json, grammar, choice)")
 
 
 def _ollama_output_type(format_):
