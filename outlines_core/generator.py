@@ -130,7 +130,7 @@ class SamplingParams:
         unknown = sorted(set(kwargs) - {"do_sample", "temperature", "top_k", "top_p", "seed"})
         if unknown:
             raise TypeError(
-                f"unknown generation argument(s) {unknown}; expected max_new_tokens, do_sample, temperature, "
+                f"unknown generation argument(s) {unknown}; expected max_new_tokens, stop, do_sample, temperature, "
                 "top_k, top_p, seed"
             )
         return cls(**kwargs)
@@ -214,7 +214,7 @@ class Generator:
         padded, returns a list).
 
         Keyword arguments are the ``SamplingParams`` (``do_sample``, ``temperature``, ``top_k``, ``top_p``,
-        ``seed``). Raises ``IncompleteOutputError`` if ``max_new_tokens`` runs out before a constrained
+        ``seed``) and ``stop`` (a string or list: unconstrained output ends before the first one). Raises ``IncompleteOutputError`` if ``max_new_tokens`` runs out before a constrained
         output is complete (the partial texts are on the exception).
         """
         prompts, is_batch = _normalize_prompts(prompt)
@@ -263,12 +263,16 @@ class Generator:
         return self._stream(prompts, max_new_tokens, sampling)
 
     def _stream(self, prompts, max_new_tokens, sampling) -> Iterator[str]:
+        stop, sampling = _split_stop(sampling, [self.index])
         params = SamplingParams.from_kwargs(sampling)
         vocabulary = self.model.vocabulary
         errors = "strict" if self.index is not None else "replace"
         decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
         processor_box: list[GuidedLogitsProcessor] = []
         emitted: list[str] = []
+        if stop:
+            yield from self._stream_with_stop(prompts, max_new_tokens, params, stop, decoder)
+            return
         for row_tokens in _decode(self.model, prompts, [self.index], max_new_tokens, params, processor_box):
             piece = decoder.decode(vocabulary.decode(row_tokens[0]))
             if piece:
@@ -282,6 +286,48 @@ class Generator:
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
+
+    def _stream_with_stop(self, prompts, max_new_tokens, params, stop, decoder) -> Iterator[str]:
+        # Hold back a tail that could still become a stop string; the pieces join to the call's text.
+        vocabulary = self.model.vocabulary
+        hold = max(len(s) for s in stop) - 1
+        text, sent = "", 0
+        for row_tokens in _decode(self.model, prompts, [None], max_new_tokens, params, None, stop):
+            text += decoder.decode(vocabulary.decode(row_tokens[0]))
+            cut, stopped = _cut_at_stop(text, stop)
+            upto = len(cut) if stopped else max(sent, len(text) - hold)
+            if upto > sent:
+                yield text[sent:upto]
+                sent = upto
+            if stopped:
+                return
+        text += decoder.decode(b"", final=True)
+        if len(text) > sent:
+            yield text[sent:]
+
+
+def _split_stop(sampling: dict, indexes) -> tuple[tuple[str, ...], dict]:
+    """Take ``stop`` out of the sampling keywords. Stop strings end unconstrained rows only: a constraint
+    decides where its output ends, and cutting it at a stop string would return text that does not match."""
+    sampling = dict(sampling)
+    stop = sampling.pop("stop", None)
+    if stop is None:
+        return (), sampling
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, (list, tuple)) or not stop or not all(isinstance(s, str) and s for s in stop):
+        raise ValueError(f"stop must be a non-empty string or a list of them, got {stop!r}")
+    if any(index is not None for index in indexes):
+        raise ValueError(
+            "stop strings apply to unconstrained generation only: a constrained output ends where its "
+            "constraint is complete (cutting it at a stop string would break the shape)"
+        )
+    return tuple(stop), sampling
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    positions = [p for p in (text.find(s) for s in stop) if p >= 0]
+    return (text[: min(positions)], True) if positions else (text, False)
 
 
 def _incomplete(outputs: list[str], rows: list[int], max_new_tokens: int) -> IncompleteOutputError:
@@ -302,10 +348,11 @@ def generate(model, prompts: list, indexes: list[Index | None], max_new_tokens: 
     """
     if len(prompts) != len(indexes):
         raise ValueError(f"{len(prompts)} prompts but {len(indexes)} constraints")
+    stop, sampling = _split_stop(sampling, indexes)
     params = SamplingParams.from_kwargs(sampling)
     generated: list[list[int]] = [[] for _ in prompts]
     processor_box: list[GuidedLogitsProcessor] = []
-    for step_tokens in _decode(model, prompts, indexes, max_new_tokens, params, processor_box):
+    for step_tokens in _decode(model, prompts, indexes, max_new_tokens, params, processor_box, stop):
         for row, tokens in enumerate(step_tokens):
             generated[row].extend(tokens)
     vocabulary = model.vocabulary
@@ -318,11 +365,14 @@ def generate(model, prompts: list, indexes: list[Index | None], max_new_tokens: 
     ]
     if incomplete:
         raise _incomplete(outputs, incomplete, max_new_tokens)
+    if stop:
+        outputs = [_cut_at_stop(output, stop)[0] for output in outputs]
     return outputs
 
 
-def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, processor_box=None):
-    """The decode loop. Yields, per step, each row's newly generated content tokens (EOS excluded)."""
+def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, processor_box=None, stop=()):
+    """The decode loop. Yields, per step, each row's newly generated content tokens (EOS excluded); a row
+    whose text contains one of ``stop`` ends there (the caller cuts the text)."""
     import torch
 
     if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
@@ -333,6 +383,8 @@ def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, pro
     if processor_box is not None:
         processor_box.append(processor)
     done = [False] * len(prompts)
+    texts = [b""] * len(prompts)
+    stop_bytes = [s.encode("utf-8") for s in stop]
     session = model.start([model.encode(prompt) for prompt in prompts])
     sampling = params.sampling
     rng = None
@@ -354,6 +406,10 @@ def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, pro
                 step.append([])
             else:
                 step.append([token])
+                if stop:
+                    texts[row] += vocabulary.token_bytes(token) or b""
+                    if any(s in texts[row] for s in stop_bytes):
+                        done[row] = True
         processor.advance(tokens)
         for row, guide in enumerate(processor.guides):
             if guide is not None and guide.is_finished():
