@@ -142,6 +142,16 @@ class TransformersSession:
         self._past = output.past_key_values
         return output.logits[:, -1, :].float()
 
+    def keep(self, rows: list[int]) -> None:
+        """Drop every row not in ``rows`` (finished ones) so later steps spend nothing on them; row ``i``
+        of later logits and appends is ``rows[i]``. Call between ``logits()`` and ``append``."""
+        index = torch.tensor(rows, dtype=torch.long, device=self._attention.device)
+        self._attention = self._attention.index_select(0, index)
+        self._positions = self._positions.index_select(0, index)
+        self._input_ids = self._input_ids.index_select(0, index)
+        if self._past is not None:
+            self._past.batch_select_indices(index)
+
     def append(self, token_ids: torch.Tensor) -> None:
         """Feed one token per row for the next step."""
         tokens = torch.as_tensor(token_ids, dtype=torch.long).reshape(-1, 1).to(self._model.device)

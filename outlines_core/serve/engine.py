@@ -149,39 +149,51 @@ class BatchingEngine:
             seed = request.params.seed
             rng = torch.Generator().manual_seed(int(seed)) if seed is not None else None
             rows.append(_Row(request, rng))
-        processor = GuidedLogitsProcessor([r.index for r in batch], tensor_library="torch")
+        guides = [None if r.index is None else r.index.make_guide() for r in batch]
         session = model.start([r.prompt_ids for r in batch])
+        can_shrink = hasattr(session, "keep")
+        live = list(range(len(rows)))  # batch rows still in the session, in session order
+        processor = GuidedLogitsProcessor([guides[i] for i in live], tensor_library="torch")
         for step in range(max(r.max_tokens for r in batch)):
             for row in rows:
                 if not row.done and (row.request.cancelled.is_set() or row.tokens >= row.request.max_tokens):
                     row.finish("cancelled" if row.request.cancelled.is_set() else "length")
             if all(row.done for row in rows):
                 return
-            for i, row in enumerate(rows):
-                if row.done:
-                    processor.guides[i] = None  # a finished row takes padding, whatever its constraint
+            if can_shrink and any(rows[i].done for i in live) and step > 0:
+                # Finished rows leave the session: the next steps compute only the live ones.
+                kept = [position for position, i in enumerate(live) if not rows[i].done]
+                session.keep(kept)
+                live = [live[position] for position in kept]
+                processor = GuidedLogitsProcessor([guides[i] for i in live], tensor_library="torch")
+            else:
+                for position, i in enumerate(live):
+                    if rows[i].done:
+                        processor.guides[position] = None  # a finished row takes padding, whatever its constraint
             logits = session.logits()
             processor.process_logits(logits)
             greedy = logits.argmax(dim=-1).tolist()
             tokens = []
-            for i, row in enumerate(rows):
+            for position, i in enumerate(live):
+                row = rows[i]
                 if row.done:
                     tokens.append(pad)
                     continue
                 params = row.request.params
-                token = int(_sample(logits[i : i + 1], params, row.rng)[0]) if params.sampling else greedy[i]
+                token = int(_sample(logits[position : position + 1], params, row.rng)[0]) if params.sampling else greedy[position]
                 tokens.append(token)
             processor.advance(tokens)
-            for i, row in enumerate(rows):
+            for position, i in enumerate(live):
+                row = rows[i]
                 if row.done:
                     continue
-                token = tokens[i]
+                token = tokens[position]
                 if token in eos:
                     row.finish("stop")
                     continue
                 row.tokens += 1
                 row.add(vocabulary.token_bytes(token) or b"")
-                guide = processor.guides[i]
+                guide = processor.guides[position]
                 if not row.done and guide is not None and guide.is_finished():
                     row.finish("stop")
             session.append(torch.tensor(tokens, dtype=torch.long))
