@@ -146,3 +146,12 @@ def test_docs_examples_run():
     assert isinstance(namespace["character"], namespace["Character"])
     assert isinstance(namespace["legs"], int)
     lark.Lark(namespace["arithmetic"], parser="lalr").parse(namespace["expression"])
+
+
+def test_llamacpp_backend():
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the CI install")
+    model = ChatOutlines(backend="llamacpp", regex=r"(yes|no)", max_tokens=5)
+    assert model.invoke("Is Paris in France? Answer yes or no.").content in ("yes", "no")
+    assert type(model.steerable).__name__ == "LlamaCppModel"
+    with pytest.raises(ValidationError, match="backend"):
+        ChatOutlines(backend="onnx")
