@@ -1,24 +1,58 @@
 """What black-box backends share: servers that take the constraint as a request parameter and enforce it on
-their side. Each backend says which output types it can send (``native_format``) and refuses the others
-with an error naming what it takes; ``Generator`` calls ``generate`` / ``generate_stream`` (or their async
-forms when ``is_async``)."""
+their side.
+
+A black-box model has ``is_blackbox = True``, ``is_async``, ``native_format(output_type)`` (the request
+parameters carrying the output type, or ``UnsupportedTypeError`` naming what the backend takes; ``Generator``
+calls it once, at construction) and ``generate`` / ``generate_stream`` / ``generate_batch``
+(coroutines and an async iterator when ``is_async``). ``Generator`` only dispatches to these.
+
+Subclasses implement one request: ``_complete(prompt, output_type, sampling) -> (text, hit_limit)`` and
+``_stream(...)`` yielding ``(piece, hit_limit)`` (``_acomplete`` / ``_astream`` for async clients). The base
+class turns a constrained answer cut by the token limit into ``IncompleteOutputError``, as steerable models
+do: a truncated JSON document is never returned as if it matched.
+"""
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from outlines_core.errors import UnsupportedTypeError
+from outlines_core.errors import IncompleteOutputError, OutlinesCoreError, UnsupportedTypeError
 
-#: Keyword arguments of ``Generator`` calls that black-box backends understand.
+__all__ = [
+    "AsyncBlackBoxModel",
+    "BlackBoxModel",
+    "RefusalError",
+    "SAMPLING_KEYS",
+    "as_messages",
+    "json_schema_or_none",
+]
+
+#: Keyword arguments of ``Generator`` calls that black-box backends understand (each backend may take fewer).
 SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "seed", "stop")
+
+#: ``json_schema_or_none`` returns this for the builtin ``dict``: any JSON object, the servers' "JSON mode".
+ANY_JSON_OBJECT = {"type": "object"}
+
+
+class RefusalError(OutlinesCoreError, RuntimeError):
+    """The server declined to answer (OpenAI's ``refusal``): there is no output to return."""
 
 
 def check_sampling(kwargs: dict, backend: str, supported=SAMPLING_KEYS) -> dict:
+    """The sampling keywords without ``None`` values; a keyword the backend cannot send is a ``TypeError``."""
     unknown = sorted(set(kwargs) - set(supported))
     if unknown:
         raise TypeError(f"{backend} does not take {unknown}; it takes {list(supported)}")
-    return {k: v for k, v in kwargs.items() if v is not None}
+    sampling = {k: v for k, v in kwargs.items() if v is not None}
+    stop = sampling.get("stop")
+    if stop is not None:
+        stop = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stop, (list, tuple)) or not stop or not all(isinstance(s, str) and s for s in stop):
+            raise ValueError(f"stop must be a non-empty string or a list of them, got {sampling['stop']!r}")
+        sampling["stop"] = list(stop)
+    return sampling
 
 
 def as_messages(prompt) -> list[dict]:
@@ -26,7 +60,7 @@ def as_messages(prompt) -> list[dict]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     if isinstance(prompt, Sequence) and prompt and all(isinstance(m, dict) and "role" in m for m in prompt):
-        return list(prompt)
+        return [dict(m) for m in prompt]
     raise TypeError(f"a prompt must be a str or a list of {{'role', 'content'}} messages, got {type(prompt).__name__}")
 
 
@@ -34,8 +68,9 @@ def json_schema_or_none(output_type, backend: str, takes: str = "JSON Schema out
     """The JSON Schema to send for ``output_type`` (``None``: plain text), or ``UnsupportedTypeError``.
 
     JSON Schemas (dict or JSON text), ``types.JsonSchema``, Pydantic models, dataclasses, ``TypedDict`` and
-    other Python types with a JSON Schema form are sent as schemas; regexes, grammars and ``Choice`` have
-    none, so servers that take only JSON Schema cannot enforce them."""
+    other Python types with a JSON Schema form (``int``, ``list[str]``, ``Literal``...) are sent as schemas;
+    the builtin ``dict`` (any JSON object) is ``ANY_JSON_OBJECT``. Regexes, grammars and ``Choice`` have no
+    JSON Schema form, so servers that take only JSON Schema cannot enforce them."""
     from outlines_core.grammars import CFG
     from outlines_core.types import Choice, JsonSchema, Regex
     from outlines_core.types.python_types import json_schema_of
@@ -43,11 +78,13 @@ def json_schema_or_none(output_type, backend: str, takes: str = "JSON Schema out
     if output_type is None:
         return None
     if isinstance(output_type, (Regex, CFG, Choice)):
-        kind = {Regex: "a regex", CFG: "a context-free grammar", Choice: "a Choice"}[type(output_type)]
+        kind = {Regex: "a regex", CFG: "a context-free grammar (CFG)", Choice: "a Choice"}[type(output_type)]
         raise UnsupportedTypeError(
             f"{backend} takes only {takes}; {kind} cannot be sent to it. Use a steerable backend "
-            "(transformers, llama.cpp) or from_vllm_server, which accept regexes and grammars"
+            "(transformers, llama.cpp), our server, or from_vllm_server, which accept regexes, grammars and choices"
         )
+    if output_type is dict:
+        return dict(ANY_JSON_OBJECT)
     if isinstance(output_type, JsonSchema):
         output_type = output_type.schema
     if isinstance(output_type, str):
@@ -55,13 +92,129 @@ def json_schema_or_none(output_type, backend: str, takes: str = "JSON Schema out
             output_type = json.loads(output_type)
         except json.JSONDecodeError:
             raise UnsupportedTypeError(
-                f"{backend}: a str output type must be JSON Schema text; got {output_type[:40]!r}"
+                f"{backend}: a str output type must be JSON Schema text (use types.Regex for a regex); "
+                f"got {output_type[:40]!r}"
             ) from None
     if isinstance(output_type, dict):
         return output_type
-    return json_schema_of(output_type)
+    try:
+        return json_schema_of(output_type)
+    except Exception as error:  # the types module says why; keep its reason, name the backend
+        raise UnsupportedTypeError(f"{backend}: {output_type!r} has no JSON Schema form ({error})") from error
 
 
 def schema_name(output_type) -> str:
-    name = getattr(output_type, "__name__", None) or getattr(getattr(output_type, "schema", None), "__name__", None)
-    return name if isinstance(name, str) and name.isidentifier() else "output"
+    """A name for the schema (OpenAI requires one): the class name, or the schema's title, or "output"."""
+    name = getattr(output_type, "__name__", None)
+    if name is None and isinstance(output_type, dict):
+        name = output_type.get("title")
+    if name is None:
+        schema = getattr(output_type, "schema", None)
+        name = schema.get("title") if isinstance(schema, dict) else None
+    return name if isinstance(name, str) and name.isidentifier() and name != "dict" else "output"
+
+
+def _check_complete(backend: str, output_type, texts: list[str], hit_limit: list[bool], max_new_tokens) -> None:
+    rows = [row for row, cut in enumerate(hit_limit) if cut]
+    if output_type is not None and rows:
+        raise IncompleteOutputError(
+            f"{backend}: max_new_tokens={max_new_tokens} ran out before the output of row(s) {rows} was "
+            "complete (the server stopped on its token limit); raise max_new_tokens (the partial outputs "
+            "are in the exception's .outputs)",
+            texts,
+            rows,
+        )
+
+
+class BlackBoxModel:
+    """A model behind a client library (synchronous client)."""
+
+    is_blackbox = True
+    is_async = False
+    backend = "black-box server"
+    #: How many requests ``generate_batch`` has in flight at once (servers batch concurrent requests).
+    max_concurrency = 8
+
+    def __init__(self, client, model_name: str) -> None:
+        if not isinstance(model_name, str) or not model_name:
+            raise ValueError(f"{self.backend}: model_name must be a non-empty str, got {model_name!r}")
+        self.client = client
+        self.model_name = model_name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model_name!r})"
+
+    # -- what subclasses provide --
+    def native_format(self, output_type) -> dict:
+        raise NotImplementedError
+
+    def _complete(self, prompt, output_type, sampling: dict) -> tuple[str, bool]:
+        raise NotImplementedError
+
+    def _stream(self, prompt, output_type, sampling: dict):
+        raise NotImplementedError
+
+    # -- what Generator calls --
+    def generate(self, prompt, output_type=None, **sampling) -> str:
+        text, cut = self._complete(prompt, output_type, sampling)
+        _check_complete(self.backend, output_type, [text], [cut], sampling.get("max_new_tokens"))
+        return text
+
+    def generate_batch(self, prompts, output_type=None, **sampling) -> list[str]:
+        """One request per prompt, up to ``max_concurrency`` in flight; outputs in the prompts' order."""
+        prompts = list(prompts)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(prompts)))) as pool:
+            results = list(pool.map(lambda p: self._complete(p, output_type, sampling), prompts))
+        texts = [text for text, _ in results]
+        _check_complete(self.backend, output_type, texts, [cut for _, cut in results], sampling.get("max_new_tokens"))
+        return texts
+
+    def generate_stream(self, prompt, output_type=None, **sampling):
+        pieces, cut = [], False
+        for piece, hit_limit in self._stream(prompt, output_type, sampling):
+            cut = cut or hit_limit
+            if piece:
+                pieces.append(piece)
+                yield piece
+        _check_complete(self.backend, output_type, ["".join(pieces)], [cut], sampling.get("max_new_tokens"))
+
+
+class AsyncBlackBoxModel(BlackBoxModel):
+    """A model behind an async client: ``generate`` / ``generate_batch`` are coroutines, ``generate_stream``
+    an async iterator."""
+
+    is_async = True
+
+    async def _acomplete(self, prompt, output_type, sampling: dict) -> tuple[str, bool]:
+        raise NotImplementedError
+
+    def _astream(self, prompt, output_type, sampling: dict):
+        raise NotImplementedError
+
+    async def generate(self, prompt, output_type=None, **sampling) -> str:
+        text, cut = await self._acomplete(prompt, output_type, sampling)
+        _check_complete(self.backend, output_type, [text], [cut], sampling.get("max_new_tokens"))
+        return text
+
+    async def generate_batch(self, prompts, output_type=None, **sampling) -> list[str]:
+        import asyncio
+
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(prompt):
+            async with limit:
+                return await self._acomplete(prompt, output_type, sampling)
+
+        results = await asyncio.gather(*(one(p) for p in prompts))
+        texts = [text for text, _ in results]
+        _check_complete(self.backend, output_type, texts, [cut for _, cut in results], sampling.get("max_new_tokens"))
+        return texts
+
+    async def generate_stream(self, prompt, output_type=None, **sampling):
+        pieces, cut = [], False
+        async for piece, hit_limit in self._astream(prompt, output_type, sampling):
+            cut = cut or hit_limit
+            if piece:
+                pieces.append(piece)
+                yield piece
+        _check_complete(self.backend, output_type, ["".join(pieces)], [cut], sampling.get("max_new_tokens"))

@@ -1,62 +1,62 @@
 """Ollama as a black-box backend: ``from_ollama(ollama.Client(...), model_name)``.
 
-JSON Schema output types go out as Ollama's ``format`` parameter; ``None`` is plain text; regexes, grammars
-and ``Choice`` are refused. Sampling arguments map to ``options`` (``max_new_tokens`` -> ``num_predict``).
-An ``ollama.AsyncClient`` gives an async model.
+JSON Schema output types go out as Ollama's ``format`` parameter (the schema; ``"json"`` for the builtin
+``dict``, any JSON object); ``None`` is plain text; regexes, grammars and ``Choice`` are refused. Sampling
+arguments go in ``options`` (``max_new_tokens`` -> ``num_predict``; ``temperature``, ``top_p``, ``top_k``,
+``seed``, ``stop``). An ``ollama.AsyncClient`` gives an async model. Prompts go to ``/api/chat`` (a str is
+one user message), so the model's chat template applies.
 """
 
 from __future__ import annotations
 
-from .blackbox import as_messages, check_sampling, json_schema_or_none
+from .blackbox import ANY_JSON_OBJECT, AsyncBlackBoxModel, BlackBoxModel, as_messages, check_sampling, json_schema_or_none
 
 __all__ = ["OllamaModel", "AsyncOllamaModel", "from_ollama"]
 
 
-class OllamaModel:
-    is_blackbox = True
-    is_async = False
+class OllamaModel(BlackBoxModel):
     backend = "Ollama"
-
-    def __init__(self, client, model_name: str) -> None:
-        self.client = client
-        self.model_name = model_name
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.model_name!r})"
 
     def native_format(self, output_type) -> dict:
         schema = json_schema_or_none(output_type, f"{self.backend} (format)")
-        return {} if schema is None else {"format": schema}
+        if schema is None:
+            return {}
+        return {"format": "json" if schema == ANY_JSON_OBJECT else schema}
 
-    def _request(self, prompt, output_type, sampling: dict) -> dict:
-        sampling = check_sampling(sampling, self.backend)
-        options = dict(sampling)
+    def request(self, prompt, output_type=None, **sampling) -> dict:
+        """The keyword arguments of ``client.chat`` for one prompt (``stream`` apart)."""
+        options = check_sampling(sampling, self.backend)
         if "max_new_tokens" in options:
             options["num_predict"] = options.pop("max_new_tokens")
-        if isinstance(options.get("stop"), str):
-            options["stop"] = [options["stop"]]
-        return {"model": self.model_name, "messages": as_messages(prompt), "options": options, **self.native_format(output_type)}
+        request = {"model": self.model_name, "messages": as_messages(prompt), **self.native_format(output_type)}
+        if options:
+            request["options"] = options
+        return request
 
-    def generate(self, prompt, output_type=None, **sampling) -> str:
-        return self.client.chat(stream=False, **self._request(prompt, output_type, sampling)).message.content or ""
+    def _request(self, prompt, output_type, sampling: dict) -> dict:  # earlier name, kept for callers
+        return self.request(prompt, output_type, **sampling)
 
-    def generate_stream(self, prompt, output_type=None, **sampling):
-        for part in self.client.chat(stream=True, **self._request(prompt, output_type, sampling)):
-            if part.message.content:
-                yield part.message.content
+    @staticmethod
+    def _part(part) -> tuple[str, bool]:
+        return part.message.content or "", bool(part.done) and part.done_reason == "length"
+
+    def _complete(self, prompt, output_type, sampling):
+        return self._part(self.client.chat(stream=False, **self.request(prompt, output_type, **sampling)))
+
+    def _stream(self, prompt, output_type, sampling):
+        for part in self.client.chat(stream=True, **self.request(prompt, output_type, **sampling)):
+            yield self._part(part)
 
 
-class AsyncOllamaModel(OllamaModel):
-    is_async = True
+class AsyncOllamaModel(AsyncBlackBoxModel, OllamaModel):
+    async def _acomplete(self, prompt, output_type, sampling):
+        request = self.request(prompt, output_type, **sampling)
+        return self._part(await self.client.chat(stream=False, **request))
 
-    async def generate(self, prompt, output_type=None, **sampling) -> str:
-        response = await self.client.chat(stream=False, **self._request(prompt, output_type, sampling))
-        return response.message.content or ""
-
-    async def generate_stream(self, prompt, output_type=None, **sampling):
-        async for part in await self.client.chat(stream=True, **self._request(prompt, output_type, sampling)):
-            if part.message.content:
-                yield part.message.content
+    async def _astream(self, prompt, output_type, sampling):
+        request = self.request(prompt, output_type, **sampling)
+        async for part in await self.client.chat(stream=True, **request):
+            yield self._part(part)
 
 
 def from_ollama(client, model_name: str) -> OllamaModel:
@@ -67,4 +67,4 @@ def from_ollama(client, model_name: str) -> OllamaModel:
         return AsyncOllamaModel(client, model_name)
     if isinstance(client, ollama.Client):
         return OllamaModel(client, model_name)
-    raise TypeError(f"expected an ollama.Client or ollama.AsyncClient, got {type(client).__name__}")
+    raise TypeError(f"from_ollama expects an ollama.Client or ollama.AsyncClient, got {type(client).__name__}")

@@ -9,7 +9,16 @@ If ``max_new_tokens`` runs out before a constrained output is complete, ``Incomp
 (carrying every row's partial text): partial text is never returned as if it matched. Unconstrained rows
 simply stop at the limit.
 
-A model is anything with ``vocabulary`` (a ``Vocabulary`` whose ``size`` is the logits width),
+Async: ``await generator.acall(...)`` / ``abatch`` / ``async for piece in generator.astream(...)`` work
+with every model (a steerable model decodes in a worker thread, one decode at a time per model); a model
+built on an async client (``openai.AsyncOpenAI``, ``ollama.AsyncClient``) is awaited directly, and there
+``await generator(...)`` and ``async for piece in generator.stream(...)`` work too.
+
+Black-box models (``model.is_blackbox``: ``backends.openai``, ``backends.ollama``, ``backends.vllm_server``)
+enforce the constraint on their server; the generator only dispatches to their ``generate``,
+``generate_batch`` and ``generate_stream`` (see ``backends/blackbox.py``).
+
+A steerable model is anything with ``vocabulary`` (a ``Vocabulary`` whose ``size`` is the logits width),
 ``encode(prompt) -> list[int]`` and ``start(prompts_ids) -> session``, where the session has
 ``logits() -> torch.Tensor (batch, vocab)`` and ``append(token_ids)``;
 ``backends.transformers.from_transformers`` builds one.
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import codecs
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -44,7 +54,9 @@ def cached_index(regex: str, vocabulary: Vocabulary) -> Index:
         if index is not None:
             _INDEX_CACHE.move_to_end(key)
             return index
-    index = Index(regex, vocabulary)  # outside the lock: compiling may take a while
+    from .index_cache import load_or_build
+
+    index = load_or_build(regex, vocabulary)  # outside the lock: compiling may take a while (disk cache)
     with _INDEX_CACHE_LOCK:
         index = _INDEX_CACHE.setdefault(key, index)
         _INDEX_CACHE.move_to_end(key)
@@ -172,7 +184,10 @@ class Generator:
     ----------
     model:
         A steerable model, e.g. ``backends.transformers.from_transformers(hf_model, hf_tokenizer)`` or
-        ``backends.transformers.load_default_model()``.
+        ``backends.transformers.load_default_model()``; or a black-box model (``is_blackbox``:
+        ``backends.openai.from_openai``, ``backends.ollama.from_ollama``, ``backends.vllm_server``), which
+        gets the output type sent as its server's structured-output parameter. With an async client,
+        calling returns a coroutine and ``stream`` an async iterator.
     output_type:
         ``None`` for unconstrained text, ``outlines_core.types.Regex(pattern)``, or anything
         ``outlines_core.types.to_regex`` accepts, or ``outlines_core.types.CFG(lark_grammar)``. Compiled
@@ -224,20 +239,10 @@ class Generator:
         return outputs if is_batch else outputs[0]
 
     def _blackbox_call(self, prompts, is_batch, max_new_tokens, sampling):
-        model, output_type = self.model, self.output_type
-        if model.is_async:
-
-            async def run():
-                import asyncio
-
-                outputs = await asyncio.gather(
-                    *(model.generate(p, output_type, max_new_tokens=max_new_tokens, **sampling) for p in prompts)
-                )
-                return list(outputs) if is_batch else outputs[0]
-
-            return run()
-        outputs = [model.generate(p, output_type, max_new_tokens=max_new_tokens, **sampling) for p in prompts]
-        return outputs if is_batch else outputs[0]
+        # The backend builds the requests; with an async client these are coroutines for the caller to await.
+        if is_batch:
+            return self.model.generate_batch(prompts, self.output_type, max_new_tokens=max_new_tokens, **sampling)
+        return self.model.generate(prompts[0], self.output_type, max_new_tokens=max_new_tokens, **sampling)
 
     def batch(self, prompts: Sequence, max_new_tokens: int = 256, **sampling) -> list[str]:
         """Like calling with a list of prompts; always returns a list."""
@@ -261,6 +266,42 @@ class Generator:
             # An async model gives an async iterator: ``async for piece in generator.stream(...)``.
             return self.model.generate_stream(prompts[0], self.output_type, max_new_tokens=max_new_tokens, **sampling)
         return self._stream(prompts, max_new_tokens, sampling)
+
+    # -- async: one API for every model. Async black-box clients are awaited; a steerable model (or a
+    # synchronous client) runs in a worker thread, one decode at a time per model, so the event loop stays
+    # free while it computes. --
+    async def acall(self, prompt, max_new_tokens: int = 256, **sampling):
+        """``await generator.acall(prompt)``: what calling returns, without blocking the event loop."""
+        if self.is_blackbox and self.model.is_async:
+            return await self(prompt, max_new_tokens, **sampling)
+        return await _in_thread(self.model, lambda: self(prompt, max_new_tokens, **sampling))
+
+    async def abatch(self, prompts: Sequence, max_new_tokens: int = 256, **sampling) -> list[str]:
+        """``await generator.abatch(prompts)``: what ``batch`` returns, without blocking the event loop."""
+        if self.is_blackbox and self.model.is_async:
+            return await self.batch(prompts, max_new_tokens, **sampling)
+        return await _in_thread(self.model, lambda: self.batch(prompts, max_new_tokens, **sampling))
+
+    async def astream(self, prompt, max_new_tokens: int = 256, **sampling):
+        """``async for piece in generator.astream(prompt)``: the pieces of ``stream``; each step of a
+        steerable model's decode runs in a worker thread."""
+        import asyncio
+
+        pieces = self.stream(prompt, max_new_tokens, **sampling)
+        if hasattr(pieces, "__aiter__"):
+            async for piece in pieces:
+                yield piece
+            return
+        done = object()
+        lock = _model_lock(self.model)
+        loop = asyncio.get_running_loop()
+
+        def step():
+            with lock:  # the model runs one decode at a time; other steps wait between ours
+                return next(pieces, done)
+
+        while (piece := await loop.run_in_executor(None, step)) is not done:
+            yield piece
 
     def _stream(self, prompts, max_new_tokens, sampling) -> Iterator[str]:
         stop, sampling = _split_stop(sampling, [self.index])
@@ -304,6 +345,41 @@ class Generator:
         text += decoder.decode(b"", final=True)
         if len(text) > sent:
             yield text[sent:]
+
+
+_MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _model_lock(model):
+    """One lock per steerable model: concurrent decodes on one model would only fight over the same cores
+    (and interleave on its device). Black-box requests need none: the server batches them."""
+    if getattr(model, "is_blackbox", False):
+        return _NoLock()
+    with _INDEX_CACHE_LOCK:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.Lock()
+        return lock
+
+
+async def _in_thread(model, work):
+    import asyncio
+
+    lock = _model_lock(model)
+
+    def locked():
+        with lock:
+            return work()
+
+    return await asyncio.get_running_loop().run_in_executor(None, locked)
 
 
 def _split_stop(sampling: dict, indexes) -> tuple[tuple[str, ...], dict]:
