@@ -103,15 +103,12 @@ def json_schema_or_none(output_type, backend: str, takes: str = "JSON Schema out
         raise UnsupportedTypeError(f"{backend}: {output_type!r} has no JSON Schema form ({error})") from error
 
 
-def schema_name(output_type) -> str:
-    """A name for the schema (OpenAI requires one): the class name, or the schema's title, or "output"."""
-    name = getattr(output_type, "__name__", None)
-    if name is None and isinstance(output_type, dict):
-        name = output_type.get("title")
-    if name is None:
-        schema = getattr(output_type, "schema", None)
-        name = schema.get("title") if isinstance(schema, dict) else None
-    return name if isinstance(name, str) and name.isidentifier() and name != "dict" else "output"
+def schema_name(output_type, schema: dict) -> str:
+    """A name for the schema (OpenAI requires one): the class name, else the schema's title, else "output"."""
+    for name in (getattr(output_type, "__name__", None), schema.get("title")):
+        if isinstance(name, str) and name.isidentifier() and name != "dict":
+            return name
+    return "output"
 
 
 def _check_complete(backend: str, output_type, texts: list[str], hit_limit: list[bool], max_new_tokens) -> None:

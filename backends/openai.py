@@ -57,9 +57,10 @@ class OpenAIModel(BlackBoxModel):
             return {}
         if schema == ANY_JSON_OBJECT:
             return {"response_format": {"type": "json_object"}}
+        name = schema_name(output_type, schema)
         if self.strict:
             schema = strict_schema(schema)
-        spec = {"name": schema_name(output_type), "schema": schema, "strict": self.strict}
+        spec = {"name": name, "schema": schema, "strict": self.strict}
         return {"response_format": {"type": "json_schema", "json_schema": spec}}
 
     def request(self, prompt, output_type=None, **sampling) -> dict:
