@@ -43,7 +43,48 @@ class Index:
     """
 
     def __init__(self, regex: str | Dfa, vocabulary: Vocabulary) -> None:
-        self.dfa = regex if isinstance(regex, Dfa) else compile_dfa(regex)
+        self._setup(regex if isinstance(regex, Dfa) else compile_dfa(regex), vocabulary)
+        self._mask_class = self._mask_classes()
+        self._class_masks: dict[int, np.ndarray] = {}
+        # Index eagerly while it is cheap (small DFAs, restrictive states): the start state first, then
+        # the other mask classes within a time budget; whatever is left is computed on first visit.
+        started = time.perf_counter()
+        self._compute_masks(np.array([self.dfa.start]))
+        per_state = max(time.perf_counter() - started, 1e-5)
+        pending = self._uncomputed_representatives()
+        affordable = int(config.EAGER_INDEX_BUDGET_SECONDS / per_state)  # the start's cost as the estimate
+        if affordable > 0:
+            self._compute_masks(pending[:affordable])
+        self._check_no_dead_ends()
+
+    @classmethod
+    def cached(cls, regex: str, vocabulary: Vocabulary) -> "Index":
+        """``Index(regex, vocabulary)`` through the on-disk cache (``outlines_core.index_cache``): a second
+        process loads the DFA and the masks computed so far instead of compiling again."""
+        from . import index_cache
+
+        return index_cache.load_or_build(regex, vocabulary)
+
+    @classmethod
+    def from_parts(cls, dfa: Dfa, vocabulary: Vocabulary, mask_class: np.ndarray, class_masks: dict[int, np.ndarray]) -> "Index":
+        """An index rebuilt from what a previous one computed (``index_cache`` loads these from disk)."""
+        index = cls.__new__(cls)
+        index._setup(dfa, vocabulary)
+        index._mask_class = np.asarray(mask_class, dtype=np.int64)
+        index._class_masks = {}
+        for klass, mask in class_masks.items():
+            shared = index._unique_masks.setdefault(mask.tobytes(), np.asarray(mask, dtype=np.int32))
+            shared.setflags(write=False)
+            index._class_masks[int(klass)] = shared
+        return index
+
+    @property
+    def computed_class_masks(self) -> dict[int, np.ndarray]:
+        """The masks computed so far, per mask class (what ``index_cache`` saves)."""
+        return dict(self._class_masks)
+
+    def _setup(self, dfa: Dfa, vocabulary: Vocabulary) -> None:
+        self.dfa = dfa
         self.pattern = self.dfa.pattern
         self.vocabulary = vocabulary
         self.num_words = (vocabulary.size + 31) // 32
@@ -60,18 +101,6 @@ class Index:
         self.eos_mask.setflags(write=False)
         if not self.dfa.accepting.any():
             raise IncompatibleVocabularyError(f"regex {self.pattern!r} matches no string at all")
-        self._mask_class = self._mask_classes()
-        self._class_masks: dict[int, np.ndarray] = {}
-        # Index eagerly while it is cheap (small DFAs, restrictive states): the start state first, then
-        # the other mask classes within a time budget; whatever is left is computed on first visit.
-        started = time.perf_counter()
-        self._compute_masks(np.array([self.dfa.start]))
-        per_state = max(time.perf_counter() - started, 1e-5)
-        pending = self._uncomputed_representatives()
-        affordable = int(config.EAGER_INDEX_BUDGET_SECONDS / per_state)  # the start's cost as the estimate
-        if affordable > 0:
-            self._compute_masks(pending[:affordable])
-        self._check_no_dead_ends()
 
     # -- public queries ---------------------------------------------------------------------------
     @property

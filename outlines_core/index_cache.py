@@ -1,0 +1,160 @@
+"""An on-disk cache of compiled regex indexes, so a second process starts without recompiling.
+
+An entry is keyed by (engine version, regex, vocabulary fingerprint) and holds plain arrays (``np.savez``,
+no pickle): the DFA, the states' mask classes and every mask computed so far. Writes are atomic (a
+temporary file renamed into place), so concurrent writers and readers never see half a file; an unreadable
+or mismatching entry is rebuilt. The folder is ``$OUTLINES_CORE_CACHE_DIR`` or
+``~/.cache/outlines_core/indexes``; ``OUTLINES_CORE_DISABLE_CACHE=1`` turns the cache off. At most
+``MAX_ENTRIES`` files are kept (the least recently written go first).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .index import Index
+from .regex.dfa import Dfa
+from .vocabulary import Vocabulary
+
+#: Bump when the saved layout or the meaning of its arrays changes.
+FORMAT_VERSION = "1"
+MAX_ENTRIES = 512
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("OUTLINES_CORE_CACHE_DIR") or Path.home() / ".cache" / "outlines_core" / "indexes")
+
+
+def enabled() -> bool:
+    return os.environ.get("OUTLINES_CORE_DISABLE_CACHE", "") not in ("1", "true", "yes")
+
+
+@functools.lru_cache(maxsize=1)
+def engine_version() -> str:
+    """The package version plus a hash of the sources that decide what an index contains, so an edited
+    engine (a development checkout) never reads entries an older one wrote."""
+    from . import __version__
+
+    digest = hashlib.sha256(FORMAT_VERSION.encode())
+    package = Path(__file__).resolve().parent
+    for source in sorted([package / "index.py", package / "vocabulary.py", *(package / "regex").glob("*.py")]):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def entry_path(pattern: str, vocabulary: Vocabulary, folder: Path | None = None) -> Path:
+    """Where the entry of (engine version, ``pattern``, ``vocabulary``) lives."""
+    key = "\0".join([engine_version(), pattern, vocabulary.fingerprint])
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return (Path(folder) if folder is not None else cache_dir()) / f"{digest[:40]}.npz"
+
+
+def save(index: Index, folder: Path | None = None) -> Path:
+    """Write ``index`` (its DFA and the masks computed so far) atomically."""
+    path = entry_path(index.pattern, index.vocabulary, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    masks = index.computed_class_masks
+    classes = np.array(sorted(masks), dtype=np.int64)
+    stacked = np.stack([masks[k] for k in classes.tolist()]) if masks else np.zeros((0, index.num_words), dtype=np.int32)
+    dfa = index.dfa
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(
+                stream,
+                pattern=np.array(index.pattern),
+                fingerprint=np.array(index.vocabulary.fingerprint),
+                engine=np.array(engine_version()),
+                transitions=dfa.transitions,
+                accepting=dfa.accepting,
+                start=np.array(dfa.start),
+                byte_classes=dfa.byte_classes,
+                class_transitions=dfa.class_transitions,
+                mask_class=index._mask_class,
+                classes=classes,
+                masks=stacked,
+            )
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _prune(path.parent)
+    return path
+
+
+def load(pattern: str, vocabulary: Vocabulary, folder: Path | None = None) -> Index | None:
+    """The cached index of ``pattern`` for ``vocabulary``, or ``None`` (absent, unreadable or stale)."""
+    path = entry_path(pattern, vocabulary, folder)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if (
+                str(data["pattern"]) != pattern
+                or str(data["fingerprint"]) != vocabulary.fingerprint
+                or str(data["engine"]) != engine_version()
+            ):
+                return None
+            transitions, mask_class = data["transitions"], data["mask_class"]
+            n_states = transitions.shape[0] if transitions.ndim == 2 else -1
+            if transitions.shape != (n_states, 256) or mask_class.shape != (n_states,):
+                return None
+            if n_states < 2 or transitions.min() < 0 or transitions.max() >= n_states:
+                return None
+            dfa = Dfa(
+                transitions=transitions,
+                accepting=data["accepting"],
+                start=int(data["start"]),
+                byte_classes=data["byte_classes"],
+                class_transitions=data["class_transitions"],
+                pattern=pattern,
+            )
+            masks = data["masks"]
+            if masks.ndim != 2 or masks.dtype != np.int32 or masks.shape[1] != (vocabulary.size + 31) // 32:
+                return None
+            classes = data["classes"]
+            if classes.shape != (masks.shape[0],):
+                return None
+            class_masks = {int(k): masks[i] for i, k in enumerate(classes.tolist())}
+            return Index.from_parts(dfa, vocabulary, mask_class, class_masks)
+    except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile, EOFError):
+        return None  # absent or damaged: the caller rebuilds (and overwrites it)
+
+
+def load_or_build(pattern: str, vocabulary: Vocabulary, folder: Path | None = None) -> Index:
+    """``load`` if the entry is there, else ``Index(pattern, vocabulary)`` saved for next time."""
+    if not enabled():
+        return Index(pattern, vocabulary)
+    index = load(pattern, vocabulary, folder)
+    if index is not None:
+        return index
+    index = Index(pattern, vocabulary)
+    try:
+        save(index, folder)
+    except OSError:  # a read-only or full disk costs the next process a compile, nothing more
+        pass
+    return index
+
+
+def _prune(folder: Path) -> None:
+    """Keep the newest ``MAX_ENTRIES`` entries; drop temporary files a killed writer left behind."""
+    now = time.time()
+    stamped = []
+    for path in folder.iterdir():
+        try:
+            modified = path.stat().st_mtime
+        except OSError:  # removed meanwhile by another process
+            continue
+        if path.suffix == ".npz":
+            stamped.append((modified, path))
+        elif path.suffix == ".tmp" and now - modified > 3600:
+            path.unlink(missing_ok=True)
+    stamped.sort()
+    for _, stale in stamped[: max(0, len(stamped) - MAX_ENTRIES)]:
+        stale.unlink(missing_ok=True)

@@ -1,0 +1,194 @@
+"""The on-disk index cache: what a second process loads equals what the first one built."""
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import load_vocabulary
+from outlines_core import Guide, Index, Vocabulary, index_cache
+from outlines_core.regex import compile_dfa
+
+# id: 0    1     2     3      4      5       6      7     8     9 (EOS)
+TOKENS = [b"1", b"2", b"12", b"3", b".", b"1.2", b"a", b"-", b"ab", None]
+EOS = 9
+PATTERN = r"-?[0-9]+(\.[0-9]+)?|a+b?"
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("OUTLINES_CORE_CACHE_DIR", str(tmp_path / "indexes"))
+    monkeypatch.delenv("OUTLINES_CORE_DISABLE_CACHE", raising=False)
+    return tmp_path / "indexes"
+
+
+def small_vocabulary() -> Vocabulary:
+    return Vocabulary(TOKENS, [EOS], size=40)
+
+
+def assert_same_index(built: Index, loaded: Index) -> None:
+    """Every state's mask and every allowed token's transition agree."""
+    assert loaded.num_states == built.num_states
+    assert loaded.initial_state == built.initial_state
+    np.testing.assert_array_equal(loaded.dfa.transitions, built.dfa.transitions)
+    np.testing.assert_array_equal(loaded.dfa.accepting, built.dfa.accepting)
+    for state in range(1, built.num_states):
+        np.testing.assert_array_equal(loaded.mask(state), built.mask(state))
+        assert loaded.is_accepting(state) == built.is_accepting(state)
+        assert loaded.is_final(state) == built.is_final(state)
+        for token in built.allowed_tokens(state).tolist():
+            assert loaded.next_state(state, token) == built.next_state(state, token)
+
+
+def test_roundtrip_small_vocabulary(folder):
+    vocabulary = small_vocabulary()
+    built = Index.cached(PATTERN, vocabulary)  # miss: builds and writes the entry
+    path = index_cache.entry_path(PATTERN, vocabulary)
+    assert path.parent == folder and path.exists()
+    loaded = index_cache.load(PATTERN, vocabulary)
+    assert loaded is not None and loaded is not built
+    assert_same_index(Index(PATTERN, vocabulary), loaded)
+    assert Index.cached(PATTERN, vocabulary).pattern == PATTERN  # hit
+
+
+def test_roundtrip_real_tokenizer_with_lazy_states(folder):
+    """On a 50k vocabulary, a lazily indexed regex: the entry holds the masks computed so far, the
+    loaded index computes the others on first visit, and a walk gives the same masks either way."""
+    vocabulary = load_vocabulary("gpt-2")
+    pattern = r"[A-Z][a-z ,]{10,60}\.|\{\"name\":\"[a-z]{1,20}\",\"age\":[0-9]{1,3}\}"
+    built = Index(pattern, vocabulary)
+    index_cache.save(built)
+    loaded = index_cache.load(pattern, vocabulary)
+    assert loaded is not None
+    assert set(loaded.computed_class_masks) == set(built.computed_class_masks)
+    fresh = Index(pattern, vocabulary)
+    assert_same_index(fresh, loaded)
+    guide_loaded, guide_fresh = Guide(loaded), Guide(fresh)
+    for token in vocabulary_encode(vocabulary, b'{"name":"ada","age":36}'):
+        np.testing.assert_array_equal(loaded.mask(guide_loaded.state), fresh.mask(guide_fresh.state))
+        guide_loaded.advance(token)
+        guide_fresh.advance(token)
+    assert guide_loaded.is_accepting() and guide_fresh.is_accepting()
+
+
+def vocabulary_encode(vocabulary: Vocabulary, text: bytes) -> list[int]:
+    """Greedy longest-match tokenization over the vocabulary's own bytes (any valid split will do)."""
+    by_bytes = {}
+    for token_id, token in enumerate(vocabulary.tokens):
+        if token is not None:
+            by_bytes.setdefault(token, token_id)
+    ids, position = [], 0
+    while position < len(text):
+        for end in range(len(text), position, -1):
+            if text[position:end] in by_bytes:
+                ids.append(by_bytes[text[position:end]])
+                position = end
+                break
+        else:
+            raise AssertionError(f"no token for {text[position:]!r}")
+    return ids
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_bytes(b"not a zip file at all"),
+        lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),  # a truncated write
+        lambda path: path.write_bytes(b""),
+    ],
+    ids=["garbage", "truncated", "empty"],
+)
+def test_corrupted_entry_is_rebuilt(folder, damage):
+    vocabulary = small_vocabulary()
+    Index.cached(PATTERN, vocabulary)
+    path = index_cache.entry_path(PATTERN, vocabulary)
+    damage(path)
+    assert index_cache.load(PATTERN, vocabulary) is None
+    rebuilt = Index.cached(PATTERN, vocabulary)
+    assert_same_index(Index(PATTERN, vocabulary), rebuilt)
+    reloaded = index_cache.load(PATTERN, vocabulary)  # the damaged file was replaced by a good one
+    assert reloaded is not None
+    assert_same_index(rebuilt, reloaded)
+
+
+def test_entry_of_another_pattern_under_the_same_name_is_refused(folder):
+    """A file whose stored key does not match (e.g. a hash collision or a renamed file) is a miss."""
+    vocabulary = small_vocabulary()
+    Index.cached(r"[0-9]+", vocabulary)
+    os.replace(index_cache.entry_path(r"[0-9]+", vocabulary), index_cache.entry_path(PATTERN, vocabulary))
+    assert index_cache.load(PATTERN, vocabulary) is None
+
+
+def test_different_vocabulary_misses(folder):
+    vocabulary = small_vocabulary()
+    Index.cached(PATTERN, vocabulary)
+    other = Vocabulary([*TOKENS[:8], b"abc", None], [EOS], size=40)  # one token differs
+    assert other.fingerprint != vocabulary.fingerprint
+    assert index_cache.entry_path(PATTERN, other) != index_cache.entry_path(PATTERN, vocabulary)
+    assert index_cache.load(PATTERN, other) is None
+    wider = Vocabulary(TOKENS, [EOS], size=72)  # same tokens, wider logits
+    assert index_cache.load(PATTERN, wider) is None
+    assert Index.cached(PATTERN, other).allowed_tokens(Index(PATTERN, other).initial_state).tolist() == (
+        Index(PATTERN, other).allowed_tokens(Index(PATTERN, other).initial_state).tolist()
+    )
+
+
+def test_disabled_cache_writes_nothing(folder, monkeypatch):
+    monkeypatch.setenv("OUTLINES_CORE_DISABLE_CACHE", "1")
+    index = Index.cached(PATTERN, small_vocabulary())
+    assert index.allowed_tokens(index.initial_state).size > 0
+    assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_unwritable_folder_still_builds(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the cache folder cannot be created under a file")
+    monkeypatch.setenv("OUTLINES_CORE_CACHE_DIR", str(blocker / "indexes"))
+    monkeypatch.delenv("OUTLINES_CORE_DISABLE_CACHE", raising=False)
+    index = Index.cached(PATTERN, small_vocabulary())
+    assert_same_index(Index(PATTERN, small_vocabulary()), index)
+
+
+def _writer(folder: str, rounds: int) -> None:
+    vocabulary = small_vocabulary()
+    for _ in range(rounds):
+        compile_dfa.cache_clear()
+        index_cache.save(Index(PATTERN, vocabulary), Path(folder))
+
+
+def test_concurrent_writers_and_readers(folder):
+    """Four processes rewrite the same entry while this one reads it: every read is a complete entry
+    (equal to a fresh build) or, before the first write lands, a miss; no temporary file is left."""
+    vocabulary = small_vocabulary()
+    expected = Index(PATTERN, vocabulary)
+    context = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
+    writers = [context.Process(target=_writer, args=(str(folder), 25)) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    hits = 0
+    while any(writer.is_alive() for writer in writers):
+        loaded = index_cache.load(PATTERN, vocabulary, folder)
+        if loaded is not None:
+            hits += 1
+            np.testing.assert_array_equal(loaded.mask(loaded.initial_state), expected.mask(expected.initial_state))
+    for writer in writers:
+        writer.join()
+        assert writer.exitcode == 0
+    final = index_cache.load(PATTERN, vocabulary, folder)
+    assert final is not None
+    assert_same_index(expected, final)
+    assert [p.name for p in folder.iterdir()] == [index_cache.entry_path(PATTERN, vocabulary).name]
+
+
+def test_prune_keeps_the_newest_entries(folder, monkeypatch):
+    monkeypatch.setattr(index_cache, "MAX_ENTRIES", 3)
+    vocabulary = small_vocabulary()
+    patterns = [f"[0-9]{{{n}}}" for n in range(1, 7)]
+    for age, pattern in enumerate(patterns):
+        path = index_cache.save(Index(pattern, vocabulary))
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))  # distinct, increasing write times
+    index_cache._prune(folder)
+    survivors = {p.name for p in folder.glob("*.npz")}
+    assert survivors == {index_cache.entry_path(p, vocabulary).name for p in patterns[-3:]}
