@@ -6,18 +6,35 @@ llama.cpp) under our engine. Set at most one constraint: ``regex``, ``type_const
 satisfies it, by construction, not by prompting. ``with_structured_output`` and ``bind_tools`` use the
 same machinery: the JSON Schema of the requested object (or of a call to one of the tools) constrains the
 output. See docs/langchain.md.
+
+Generation goes through the public API of ``outlines_core.generator`` (``index_for``, ``generate``,
+``Generator.stream``). Token usage is read off the model as the generator drives it: the generator's text
+is ``vocabulary.decode`` of the generated tokens (its documented contract), so a per-call copy of the
+vocabulary records the token ids it decodes.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import copy
 import json
+import threading
 import uuid
-from typing import Any, Iterator, Optional, Sequence
+import weakref
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableLambda, RunnableMap
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -26,6 +43,12 @@ from pydantic import ConfigDict, PrivateAttr, model_validator
 __all__ = ["ChatOutlines"]
 
 _CONSTRAINTS = ("regex", "type_constraints", "json_schema", "grammar")
+_SAMPLING = ("temperature", "top_p", "top_k", "seed")
+_CALL_ARGUMENTS = frozenset(_CONSTRAINTS + _SAMPLING + ("max_tokens", "stop", "tools"))
+
+#: Loaded default models per backend, shared by every ``ChatOutlines()`` without a model.
+_DEFAULT_MODELS: dict[str, Any] = {}
+_DEFAULT_LOCK = threading.Lock()
 
 
 class ChatOutlines(BaseChatModel):
@@ -54,12 +77,16 @@ class ChatOutlines(BaseChatModel):
 
     @model_validator(mode="after")
     def _one_constraint(self):
-        chosen = [name for name in _CONSTRAINTS if getattr(self, name) is not None]
-        if len(chosen) > 1:
-            raise ValueError(f"set at most one constraint (regex, type_constraints, json_schema, grammar); got {chosen}")
         if self.backend not in ("transformers", "llamacpp"):
             raise ValueError(f"backend must be 'transformers' or 'llamacpp', got {self.backend!r}")
+        _chosen_constraint({name: getattr(self, name) for name in _CONSTRAINTS})
         return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Checked before assigning: pydantic's after-validator would leave the second constraint set.
+        if name in _CONSTRAINTS and value is not None:
+            _chosen_constraint({**{n: getattr(self, n) for n in _CONSTRAINTS}, name: value})
+        super().__setattr__(name, value)
 
     # -- LangChain plumbing --------------------------------------------------------------------------
     @property
@@ -70,11 +97,17 @@ class ChatOutlines(BaseChatModel):
     def model_name(self) -> str:
         if self.model is None:
             return "SmolLM2-135M-Instruct"
-        return self.model if isinstance(self.model, str) else type(self.model).__name__
+        if isinstance(self.model, str):
+            return self.model
+        hf_model = getattr(self.model, "model", None)  # transformers: the HF model knows its checkpoint
+        name = getattr(getattr(hf_model, "config", None), "name_or_path", None)
+        llama = getattr(self.model, "llama", None)
+        return name or getattr(llama, "model_path", None) or type(self.model).__name__
 
     @property
     def _identifying_params(self) -> dict:
-        return {"model": self.model_name, "backend": self.backend, **{n: repr(getattr(self, n)) for n in _CONSTRAINTS if getattr(self, n) is not None}}
+        chosen = {n: repr(getattr(self, n)) for n in _CONSTRAINTS if getattr(self, n) is not None}
+        return {"model": self.model_name, "backend": self.backend, **chosen}
 
     def _combine_llm_outputs(self, llm_outputs: list[Optional[dict]]) -> dict:
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -91,28 +124,38 @@ class ChatOutlines(BaseChatModel):
             self._steerable = _load(self.model, self.backend)
         return self._steerable
 
-    def _output_type(self, tools: Optional[list] = None):
+    def _output_type(self, kwargs: dict):
+        """The output type of one call: the tool-call schema, or the one constraint among the attributes
+        and the call's (or ``bind``'s) keyword arguments."""
         from outlines_core.types import CFG, JsonSchema, Regex
 
-        if tools:
-            return JsonSchema(_tool_call_schema(tools))
-        if self.regex is not None:
-            return Regex(self.regex)
-        if self.type_constraints is not None:
-            return self.type_constraints
-        if self.json_schema is not None:
-            return JsonSchema(self.json_schema)
-        if self.grammar is not None:
-            return CFG(self.grammar)
-        return None
+        name, value = _chosen_constraint({n: kwargs.get(n, getattr(self, n)) for n in _CONSTRAINTS}, kwargs.get("tools"))
+        if kwargs.get("tools"):
+            return JsonSchema(_tool_call_schema(kwargs["tools"]))
+        if name == "regex":
+            return Regex(value)
+        if name == "json_schema":
+            return JsonSchema(value)
+        if name == "grammar":
+            return CFG(value)
+        return value  # a Python type, or None (free text)
 
-    def _sampling(self, stop: Optional[list[str]], kwargs: dict) -> dict:
-        sampling = {k: kwargs.get(k, getattr(self, k)) for k in ("temperature", "top_p", "top_k", "seed")}
+    def _arguments(self, stop: Optional[list[str]], kwargs: dict) -> tuple[int, dict]:
+        unknown = sorted(set(kwargs) - _CALL_ARGUMENTS)
+        if unknown:
+            raise TypeError(f"ChatOutlines got unknown argument(s) {unknown}; expected some of {sorted(_CALL_ARGUMENTS)}")
+        sampling = {k: kwargs.get(k, getattr(self, k)) for k in _SAMPLING}
         sampling = {k: v for k, v in sampling.items() if v is not None}
-        stops = list(stop or []) + list(self.stop or [])
+        stops = list(stop or []) + list(kwargs.get("stop") or self.stop or [])
         if stops:
             sampling["stop"] = stops
-        return sampling
+        return kwargs.get("max_tokens", self.max_tokens), sampling
+
+    def bind(self, **kwargs: Any):
+        """``Runnable.bind``, checking at once that the bound constraint or tools do not clash with the
+        model's constraint (at most one at a time)."""
+        self._output_type({k: v for k, v in kwargs.items() if k in _CONSTRAINTS or k == "tools"})
+        return super().bind(**kwargs)
 
     # -- generation ----------------------------------------------------------------------------------
     def _generate(
@@ -122,28 +165,21 @@ class ChatOutlines(BaseChatModel):
         run_manager: Optional[CallbackManagerForLLMRun] = None,
         **kwargs: Any,
     ) -> ChatResult:
-        from outlines_core.generator import index_for
+        from outlines_core.generator import generate, index_for
 
-        tools = kwargs.get("tools")
+        output_type = self._output_type(kwargs)
+        max_tokens, sampling = self._arguments(stop, kwargs)
         model = self.steerable
-        index = index_for(self._output_type(tools), model.vocabulary)
-        prompt = _to_chat(messages)
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        text, prompt_tokens, completion_tokens, finish_reason = _run(model, prompt, index, max_tokens, self._sampling(stop, kwargs))
-        usage = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-        if tools:
-            call = json.loads(text)
-            message = AIMessage(
-                content="",
-                tool_calls=[{"name": call["name"], "args": call["arguments"], "id": f"call_{uuid.uuid4().hex[:12]}", "type": "tool_call"}],
-                usage_metadata=usage,
-            )
-        else:
-            message = AIMessage(content=text, usage_metadata=usage)
-        token_usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+        index = index_for(output_type, model.vocabulary)
+        chat = _to_chat(messages, kwargs.get("tools"))
+        metered = _Metered(model)
+        with _lock(model):
+            (text,) = generate(metered, [chat], [index], max_tokens, **sampling)
+        usage = metered.usage(chat, index, max_tokens, sampling.get("stop"))
+        message = _message(text, usage, kwargs.get("tools"))
         return ChatResult(
-            generations=[ChatGeneration(message=message, generation_info={"finish_reason": finish_reason})],
-            llm_output={"token_usage": token_usage, "model_name": self.model_name},
+            generations=[ChatGeneration(message=message, generation_info={"finish_reason": usage.finish_reason})],
+            llm_output={"token_usage": usage.token_usage, "model_name": self.model_name},
         )
 
     def _stream(
@@ -153,36 +189,98 @@ class ChatOutlines(BaseChatModel):
         run_manager: Optional[CallbackManagerForLLMRun] = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        from outlines_core import Generator
+        for chunk in self._chunks(messages, stop, kwargs):
+            if run_manager is not None and chunk.message.content:
+                run_manager.on_llm_new_token(chunk.message.content, chunk=chunk)
+            yield chunk
 
-        if kwargs.get("tools"):
+    def _chunks(self, messages, stop, kwargs) -> Iterator[ChatGenerationChunk]:
+        """Token-level chunks (one per decoded piece), then an empty chunk with the finish reason and usage."""
+        from outlines_core import Generator
+        from outlines_core.generator import index_for
+
+        tools = kwargs.get("tools")
+        if tools:
             # A tool call is only meaningful whole: generate it, then emit it as one chunk.
-            result = self._generate(messages, stop, run_manager, **kwargs).generations[0]
-            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[
-                {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": 0} for c in result.message.tool_calls
-            ]), generation_info=result.generation_info)
+            result = self._generate(messages, stop, None, **kwargs)
+            message = result.generations[0].message
+            calls = [{"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i} for i, c in enumerate(message.tool_calls)]
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content="", tool_call_chunks=calls, usage_metadata=message.usage_metadata),
+                generation_info=result.generations[0].generation_info,
+            )
             return
-        generator = Generator(self.steerable, self._output_type())
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        for piece in generator.stream(_to_chat(messages), max_new_tokens=max_tokens, **self._sampling(stop, kwargs)):
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-            if run_manager is not None:
-                run_manager.on_llm_new_token(piece, chunk=chunk)
+        output_type = self._output_type(kwargs)
+        max_tokens, sampling = self._arguments(stop, kwargs)
+        model = self.steerable
+        index = index_for(output_type, model.vocabulary)  # compiled (and cached) with the model's own vocabulary
+        chat = _to_chat(messages)
+        metered = _Metered(model)
+        pieces = Generator(metered, output_type).stream(chat, max_new_tokens=max_tokens, **sampling)
+        lock = _lock(model)
+        while True:
+            with lock:  # one decode step at a time per model; other calls may run between our steps
+                piece = next(pieces, None)
+            if piece is None:
+                break
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        usage = metered.usage(chat, index, max_tokens, sampling.get("stop"))
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="", usage_metadata=usage.usage_metadata, response_metadata={"finish_reason": usage.finish_reason}
+            ),
+            generation_info={"finish_reason": usage.finish_reason},
+        )
+
+    # No native async decode for local models: the sync work runs in a worker thread (the event loop stays
+    # free), serialized per model by the same lock as the sync calls.
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: Optional[list[str]] = None,
+        run_manager: Optional[AsyncCallbackManagerForLLMRun] = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: Optional[list[str]] = None,
+        run_manager: Optional[AsyncCallbackManagerForLLMRun] = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        chunks = self._chunks(messages, stop, kwargs)
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            if run_manager is not None and chunk.message.content:
+                await run_manager.on_llm_new_token(chunk.message.content, chunk=chunk)
             yield chunk
 
     # -- structured output and tools -----------------------------------------------------------------
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Optional[str] = None, **kwargs: Any):
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):
         """Bind tools (Pydantic models, functions, LangChain tools, OpenAI tool dicts). Every answer is then a
-        call to one of them (``tool_choice`` may name the one to call) with arguments that satisfy its
-        schema, returned as ``AIMessage.tool_calls``."""
+        call to one of them with arguments that satisfy its schema, returned as ``AIMessage.tool_calls``.
+
+        ``tool_choice``: ``None``, ``"auto"``, ``"any"``, ``"required"`` or ``True``: a call to any bound tool;
+        a tool name (or ``{"type": "function", "function": {"name": ...}}``): a call to that tool;
+        ``"none"`` or ``False``: plain text, tools ignored."""
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         if not formatted:
             raise ValueError("bind_tools needs at least one tool")
-        if tool_choice not in (None, "auto", "any", "required"):
-            name = tool_choice if isinstance(tool_choice, str) else (tool_choice or {}).get("function", {}).get("name")
-            formatted = [tool for tool in formatted if tool["function"]["name"] == name]
-            if not formatted:
-                raise ValueError(f"tool_choice {tool_choice!r} names none of the bound tools")
+        if tool_choice in ("none", False):
+            return self.bind(**kwargs)
+        if tool_choice not in (None, "auto", "any", "required", True):
+            if isinstance(tool_choice, str):
+                name = tool_choice
+            elif isinstance(tool_choice, dict):
+                name = tool_choice.get("function", {}).get("name") or tool_choice.get("name")
+            else:
+                raise ValueError(f"tool_choice must be a tool name, 'auto', 'any', 'required', 'none' or a dict; got {tool_choice!r}")
+            chosen = [tool for tool in formatted if tool["function"]["name"] == name]
+            if not chosen:
+                names = [tool["function"]["name"] for tool in formatted]
+                raise ValueError(f"tool_choice {tool_choice!r} names none of the bound tools {names}")
+            formatted = chosen
         return self.bind(tools=formatted, **kwargs)
 
     def with_structured_output(self, schema, *, include_raw: bool = False, **kwargs: Any):
@@ -191,38 +289,144 @@ class ChatOutlines(BaseChatModel):
         "parsing_error"}."""
         if kwargs:
             raise TypeError(f"unsupported with_structured_output arguments {sorted(kwargs)}")
-        constrained = self.model_copy(update={name: None for name in _CONSTRAINTS})
-        constrained.json_schema = schema
-        constrained._steerable = self.steerable  # loaded once, shared
+        set_already = [name for name in _CONSTRAINTS if getattr(self, name) is not None]
+        if set_already:
+            raise ValueError(
+                f"with_structured_output constrains the output to the schema, but this model already has "
+                f"{set_already[0]} set (at most one constraint); use a ChatOutlines without it"
+            )
+        constrained = self.model_copy(update={"json_schema": schema})
+        constrained._steerable = self._steerable  # a loaded model is shared, not loaded twice
+        constrained._output_type({})  # compile now: a bad schema fails here, not at the first call
         is_model = isinstance(schema, type) and hasattr(schema, "model_validate_json")
 
         def parse(message: AIMessage):
             return schema.model_validate_json(message.content) if is_model else json.loads(message.content)
 
-        parser = RunnableLambda(parse)
         if not include_raw:
-            return constrained | parser
+            return constrained | RunnableLambda(parse)
 
         def parse_safely(payload: dict):
             try:
                 return {"raw": payload["raw"], "parsed": parse(payload["raw"]), "parsing_error": None}
-            except Exception as error:  # the constraint makes this unreachable unless the limit cut the output
+            except Exception as error:  # the constraint makes this unreachable unless parsing is stricter
                 return {"raw": payload["raw"], "parsed": None, "parsing_error": error}
 
         return RunnableMap(raw=constrained) | RunnableLambda(parse_safely)
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+def _chosen_constraint(values: dict, tools=None) -> tuple[Optional[str], Any]:
+    chosen = [name for name, value in values.items() if value is not None]
+    if len(chosen) > 1:
+        raise ValueError(f"set at most one constraint (regex, type_constraints, json_schema, grammar); got {chosen}")
+    if chosen and tools:
+        raise ValueError(
+            f"tools are bound and {chosen[0]} is set: a tool call has its own schema (at most one constraint); "
+            "bind tools to a ChatOutlines without a constraint"
+        )
+    return (chosen[0], values[chosen[0]]) if chosen else (None, None)
+
+
+_LOCKS: "weakref.WeakKeyDictionary[Any, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def _lock(model) -> threading.Lock:
+    """One decode at a time per model: ``batch`` runs calls in threads, and a llama.cpp context cannot
+    decode two sequences at once (transformers would only fight over the same cores)."""
+    with _LOCKS_LOCK:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+        return lock
+
+
+@dataclass
+class _Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+    @property
+    def token_usage(self) -> dict:
+        total = self.prompt_tokens + self.completion_tokens
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "total_tokens": total}
+
+    @property
+    def usage_metadata(self) -> dict:
+        total = self.prompt_tokens + self.completion_tokens
+        return {"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens, "total_tokens": total}
+
+
+class _Metered:
+    """A steerable model for one call: the same ``encode`` and ``start``, and a copy of the vocabulary whose
+    ``decode`` records the token ids the generator turns into text (end-of-sequence excluded)."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self.tokens: list[int] = []
+        model.vocabulary.fingerprint  # computed once on the original, so the copy shares it (index cache key)
+        vocabulary = copy.copy(model.vocabulary)
+        original = model.vocabulary.decode
+
+        def decode(token_ids):
+            token_ids = [int(t) for t in token_ids]
+            self.tokens.extend(token_ids)
+            return original(token_ids)
+
+        vocabulary.decode = decode
+        self.vocabulary = vocabulary
+
+    def encode(self, prompt):
+        return self._model.encode(prompt)
+
+    def start(self, prompts_ids):
+        return self._model.start(prompts_ids)
+
+    def usage(self, chat, index, max_tokens: int, stop) -> _Usage:
+        """Token counts and why the output ended: ``"stop"`` (end of sequence, a stop string, or a
+        constraint nothing can extend) or ``"length"`` (``max_tokens`` ran out)."""
+        from outlines_core.processors import GuidedLogitsProcessor
+
+        tokens = self.tokens
+        finish = "stop"
+        if len(tokens) >= max_tokens:
+            # The budget is used up: it still ended by itself if a stop string appeared or the constraint
+            # is complete and cannot be extended.
+            text = self._model.vocabulary.decode(tokens).decode("utf-8", errors="replace")
+            stopped = bool(stop) and any(s in text for s in stop)
+            finished = False
+            if index is not None:
+                processor = GuidedLogitsProcessor([index], tensor_library="numpy")
+                for token in tokens:
+                    processor.advance([token])
+                finished = processor.is_finished()[0]
+            finish = "stop" if stopped or finished else "length"
+        return _Usage(len(self._model.encode(chat)), len(tokens), finish)
+
+
+def _message(text: str, usage: _Usage, tools) -> AIMessage:
+    if not tools:
+        return AIMessage(content=text, usage_metadata=usage.usage_metadata, response_metadata={"finish_reason": usage.finish_reason})
+    call = json.loads(text)  # the constraint guarantees {"name": ..., "arguments": {...}}
+    return AIMessage(
+        content="",
+        tool_calls=[{"name": call["name"], "args": call["arguments"], "id": f"call_{uuid.uuid4().hex[:24]}", "type": "tool_call"}],
+        usage_metadata=usage.usage_metadata,
+        response_metadata={"finish_reason": "tool_calls"},
+    )
+
+
 def _default_model(backend: str):
-    # Every ChatOutlines() without a model shares one loaded default model.
-    if backend == "llamacpp":
-        from backends import llamacpp
-
-        return llamacpp.load_default_model()
-    from backends.transformers import load_default_model
-
-    return load_default_model()
+    with _DEFAULT_LOCK:
+        if backend not in _DEFAULT_MODELS:
+            if backend == "llamacpp":
+                from backends.llamacpp import load_default_model
+            else:
+                from backends.transformers import load_default_model
+            _DEFAULT_MODELS[backend] = load_default_model()
+        return _DEFAULT_MODELS[backend]
 
 
 def _load(model, backend: str):
@@ -234,25 +438,30 @@ def _load(model, backend: str):
                 raise TypeError(f"model must be a path, a name or a steerable model; {type(model).__name__} has no {attribute!r}")
         return model
     if backend == "llamacpp":
-        try:
-            from backends import llamacpp
-        except ImportError as error:  # pragma: no cover - llama-cpp-python missing
-            raise ImportError(f"backend='llamacpp' needs llama-cpp-python: {error}") from error
-        import llama_cpp
+        from backends import llamacpp
 
+        llama_cpp = llamacpp._llama_cpp()  # a clear ImportError with the install command if it is missing
         return llamacpp.from_llamacpp(llama_cpp.Llama(model_path=model, n_ctx=4096, verbose=False))
-    from backends.transformers import from_transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from backends.transformers import from_transformers
 
     return from_transformers(AutoModelForCausalLM.from_pretrained(model), AutoTokenizer.from_pretrained(model))
 
 
-def _to_chat(messages: list[BaseMessage]) -> list[dict]:
+def _content(message: BaseMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in message.content)
+
+
+def _to_chat(messages: list[BaseMessage], tools: Optional[list] = None) -> list[dict]:
+    """LangChain messages as {"role", "content"} dicts for the model's chat template. Past tool calls are
+    written in the wire format the model is constrained to; tool results become user turns (small chat
+    templates rarely know a tool role)."""
     chat = []
     for message in messages:
-        content = message.content if isinstance(message.content, str) else "".join(
-            part.get("text", "") if isinstance(part, dict) else str(part) for part in message.content
-        )
+        content = _content(message)
         if isinstance(message, SystemMessage):
             role = "system"
         elif isinstance(message, HumanMessage):
@@ -260,9 +469,10 @@ def _to_chat(messages: list[BaseMessage]) -> list[dict]:
         elif isinstance(message, AIMessage):
             role = "assistant"
             if message.tool_calls and not content:
-                content = json.dumps({"name": message.tool_calls[0]["name"], "arguments": message.tool_calls[0]["args"]})
+                content = "\n".join(json.dumps({"name": c["name"], "arguments": c["args"]}) for c in message.tool_calls)
         elif isinstance(message, ToolMessage):
-            role, content = "user", f"Result of the tool call: {content}"  # chat templates rarely know a tool role
+            name = f" {message.name}" if message.name else ""
+            role, content = "user", f"Result of the tool call{name} ({message.tool_call_id}): {content}"
         elif isinstance(message, ChatMessage):
             role = message.role
         else:
@@ -270,6 +480,17 @@ def _to_chat(messages: list[BaseMessage]) -> list[dict]:
         chat.append({"role": role, "content": content})
     if not chat:
         raise ValueError("no messages to answer")
+    if tools:
+        # The constraint guarantees a well-formed call; telling the model what each tool does lets it choose.
+        lines = ["You answer by calling one of these tools, as a JSON object {\"name\": ..., \"arguments\": {...}}:"]
+        for tool in tools:
+            function = tool["function"]
+            lines.append(f"- {function['name']}: {function.get('description', '')}".rstrip(": "))
+        note = "\n".join(lines)
+        if chat[0]["role"] == "system":
+            chat[0] = {"role": "system", "content": f"{chat[0]['content']}\n\n{note}"}
+        else:
+            chat.insert(0, {"role": "system", "content": note})
     return chat
 
 
@@ -288,25 +509,3 @@ def _tool_call_schema(tools: list[dict]) -> dict:
             }
         )
     return options[0] if len(options) == 1 else {"anyOf": options}
-
-
-def _run(model, prompt, index, max_tokens: int, sampling: dict):
-    """One generation with token accounting: (text, prompt tokens, completion tokens, finish reason)."""
-    from outlines_core.generator import SamplingParams, _cut_at_stop, _decode, _incomplete, _split_stop
-
-    stop, sampling = _split_stop(sampling, [index])
-    params = SamplingParams.from_kwargs(sampling)
-    box: list = []
-    tokens: list[int] = []
-    for step in _decode(model, [prompt], [index], max_tokens, params, box, stop):
-        tokens.extend(step[0])
-    guide = box[0].guides[0]
-    vocabulary = model.vocabulary
-    text = vocabulary.decode(tokens).decode("utf-8", errors="strict" if guide is not None else "replace")
-    if guide is not None and not guide.is_accepting():
-        raise _incomplete([text], [0], max_tokens)
-    stopped = False
-    if stop:
-        text, stopped = _cut_at_stop(text, stop)
-    ended = stopped or len(tokens) < max_tokens or (guide is not None and guide.is_finished())
-    return text, len(model.encode(prompt)), len(tokens), "stop" if ended else "length"
