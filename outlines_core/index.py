@@ -242,15 +242,88 @@ class Index:
             if klass not in self._class_masks and klass not in classes:
                 classes.add(klass)
                 todo.append(state)
-        for begin in range(0, len(todo), config.INDEX_BATCH_STATES):
-            batch = np.array(todo[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
+        by_trie = []
+        for state in todo:
+            mask = self._loop_walk(state)
+            if mask is None:
+                by_trie.append(state)
+            else:
+                self._store_masks([state], mask[None, :])
+        for begin in range(0, len(by_trie), config.INDEX_BATCH_STATES):
+            batch = np.array(by_trie[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
             masks, _ = self._walk_trie(batch)
-            with self._lock:
-                for state, mask in zip(batch.tolist(), masks):
-                    shared = self._unique_masks.setdefault(mask.tobytes(), mask)
-                    shared.setflags(write=False)
-                    self._class_masks[int(self._mask_class[state])] = shared
-                    self._masks[state] = shared
+            self._store_masks(batch.tolist(), masks)
+
+    def _store_masks(self, states: list[int], masks: np.ndarray) -> None:
+        with self._lock:
+            for state, mask in zip(states, masks):
+                shared = self._unique_masks.setdefault(mask.tobytes(), mask)
+                shared.setflags(write=False)
+                self._class_masks[int(self._mask_class[state])] = shared
+                self._masks[state] = shared
+
+    def _loop_walk(self, state: int) -> np.ndarray | None:
+        """The mask of a permissive state (inside a JSON string, free text, a counted run of characters)
+        without walking the trie.
+
+        From ``state`` follow the chain of majority moves: ``c0 = state``, ``c(i+1)`` = the target most
+        bytes of ``c(i)`` lead to, and ``I(m)`` = the bytes that make each of the first ``m`` moves. A
+        token of length ``m`` whose bytes are all in ``I(m)`` walks exactly that chain, so it is alive:
+        a few vector operations over the vocabulary's byte sets decide all of them (a self-loop keeps
+        ``I`` constant; a counted repetition keeps it until the count runs out). Only the other tokens
+        (quotes, escapes, multi-byte characters...) are walked, one vectorized step per byte position.
+        Returns None when few tokens qualify (restrictive states): the trie walk, which prunes dead
+        prefixes, is cheaper there.
+        """
+        rows = self.dfa.transitions
+        table = self.vocabulary.token_table
+        longest = int(table.lengths[0]) if table.lengths.size else 0
+        spans: list[tuple[np.ndarray, int]] = []  # (I, longest length it holds for), I shrinking
+        current, common, length = state, None, 0
+        while length < longest:
+            targets = rows[current]
+            live = targets[targets != DEAD]
+            if live.size == 0:
+                break
+            values, counts = np.unique(live, return_counts=True)
+            target = int(values[np.argmax(counts)])
+            moves = targets == target
+            narrowed = moves if common is None else common & moves
+            if int(narrowed.sum()) < config.LOOP_WALK_MIN_BYTES:
+                break
+            if common is not None and not np.array_equal(narrowed, common):
+                spans.append((common, length))
+            common, length = narrowed, length + 1
+            if target == current:  # a self-loop: I stays the same for every longer token
+                length = longest
+                break
+            current = target
+        if common is None:
+            return None
+        spans.append((common, length))
+        chained = np.zeros(table.lengths.size, dtype=bool)
+        for byte_set, up_to in spans:
+            chained |= table.within(byte_set) & (table.lengths <= up_to)
+        if int(chained.sum()) < config.LOOP_WALK_MIN_SHARE * chained.size:
+            return None
+        allowed = np.zeros(self.num_words * 32, dtype=bool)
+        allowed[table.ids[chained]] = True
+        rest = np.flatnonzero(~chained)
+        transitions = self._flat_transitions
+        current_states = np.full(rest.size, state, dtype=np.int64)
+        position = table.offsets[rest]
+        remaining = table.lengths[rest]
+        while rest.size:
+            current_states = transitions[current_states * 256 + table.flat[position]]
+            remaining = remaining - 1
+            alive = current_states != DEAD
+            allowed[table.ids[rest[alive & (remaining == 0)]]] = True
+            going = alive & (remaining > 0)
+            rest, current_states = rest[going], current_states[going]
+            position, remaining = position[going] + 1, remaining[going]
+        if self.dfa.accepting[state]:
+            allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
+        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
 
     def _walk_trie(self, origins: np.ndarray, with_successors: bool = False):
         """Allowed-token bitmasks, one row per origin state, from one level-synchronous trie walk.

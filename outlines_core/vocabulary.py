@@ -103,7 +103,7 @@ class Vocabulary:
                 self._tokens[token_id] = None
         self._trie: TokenTrie | None = None
         self._fingerprint: str | None = None
-        self._byte_sets: tuple[np.ndarray, np.ndarray] | None = None
+        self._token_table: TokenTable | None = None
 
     # -- basic queries -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -148,11 +148,16 @@ class Vocabulary:
             self._trie = _build_trie(self._tokens)
         return self._trie
 
+    @property
+    def token_table(self) -> "TokenTable":
+        """The content tokens as flat arrays (longest first), built on first use and kept."""
+        if self._token_table is None:
+            self._token_table = _token_table(self._tokens)
+        return self._token_table
+
     def longest_token_within(self, byte_allowed: np.ndarray) -> int:
         """Length of the longest content token whose bytes are all in ``byte_allowed`` (256 bools)."""
-        if self._byte_sets is None:
-            self._byte_sets = _token_byte_sets(self._tokens)
-        lengths, byte_sets = self._byte_sets  # longest tokens first
+        lengths, byte_sets = self.token_table.lengths, self.token_table.byte_sets  # longest tokens first
         forbidden = np.packbits(~np.asarray(byte_allowed, dtype=bool), bitorder="little").view("<u8")
         chunk = 8192
         for begin in range(0, len(lengths), chunk):
@@ -258,17 +263,39 @@ def _token_to_bytes(text: str, scheme: str) -> bytes | None:
     return text.encode("utf-8")
 
 
-def _token_byte_sets(tokens: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Content tokens, longest first: their lengths, and the bytes each uses as a 256-bit bitmap stored
-    column-wise (4 rows of uint64, one per 64 byte values) so a test against a byte set is 4 vector ops."""
-    content = sorted((token for token in tokens if token), key=len, reverse=True)
-    lengths = np.fromiter((len(token) for token in content), dtype=np.int64, count=len(content))
-    flat = np.frombuffer(b"".join(content), dtype=np.uint8)
+@dataclass(frozen=True, eq=False)
+class TokenTable:
+    """Content tokens, longest first: ``ids``, ``lengths``, their bytes concatenated in ``flat`` (token
+    ``i`` is ``flat[offsets[i]:offsets[i] + lengths[i]]``), and the set of bytes each uses as a 256-bit
+    bitmap stored column-wise (``byte_sets``: 4 rows of uint64, one per 64 byte values) so testing every
+    token against a byte set is 4 vector operations."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    offsets: np.ndarray
+    flat: np.ndarray
+    byte_sets: np.ndarray
+
+    def within(self, byte_allowed: np.ndarray) -> np.ndarray:
+        """Bool per token (table order): every byte of the token is in ``byte_allowed`` (256 bools)."""
+        forbidden = np.packbits(~np.asarray(byte_allowed, dtype=bool), bitorder="little").view("<u8")
+        sets = self.byte_sets
+        clash = (sets[0] & forbidden[0]) | (sets[1] & forbidden[1])
+        clash |= (sets[2] & forbidden[2]) | (sets[3] & forbidden[3])
+        return clash == 0
+
+
+def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:
+    content = sorted(((token, i) for i, token in enumerate(tokens) if token), key=lambda p: len(p[0]), reverse=True)
+    ids = np.fromiter((i for _, i in content), dtype=np.int64, count=len(content))
+    lengths = np.fromiter((len(token) for token, _ in content), dtype=np.int64, count=len(content))
+    flat = np.frombuffer(b"".join(token for token, _ in content), dtype=np.uint8)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(content) else lengths
     owner = np.repeat(np.arange(len(content)), lengths)
     present = np.zeros((len(content), 256), dtype=bool)
     present[owner, flat] = True
     byte_sets = np.packbits(present, axis=1, bitorder="little").view("<u8")
-    return lengths, np.ascontiguousarray(byte_sets.T)
+    return TokenTable(ids, lengths, offsets, flat, np.ascontiguousarray(byte_sets.T))
 
 
 def _build_trie(tokens: Sequence[bytes | None]) -> TokenTrie:
