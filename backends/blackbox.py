@@ -6,14 +6,17 @@ parameters carrying the output type, or ``UnsupportedTypeError`` naming what the
 calls it once, at construction) and ``generate`` / ``generate_stream`` / ``generate_batch``
 (coroutines and an async iterator when ``is_async``). ``Generator`` only dispatches to these.
 
-Subclasses implement one request: ``_complete(prompt, output_type, sampling) -> (text, hit_limit)`` and
-``_stream(...)`` yielding ``(piece, hit_limit)`` (``_acomplete`` / ``_astream`` for async clients). The base
-class turns a constrained answer cut by the token limit into ``IncompleteOutputError``, as steerable models
-do: a truncated JSON document is never returned as if it matched.
+Subclasses build one request (``request(prompt, output_type, **sampling)``: the client call's keyword
+arguments) and send it: ``_send(request) -> (text, hit_limit)`` and ``_send_stream(request)`` yielding
+``(piece, hit_limit)`` (``_asend`` / ``_asend_stream`` for async clients). The base
+class turns a constrained answer cut by the token limit into ``IncompleteOutputError`` when the text is not
+complete (``is_complete``), as steerable models do: a truncated JSON document is never returned as if it
+matched.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
@@ -111,9 +114,47 @@ def schema_name(output_type, schema: dict) -> str:
     return "output"
 
 
+@functools.lru_cache(maxsize=32)
+def _lark_parser(definition: str, start: str):
+    import lark
+
+    return lark.Lark(definition, start=start, parser="earley")
+
+
+def is_complete(output_type, text: str) -> bool:
+    """Whether ``text`` is a complete output of ``output_type``: the server says only that it stopped on
+    its token limit, and an output that stops there may still be complete (``12345678`` for an integer),
+    as a steerable model's guide would tell. JSON types: the text parses as JSON (the schema itself is the
+    server's to enforce); regexes: our own automaton; grammars: Lark; choices: one of the options."""
+    from outlines_core.grammars import CFG
+    from outlines_core.types import Choice, Regex
+
+    if output_type is None:
+        return True
+    if isinstance(output_type, Choice):
+        return text in output_type.options
+    if isinstance(output_type, Regex):
+        from outlines_core.regex.dfa import compile_dfa
+
+        return compile_dfa(output_type.pattern).matches(text.encode("utf-8"))
+    if isinstance(output_type, CFG):
+        import lark
+
+        try:
+            _lark_parser(output_type.definition, output_type.start).parse(text)
+            return True
+        except lark.exceptions.LarkError:
+            return False
+    try:
+        json.loads(text)
+        return True
+    except json.JSONDecodeError:
+        return False
+
+
 def _check_complete(backend: str, output_type, texts: list[str], hit_limit: list[bool], max_new_tokens) -> None:
-    rows = [row for row, cut in enumerate(hit_limit) if cut]
-    if output_type is not None and rows:
+    rows = [row for row, cut in enumerate(hit_limit) if cut and not is_complete(output_type, texts[row])]
+    if rows:
         raise IncompleteOutputError(
             f"{backend}: max_new_tokens={max_new_tokens} ran out before the output of row(s) {rows} was "
             "complete (the server stopped on its token limit); raise max_new_tokens (the partial outputs "
@@ -143,75 +184,92 @@ class BlackBoxModel:
 
     # -- what subclasses provide --
     def native_format(self, output_type) -> dict:
+        """The request parameters carrying ``output_type``, or ``UnsupportedTypeError``."""
         raise NotImplementedError
 
-    def _complete(self, prompt, output_type, sampling: dict) -> tuple[str, bool]:
+    def request(self, prompt, output_type=None, **sampling) -> dict:
+        """The client call's keyword arguments for one prompt (checks the prompt and the arguments)."""
         raise NotImplementedError
 
-    def _stream(self, prompt, output_type, sampling: dict):
+    def _send(self, request: dict) -> tuple[str, bool]:
+        """One request: (text, whether the server stopped on its token limit)."""
         raise NotImplementedError
 
-    # -- what Generator calls --
+    def _send_stream(self, request: dict):
+        """One streamed request: yields (piece, whether the server stopped on its token limit)."""
+        raise NotImplementedError
+
+    # -- what Generator calls. Requests are built eagerly, so a bad argument fails at the call, before any
+    # network traffic, even for a stream. --
     def generate(self, prompt, output_type=None, **sampling) -> str:
-        text, cut = self._complete(prompt, output_type, sampling)
+        text, cut = self._send(self.request(prompt, output_type, **sampling))
         _check_complete(self.backend, output_type, [text], [cut], sampling.get("max_new_tokens"))
         return text
 
     def generate_batch(self, prompts, output_type=None, **sampling) -> list[str]:
         """One request per prompt, up to ``max_concurrency`` in flight; outputs in the prompts' order."""
-        prompts = list(prompts)
-        with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(prompts)))) as pool:
-            results = list(pool.map(lambda p: self._complete(p, output_type, sampling), prompts))
+        requests = [self.request(prompt, output_type, **sampling) for prompt in prompts]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(requests)))) as pool:
+            results = list(pool.map(self._send, requests))
         texts = [text for text, _ in results]
         _check_complete(self.backend, output_type, texts, [cut for _, cut in results], sampling.get("max_new_tokens"))
         return texts
 
     def generate_stream(self, prompt, output_type=None, **sampling):
+        request = self.request(prompt, output_type, **sampling)
+        return self._pieces(request, output_type, sampling.get("max_new_tokens"))
+
+    def _pieces(self, request, output_type, max_new_tokens):
         pieces, cut = [], False
-        for piece, hit_limit in self._stream(prompt, output_type, sampling):
+        for piece, hit_limit in self._send_stream(request):
             cut = cut or hit_limit
             if piece:
                 pieces.append(piece)
                 yield piece
-        _check_complete(self.backend, output_type, ["".join(pieces)], [cut], sampling.get("max_new_tokens"))
+        _check_complete(self.backend, output_type, ["".join(pieces)], [cut], max_new_tokens)
 
 
 class AsyncBlackBoxModel(BlackBoxModel):
     """A model behind an async client: ``generate`` / ``generate_batch`` are coroutines, ``generate_stream``
-    an async iterator."""
+    returns an async iterator. Subclasses provide ``_asend`` / ``_asend_stream``."""
 
     is_async = True
 
-    async def _acomplete(self, prompt, output_type, sampling: dict) -> tuple[str, bool]:
+    async def _asend(self, request: dict) -> tuple[str, bool]:
         raise NotImplementedError
 
-    def _astream(self, prompt, output_type, sampling: dict):
+    def _asend_stream(self, request: dict):
         raise NotImplementedError
 
     async def generate(self, prompt, output_type=None, **sampling) -> str:
-        text, cut = await self._acomplete(prompt, output_type, sampling)
+        text, cut = await self._asend(self.request(prompt, output_type, **sampling))
         _check_complete(self.backend, output_type, [text], [cut], sampling.get("max_new_tokens"))
         return text
 
     async def generate_batch(self, prompts, output_type=None, **sampling) -> list[str]:
         import asyncio
 
+        requests = [self.request(prompt, output_type, **sampling) for prompt in prompts]
         limit = asyncio.Semaphore(self.max_concurrency)
 
-        async def one(prompt):
+        async def one(request):
             async with limit:
-                return await self._acomplete(prompt, output_type, sampling)
+                return await self._asend(request)
 
-        results = await asyncio.gather(*(one(p) for p in prompts))
+        results = await asyncio.gather(*(one(request) for request in requests))
         texts = [text for text, _ in results]
         _check_complete(self.backend, output_type, texts, [cut for _, cut in results], sampling.get("max_new_tokens"))
         return texts
 
-    async def generate_stream(self, prompt, output_type=None, **sampling):
+    def generate_stream(self, prompt, output_type=None, **sampling):
+        request = self.request(prompt, output_type, **sampling)
+        return self._apieces(request, output_type, sampling.get("max_new_tokens"))
+
+    async def _apieces(self, request, output_type, max_new_tokens):
         pieces, cut = [], False
-        async for piece, hit_limit in self._astream(prompt, output_type, sampling):
+        async for piece, hit_limit in self._asend_stream(request):
             cut = cut or hit_limit
             if piece:
                 pieces.append(piece)
                 yield piece
-        _check_complete(self.backend, output_type, ["".join(pieces)], [cut], sampling.get("max_new_tokens"))
+        _check_complete(self.backend, output_type, ["".join(pieces)], [cut], max_new_tokens)

@@ -40,21 +40,19 @@ class OllamaModel(BlackBoxModel):
     def _part(part) -> tuple[str, bool]:
         return part.message.content or "", bool(part.done) and part.done_reason == "length"
 
-    def _complete(self, prompt, output_type, sampling):
-        return self._part(self.client.chat(stream=False, **self.request(prompt, output_type, **sampling)))
+    def _send(self, request):
+        return self._part(self.client.chat(stream=False, **request))
 
-    def _stream(self, prompt, output_type, sampling):
-        for part in self.client.chat(stream=True, **self.request(prompt, output_type, **sampling)):
+    def _send_stream(self, request):
+        for part in self.client.chat(stream=True, **request):
             yield self._part(part)
 
 
 class AsyncOllamaModel(AsyncBlackBoxModel, OllamaModel):
-    async def _acomplete(self, prompt, output_type, sampling):
-        request = self.request(prompt, output_type, **sampling)
+    async def _asend(self, request):
         return self._part(await self.client.chat(stream=False, **request))
 
-    async def _astream(self, prompt, output_type, sampling):
-        request = self.request(prompt, output_type, **sampling)
+    async def _asend_stream(self, request):
         async for part in await self.client.chat(stream=True, **request):
             yield self._part(part)
 

@@ -96,21 +96,19 @@ class OpenAIModel(BlackBoxModel):
             raise RefusalError(f"the model refused: {refusal}")
         return choice.delta.content or "", choice.finish_reason == "length"
 
-    def _complete(self, prompt, output_type, sampling):
-        return self._answer(self.client.chat.completions.create(**self.request(prompt, output_type, **sampling)))
+    def _send(self, request):
+        return self._answer(self.client.chat.completions.create(**request))
 
-    def _stream(self, prompt, output_type, sampling):
-        for chunk in self.client.chat.completions.create(stream=True, **self.request(prompt, output_type, **sampling)):
+    def _send_stream(self, request):
+        for chunk in self.client.chat.completions.create(stream=True, **request):
             yield self._piece(chunk)
 
 
 class AsyncOpenAIModel(AsyncBlackBoxModel, OpenAIModel):
-    async def _acomplete(self, prompt, output_type, sampling):
-        request = self.request(prompt, output_type, **sampling)
+    async def _asend(self, request):
         return self._answer(await self.client.chat.completions.create(**request))
 
-    async def _astream(self, prompt, output_type, sampling):
-        request = self.request(prompt, output_type, **sampling)
+    async def _asend_stream(self, request):
         async for chunk in await self.client.chat.completions.create(stream=True, **request):
             yield self._piece(chunk)
 

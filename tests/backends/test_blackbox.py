@@ -271,6 +271,20 @@ def test_openai_token_limit_cut_and_refusal(recorder):
     assert caught.value.incomplete_rows == [0, 1]
     # Unconstrained text cut by the limit is just shorter text.
     assert Generator(openai_model(recorder))("hi", max_new_tokens=4) == '{"name": "Ay'
+    # An output the limit stopped but that is complete (an integer can always take one more digit) is
+    # returned, as a steerable model's accepting guide would allow.
+    recorder.answer = "12345678"
+    assert Generator(openai_model(recorder), int)("hi", max_new_tokens=8) == "12345678"
+    vllm = from_vllm_server(f"{recorder.url}/v1", "m")
+    assert Generator(vllm, Regex(r"[0-9]+"))("hi", max_new_tokens=8) == "12345678"
+    with pytest.raises(IncompleteOutputError, match="vLLM server"):
+        Generator(vllm, Regex(r"[0-9]+-[0-9]+"))("hi", max_new_tokens=8)
+    assert Generator(vllm, CFG(load_example("arithmetic")))("hi", max_new_tokens=8) == "12345678"  # a sentence
+    recorder.answer = "(1+"
+    with pytest.raises(IncompleteOutputError):
+        Generator(vllm, CFG(load_example("arithmetic")))("hi", max_new_tokens=3)
+    with pytest.raises(IncompleteOutputError):
+        Generator(vllm, Choice(["(1+2)", "no"]))("hi", max_new_tokens=3)
     recorder.answer, recorder.finish, recorder.refusal = None, "stop", "I can't help with that."
     with pytest.raises(RefusalError, match="can't help"):
         Generator(openai_model(recorder), Character)("hi")
@@ -284,6 +298,10 @@ def test_openai_refuses_arguments_it_cannot_send(recorder):
         generator("hi", top_k=3)
     with pytest.raises(ValueError, match="stop must be"):
         generator("hi", stop=[""])
+    with pytest.raises(TypeError, match="top_k"):
+        generator.stream("hi", top_k=3)  # at the call, not at the first piece
+    with pytest.raises(TypeError, match="Ollama does not take \\['do_sample'\\]"):
+        Generator(ollama_model(recorder, asynchronous=True)).stream("hi", do_sample=True)
     assert recorder.requests == []
 
 
