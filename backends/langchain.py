@@ -217,6 +217,7 @@ class ChatOutlines(BaseChatModel):
         chat = _to_chat(messages)
         metered = _Metered(model)
         pieces = Generator(metered, output_type).stream(chat, max_new_tokens=max_tokens, **sampling)
+        metered.tokens.clear()  # count only what the decode loop turns into text
         lock = _lock(model)
         while True:
             with lock:  # one decode step at a time per model; other calls may run between our steps

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +26,8 @@ from outlines_core.vocabulary import Vocabulary
 __all__ = ["LlamaCppModel", "LlamaCppLogitsProcessor", "default_gguf_path", "from_llamacpp", "load_default_model", "vocabulary_from_llamacpp"]
 
 INSTALL_HINT = "pip install llama-cpp-python==0.3.36 (builds from source, several minutes)"
+#: The most rows one session decodes together (llama.cpp's limit on parallel sequences).
+MAX_BATCH_ROWS = 256
 
 
 def _llama_cpp():
@@ -71,6 +74,7 @@ class LlamaCppModel:
         self.llama = llama
         self.vocabulary = vocabulary_from_llamacpp(llama)
         self._chat_format = None
+        self._context: _BatchContext | None = None  # built by the first session
 
     def __repr__(self) -> str:
         return f"LlamaCppModel({Path(self.llama.model_path).name}, vocabulary={self.vocabulary!r})"
@@ -108,51 +112,170 @@ class LlamaCppModel:
         return self._chat_format(messages=messages).prompt
 
     def start(self, prompts_ids: list[list[int]]) -> "LlamaCppSession":
+        """A decoding session for a batch of encoded prompts (one llama.cpp sequence per row)."""
         return LlamaCppSession(self, prompts_ids)
+
+    def _batch_context(self, n_seq: int) -> "_BatchContext":
+        """The context sessions decode in, with room for ``n_seq`` sequences (rebuilt larger when needed)."""
+        context = self._context
+        if context is not None and context.n_seq_max >= n_seq:
+            return context
+        if context is not None:
+            owner = context.owner() if context.owner is not None else None
+            if owner is not None:
+                owner._evict(context)  # its rows come back in the new context
+            context.close()
+        self._context = _BatchContext(self.llama, min(MAX_BATCH_ROWS, max(16, 1 << (n_seq - 1).bit_length())))
+        return self._context
+
+
+class _BatchContext:
+    """The llama.cpp context our sessions decode in: built from the ``Llama``'s model and context settings
+    (threads, KV types, ``n_ctx``, ``n_batch``) but with many sequences, so a batch is one ``llama_decode``
+    per step (rows are sequence ids in one KV cache of ``n_ctx`` cells, shared by the rows)."""
+
+    def __init__(self, llama, n_seq_max: int) -> None:
+        llama_cpp = _llama_cpp()
+        from llama_cpp import _internals
+
+        params = llama_cpp.llama_context_params.from_buffer_copy(llama.context_params)
+        params.n_seq_max = n_seq_max
+        params.kv_unified = True  # every row may use any free cell (rows of very different lengths)
+        self.n_seq_max = n_seq_max
+        self.context = _internals.LlamaContext(model=llama._model, params=params, verbose=False)
+        self.ctx = self.context.ctx
+        self.n_ctx = int(llama_cpp.llama_n_ctx(self.ctx))
+        self.n_batch = int(llama.n_batch)
+        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.owner: "weakref.ref[LlamaCppSession] | None" = None
+
+    def close(self) -> None:
+        self.batch.close()
+        self.context.close()
 
 
 class LlamaCppSession:
-    """One decode of a batch: rows take turns on the single llama.cpp context (state swapped per row)."""
+    """One decode of a batch: row ``i`` is a sequence of the model's batch context, and each step decodes
+    every row's new tokens in one ``llama_decode`` (chunks of ``n_batch`` tokens for long prompts).
+
+    Sessions of one model share that context. A session that finds another session's rows in it saves
+    them (``llama_state_seq_get_data``) before clearing it, and the other session restores them when it
+    steps again, so interleaved sessions (two streams, the server's batches) never see each other's KV."""
 
     def __init__(self, model: LlamaCppModel, prompts_ids: list[list[int]]) -> None:
         if not prompts_ids or any(len(ids) == 0 for ids in prompts_ids):
             raise ValueError("every prompt must encode to at least one token")
-        self._llama = model.llama
-        longest = max(len(ids) for ids in prompts_ids)
-        if longest >= self._llama.n_ctx():
-            raise ValueError(f"a prompt of {longest} tokens does not fit the context of {self._llama.n_ctx()} tokens")
-        self._pending = [list(ids) for ids in prompts_ids]
-        self._states: list[object | None] = [None] * len(prompts_ids)
-        self._width = model.vocabulary.size
+        self._model = model
         self._llama_cpp = _llama_cpp()
+        n_ctx = model.llama.n_ctx()
+        longest = max(len(ids) for ids in prompts_ids)
+        if longest >= n_ctx:
+            raise ValueError(f"a prompt of {longest} tokens does not fit the context of {n_ctx} tokens")
+        if len(prompts_ids) > MAX_BATCH_ROWS:
+            raise ValueError(f"a batch of {len(prompts_ids)} rows is more than llama.cpp's {MAX_BATCH_ROWS} sequences")
+        self._seqs = list(range(len(prompts_ids)))  # sequence id of each row (rows leave with keep())
+        self._pending = [list(ids) for ids in prompts_ids]
+        self._positions = [0] * len(prompts_ids)
+        self._saved: dict[int, bytes] | None = None  # our rows' KV while another session used the context
+        self._width = model.vocabulary.size
+
+    # -- the shared context --
+    def _acquire(self) -> _BatchContext:
+        context = self._model._batch_context(max(self._seqs) + 1 if self._seqs else 1)
+        owner = context.owner() if context.owner is not None else None
+        if owner is self:
+            return context
+        if owner is not None:
+            owner._evict(context)
+        llama_cpp = self._llama_cpp
+        llama_cpp.llama_memory_clear(context.memory, True)
+        for seq, data in (self._saved or {}).items():
+            buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if llama_cpp.llama_state_seq_set_data(context.ctx, buffer, len(data), seq) != len(data):
+                raise RuntimeError(f"llama.cpp could not restore the KV cache of sequence {seq}")
+        self._saved = None
+        context.owner = weakref.ref(self)
+        return context
+
+    def _evict(self, context: _BatchContext) -> None:
+        llama_cpp = self._llama_cpp
+        saved = {}
+        for seq, position in zip(self._seqs, self._positions):
+            if position == 0:
+                continue
+            size = llama_cpp.llama_state_seq_get_size(context.ctx, seq)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(context.ctx, buffer, size, seq)
+            saved[seq] = bytes(buffer)[:written]
+        self._saved = saved
+        context.owner = None
 
     def logits(self) -> torch.Tensor:
-        llama = self._llama
-        rows = len(self._pending)
-        out = np.empty((rows, self._width), dtype=np.float32)
-        for row in range(rows):
-            state = self._states[row]
-            if state is None:
-                llama.reset()
-            elif rows > 1:
-                llama.load_state(state)
-            if llama.n_tokens + len(self._pending[row]) > llama.n_ctx():
-                raise ValueError(f"row {row} ran past the context of {llama.n_ctx()} tokens")
-            llama.eval(self._pending[row])
+        """Next-token logits ``(batch, vocab)`` (float32) after everything appended so far."""
+        context = self._acquire()
+        llama_cpp = self._llama_cpp
+        out = np.empty((len(self._seqs), self._width), dtype=np.float32)
+        entries = []  # (row, token, position, wants logits)
+        for row, pending in enumerate(self._pending):
+            if not pending:
+                raise RuntimeError(f"row {row} has nothing new to decode: call append() between logits() calls")
+            if self._positions[row] + len(pending) > context.n_ctx:
+                raise ValueError(f"row {row} ran past the context of {context.n_ctx} tokens")
+            for offset, token in enumerate(pending):
+                entries.append((row, token, self._positions[row] + offset, offset == len(pending) - 1))
+        batch = context.batch.batch
+        for start in range(0, len(entries), context.n_batch):
+            chunk = entries[start : start + context.n_batch]
+            batch.n_tokens = len(chunk)
+            outputs = []
+            for i, (row, token, position, wants_logits) in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = position
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = self._seqs[row]
+                batch.logits[i] = wants_logits
+                if wants_logits:
+                    outputs.append((i, row))
+            status = llama_cpp.llama_decode(context.ctx, batch)
+            if status == 1:
+                raise ValueError(
+                    f"the {len(self._seqs)} row(s) need more than the {context.n_ctx} KV cells of the context "
+                    "(rows share them): create the Llama with a larger n_ctx, or use smaller batches"
+                )
+            if status != 0:
+                raise RuntimeError(f"llama_decode failed with status {status}")
+            for i, row in outputs:
+                out[row] = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(context.ctx, i), shape=(self._width,))
+        for row, pending in enumerate(self._pending):
+            self._positions[row] += len(pending)
             self._pending[row] = []
-            # llama-cpp-python no longer copies logits into ``scores`` (unless logits_all): read the last
-            # position's logits from the context.
-            out[row] = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(self._width,))
-            if rows > 1 or state is None:
-                self._states[row] = llama.save_state() if rows > 1 else True
         return torch.from_numpy(out)
 
     def append(self, token_ids) -> None:
+        """Feed one token per row for the next step."""
         tokens = torch.as_tensor(token_ids).reshape(-1).tolist()
         if len(tokens) != len(self._pending):
             raise ValueError(f"got {len(tokens)} tokens for a batch of {len(self._pending)} rows")
         for row, token in enumerate(tokens):
             self._pending[row].append(int(token))
+
+    def keep(self, rows: list[int]) -> None:
+        """Drop every row not in ``rows`` (finished ones) so later steps spend nothing on them; row ``i``
+        of later logits and appends is ``rows[i]``. Call between ``logits()`` and ``append``."""
+        if any(not 0 <= row < len(self._seqs) for row in rows):
+            raise ValueError(f"rows {rows} are not all in a batch of {len(self._seqs)}")
+        context = self._model._context
+        dropped = set(range(len(self._seqs))) - set(rows)
+        for row in dropped:
+            seq = self._seqs[row]
+            if self._saved is not None:
+                self._saved.pop(seq, None)
+            elif context is not None and context.owner is not None and context.owner() is self:
+                self._llama_cpp.llama_memory_seq_rm(context.memory, seq, -1, -1)
+        self._seqs = [self._seqs[row] for row in rows]
+        self._pending = [self._pending[row] for row in rows]
+        self._positions = [self._positions[row] for row in rows]
 
 
 class LlamaCppLogitsProcessor:

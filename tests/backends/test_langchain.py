@@ -190,7 +190,10 @@ def test_bind_tools_returns_validating_tool_calls(chat):
     else:
         assert call["name"] == "multiply" and all(isinstance(call["args"][k], int) for k in ("a", "b"))
     forced = chat.bind_tools([GetWeather, multiply], tool_choice="multiply").invoke("What is 6 times 7?")
-    assert forced.tool_calls[0]["name"] == "multiply"
+    assert forced.tool_calls[0]["name"] == "multiply" and forced.response_metadata["finish_reason"] == "tool_calls"
+    openai_style = {"type": "function", "function": {"name": "GetWeather"}}
+    GetWeather.model_validate(chat.bind_tools([GetWeather, multiply], tool_choice=openai_style).invoke("Hi").tool_calls[0]["args"])
+    assert not chat.bind_tools([multiply], tool_choice="none").invoke("Hi", max_tokens=5).tool_calls
     with pytest.raises(ValueError, match="names none"):
         chat.bind_tools([multiply], tool_choice="divide")
     # The conversation goes on with the tool's result: the call and the result are rendered for the model.
@@ -226,5 +229,10 @@ def test_llamacpp_backend():
     model = ChatOutlines(backend="llamacpp", regex=r"(yes|no)", max_tokens=5)
     assert model.invoke("Is Paris in France? Answer yes or no.").content in ("yes", "no")
     assert type(model.steerable).__name__ == "LlamaCppModel"
+    # batch runs its calls in threads: the per-model lock keeps one llama.cpp decode at a time.
+    free = ChatOutlines(model=model.steerable, max_tokens=12)
+    prompts = ["What is the capital of France?", "Name a color.", "What is 2 + 2?"]
+    assert [m.content for m in free.batch(prompts)] == [free.invoke(p).content for p in prompts]
+    assert "".join(c.content for c in free.stream(prompts[0])) == free.invoke(prompts[0]).content
     with pytest.raises(ValidationError, match="backend"):
         ChatOutlines(backend="onnx")
