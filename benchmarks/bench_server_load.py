@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--per-window", action="store_true", help="no joining of running batches (the old scheduler)")
     args = parser.parse_args()
 
     from conftest import RunningServer  # the tests' in-process server runner
@@ -93,7 +95,7 @@ def main() -> None:
     from backends.transformers import load_default_model
     from outlines_core.serve import create_app
 
-    server = RunningServer(create_app(load_default_model(), max_batch=16, window_ms=10))
+    server = RunningServer(create_app(load_default_model(), max_batch=args.max_batch, window_ms=10, continuous=not args.per_window))
     try:
         for mode in ("schemas", "long"):
             run(server.url, 2, 4, 8, mode)  # warm up: compile the constraints, first batches
@@ -114,7 +116,10 @@ def main() -> None:
                 f"schemas/none requests/s = {rows['schemas']['rps'] / rows['none']['rps']:.2f}"
             )
         engine = server.app.state.engine
-        print(f"batches run: {engine.batches_run}, largest batch: {engine.largest_batch}")
+        print(
+            f"batches started: {engine.batches_run}, requests that joined a running batch: {engine.joined}, "
+            f"largest batch: {engine.largest_batch}"
+        )
     finally:
         server.stop()
 

@@ -1,13 +1,14 @@
 """An HTTP server for constrained generation: ``python -m outlines_core.serve [--model PATH]``.
 
 ``create_app(model)`` builds the FastAPI app (our ``/generate``, OpenAI-compatible ``/v1/chat/completions``
-and ``/v1/completions``, Ollama-compatible ``/api/generate`` and ``/api/chat``); ``BatchingEngine`` batches
-concurrent requests on the model. Needs the ``server`` extra (fastapi, uvicorn). See docs/server.md.
+and ``/v1/completions``, Ollama-compatible ``/api/generate`` and ``/api/chat``); ``BatchingEngine``
+(``scheduler.py``) batches concurrent requests on the model, new ones joining a running batch. Needs the ``server``
+extra (fastapi, uvicorn). See docs/server.md.
 """
 
 from __future__ import annotations
 
-from .engine import BatchingEngine, Request
+from .scheduler import BatchingEngine, Request
 
 __all__ = ["BatchingEngine", "Request", "create_app", "load_model", "main"]
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-batch", type=int, default=16, help="requests decoded together at most")
     parser.add_argument("--batch-window-ms", type=float, default=5.0, help="how long the first request of a batch waits for others")
+    parser.add_argument("--no-join", action="store_true", help="requests wait for the running batch to end instead of joining it")
     args = parser.parse_args(argv)
 
     import os
@@ -55,5 +57,5 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load_model(args.model)
     name = args.model_name or (os.path.basename(args.model.rstrip("/")) if args.model else "SmolLM2-135M-Instruct")
-    app = create_app(model, model_name=name, max_batch=args.max_batch, window_ms=args.batch_window_ms)
+    app = create_app(model, model_name=name, max_batch=args.max_batch, window_ms=args.batch_window_ms, continuous=not args.no_join)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

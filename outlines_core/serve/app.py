@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..errors import OutlinesCoreError
 from ..generator import SamplingParams, index_for
-from .engine import BatchingEngine, Request
+from .scheduler import BatchingEngine, Request
 
 #: Default token limit when a request gives none.
 DEFAULT_MAX_TOKENS = 256
@@ -31,9 +31,13 @@ class BadRequest(Exception):
     """A client error: answered with HTTP 400 and this message."""
 
 
-def create_app(model, model_name: str = "SmolLM2-135M-Instruct", max_batch: int = 16, window_ms: float = 5.0) -> FastAPI:
-    """A FastAPI app serving ``model`` (a steerable model, e.g. ``backends.transformers.load_default_model()``)."""
-    engine = BatchingEngine(model, max_batch=max_batch, window_ms=window_ms)
+def create_app(
+    model, model_name: str = "SmolLM2-135M-Instruct", max_batch: int = 16, window_ms: float = 5.0, continuous: bool = True
+) -> FastAPI:
+    """A FastAPI app serving ``model`` (a steerable model, e.g. ``backends.transformers.load_default_model()``).
+    ``max_batch`` rows decode together at most; an idle engine waits ``window_ms`` for more requests before
+    starting a batch; ``continuous`` lets requests join a running batch (see ``scheduler``)."""
+    engine = BatchingEngine(model, max_batch=max_batch, window_ms=window_ms, continuous=continuous)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

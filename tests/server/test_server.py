@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
@@ -178,13 +179,73 @@ def test_concurrent_requests_each_get_their_own_constraint(server):
 
 def test_a_client_that_disconnects_frees_its_row(server):
     engine = server.app.state.engine
+    cancelled_before = engine.cancelled
     with httpx.Client(timeout=60) as client:
         with client.stream(
             "POST", f"{server.url}/v1/completions", json={"model": "smollm2", "prompt": "Once upon a time", "max_tokens": 2000, "stream": True}
         ) as response:
             for _, line in zip(range(3), response.iter_lines()):
                 pass
-    # The server keeps answering: the abandoned 2000-token request does not hold the engine.
+    # The abandoned 2000-token request is cancelled and leaves the batch; the server keeps answering.
     response = httpx.post(f"{server.url}/generate", json={"prompt": "Yes?", "schema": {"type": "boolean"}}, timeout=60)
-    assert response.status_code == 200
-    assert engine._thread.is_alive()
+    assert response.status_code == 200 and response.json()["text"] in ("true", "false")
+    deadline = time.monotonic() + 30
+    while engine.cancelled == cancelled_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.cancelled > cancelled_before
+    assert engine.alive
+
+
+def _generate(server, body, timeout=300):
+    response = httpx.post(f"{server.url}/generate", json=body, timeout=timeout)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_request_joins_a_running_batch_and_gets_the_same_answer(server):
+    engine = server.app.state.engine
+    short = {"prompt": "Name a city:", "schema": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}
+    alone = _generate(server, short)
+    joined_before = engine.joined
+    finished = {}
+    # A long request that cannot stop early (its constraint is longer than its token limit), streamed so
+    # the short one is sent while it is certainly decoding.
+    long_request = {"model": "smollm2", "prompt": "A story:", "max_tokens": 120, "stream": True, "structured_outputs": {"regex": "[a-z ]{400}"}}
+    started = threading.Event()
+
+    def run_long():
+        pieces = []
+        with httpx.stream("POST", f"{server.url}/v1/completions", json=long_request, timeout=300) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: {"):
+                    pieces.append(json.loads(line[len("data: "):])["choices"][0]["text"])
+                    if len(pieces) == 2:
+                        started.set()
+        finished["long"] = "".join(pieces)
+        finished["long_at"] = time.monotonic()
+
+    thread = threading.Thread(target=run_long)
+    thread.start()
+    assert started.wait(120)
+    while_running = _generate(server, short)
+    finished["short_at"] = time.monotonic()
+    thread.join()
+    # Continuous batching: the short request did not wait for the long one, and being batched with it
+    # (left-padded into its KV cache) does not change a greedy answer.
+    assert engine.joined > joined_before
+    assert finished["short_at"] < finished["long_at"]
+    assert while_running["text"] == alone["text"]
+    json.loads(while_running["text"])
+    assert re.fullmatch("[a-z ]+", finished["long"]) and len(finished["long"]) >= 120
+
+
+def test_each_row_keeps_its_own_sampling_and_stop(server):
+    sampled = {"prompt": "Tell me about cats.", "max_tokens": 20, "temperature": 0.9, "seed": 7}
+    stopped = {"prompt": "Count from one to ten, in words, separated by commas.", "max_tokens": 40, "stop": [","]}
+    greedy = {"prompt": "Tell me about cats.", "max_tokens": 20}
+    alone = [_generate(server, body) for body in (sampled, stopped, greedy)]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda body: _generate(server, body), (sampled, stopped, greedy)))
+    assert [r["text"] for r in together] == [r["text"] for r in alone]
+    assert "," not in together[1]["text"] and together[1]["finish_reason"] == "stop"
+    assert together[0]["text"] != together[2]["text"]  # the seeded sample is not the greedy answer
