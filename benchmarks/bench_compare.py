@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))  # this checkout's engine, whatever an editable install elsewhere points to
 
 from bench_json_schema import CASES as SCHEMA_CASES  # noqa: E402
 from bench_regex_index import CASES as REGEX_CASES  # noqa: E402

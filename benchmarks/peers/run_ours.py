@@ -8,6 +8,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# This checkout's engine, whatever an editable install elsewhere points to.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import common  # noqa: E402
 
@@ -46,4 +48,5 @@ def compile_case(context, case):
 if __name__ == "__main__":
     import outlines_core
 
+    assert os.path.dirname(os.path.dirname(outlines_core.__file__)) == sys.path[0], outlines_core.__file__
     common.run("ours", outlines_core.__version__, prepare, compile_case)
