@@ -93,6 +93,10 @@ class Index:
         self._unique_masks: dict[bytes, np.ndarray] = {}
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
+        self._class_rows: list[list[int]] | None = None  # class_transitions as lists, on first loop walk
+        self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
+        self._majority: dict[int, tuple[int, int]] = {}
+        self._class_set_bytes: dict[int, int] = {}
         transitions = self.dfa.transitions
         self._flat_transitions = transitions.reshape(-1).astype(np.int64)
         #: States with no way to extend the output (every byte leads to the dead state).
@@ -275,23 +279,20 @@ class Index:
         Returns None when few tokens qualify (restrictive states): the trie walk, which prunes dead
         prefixes, is cheaper there.
         """
-        rows = self.dfa.transitions
         table = self.vocabulary.token_table
         longest = int(table.lengths[0]) if table.lengths.size else 0
-        spans: list[tuple[np.ndarray, int]] = []  # (I, longest length it holds for), I shrinking
+        # Byte sets as Python ints over byte classes (bit k: class k), so the chain costs a few integer
+        # operations per step; a counted run's states recur in the chains of its neighbours (memoized).
+        spans: list[tuple[int, int]] = []  # (I, longest length it holds for), I shrinking
         current, common, length = state, None, 0
         while length < longest:
-            targets = rows[current]
-            live = targets[targets != DEAD]
-            if live.size == 0:
+            target, moves = self._majority_move(current)
+            if target == DEAD:
                 break
-            values, counts = np.unique(live, return_counts=True)
-            target = int(values[np.argmax(counts)])
-            moves = targets == target
             narrowed = moves if common is None else common & moves
-            if int(narrowed.sum()) < config.LOOP_WALK_MIN_BYTES:
+            if self._bytes_in_classes(narrowed) < config.LOOP_WALK_MIN_BYTES:
                 break
-            if common is not None and not np.array_equal(narrowed, common):
+            if common is not None and narrowed != common:
                 spans.append((common, length))
             common, length = narrowed, length + 1
             if target == current:  # a self-loop: I stays the same for every longer token
@@ -302,18 +303,29 @@ class Index:
             return None
         spans.append((common, length))
         chained = np.zeros(table.lengths.size, dtype=bool)
-        for byte_set, up_to in spans:
-            chained |= table.within(byte_set) & (table.lengths <= up_to)
+        byte_classes = self.dfa.byte_classes
+        class_bits = np.arange(self.dfa.class_transitions.shape[1])
+        for class_set, up_to in spans:
+            in_set = np.array([(class_set >> int(k)) & 1 for k in class_bits], dtype=bool)
+            chained |= table.within(in_set[byte_classes]) & (table.lengths <= up_to)
         if int(chained.sum()) < config.LOOP_WALK_MIN_SHARE * chained.size:
             return None
         allowed = np.zeros(self.num_words * 32, dtype=bool)
         allowed[table.ids[chained]] = True
-        rest = np.flatnonzero(~chained)
+        # Tokens whose first byte already dies need no walk.
+        first_live = (self.dfa.transitions[state] != DEAD)[table.first_bytes]
+        rest = np.flatnonzero(~chained & first_live)
         transitions = self._flat_transitions
         current_states = np.full(rest.size, state, dtype=np.int64)
         position = table.offsets[rest]
         remaining = table.lengths[rest]
         while rest.size:
+            if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
+                flat, walk = table.flat, self.dfa.walk
+                for token, at, begin, left in zip(rest.tolist(), current_states.tolist(), position.tolist(), remaining.tolist()):
+                    if walk(flat[begin : begin + left].tobytes(), at) != DEAD:
+                        allowed[table.ids[token]] = True
+                break
             current_states = transitions[current_states * 256 + table.flat[position]]
             remaining = remaining - 1
             alive = current_states != DEAD
@@ -324,6 +336,35 @@ class Index:
         if self.dfa.accepting[state]:
             allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
         return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+
+    def _majority_move(self, state: int) -> tuple[int, int]:
+        """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);
+        (DEAD, 0) when every byte dies."""
+        memo = self._majority.get(state)
+        if memo is None:
+            if self._class_rows is None:
+                self._class_rows = self.dfa.class_transitions.tolist()
+            row = self._class_rows[state]
+            sizes = self._class_sizes
+            weight: dict[int, int] = {}
+            for klass, target in enumerate(row):
+                if target != DEAD:
+                    weight[target] = weight.get(target, 0) + sizes[klass]
+            if not weight:
+                memo = (DEAD, 0)
+            else:
+                target = max(weight, key=weight.__getitem__)
+                memo = (target, sum(1 << klass for klass, to in enumerate(row) if to == target))
+            self._majority[state] = memo
+        return memo
+
+    def _bytes_in_classes(self, class_set: int) -> int:
+        count = self._class_set_bytes.get(class_set)
+        if count is None:
+            sizes = self._class_sizes
+            count = sum(sizes[klass] for klass in range(len(sizes)) if (class_set >> klass) & 1)
+            self._class_set_bytes[class_set] = count
+        return count
 
     def _walk_trie(self, origins: np.ndarray, with_successors: bool = False):
         """Allowed-token bitmasks, one row per origin state, from one level-synchronous trie walk.

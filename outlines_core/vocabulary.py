@@ -275,6 +275,7 @@ class TokenTable:
     offsets: np.ndarray
     flat: np.ndarray
     byte_sets: np.ndarray
+    first_bytes: np.ndarray  # each token's first byte (table order)
 
     def within(self, byte_allowed: np.ndarray) -> np.ndarray:
         """Bool per token (table order): every byte of the token is in ``byte_allowed`` (256 bools)."""
@@ -295,7 +296,8 @@ def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:
     present = np.zeros((len(content), 256), dtype=bool)
     present[owner, flat] = True
     byte_sets = np.packbits(present, axis=1, bitorder="little").view("<u8")
-    return TokenTable(ids, lengths, offsets, flat, np.ascontiguousarray(byte_sets.T))
+    first_bytes = flat[offsets] if len(content) else np.zeros(0, dtype=np.uint8)
+    return TokenTable(ids, lengths, offsets, flat, np.ascontiguousarray(byte_sets.T), first_bytes)
 
 
 def _build_trie(tokens: Sequence[bytes | None]) -> TokenTrie:

@@ -128,3 +128,15 @@ def server(smollm2):
     running = RunningServer(create_app(smollm2, model_name="smollm2", max_batch=16, window_ms=20))
     yield running
     running.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Free cached llama.cpp models while the interpreter is whole: left to interpreter exit, their
+    destructor runs after llama_cpp's own module state is gone and prints an ignored TypeError."""
+    import gc
+    import sys
+
+    langchain_backend = sys.modules.get("backends.langchain")
+    if langchain_backend is not None:
+        langchain_backend._DEFAULT_MODELS.clear()
+    gc.collect()

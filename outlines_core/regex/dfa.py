@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import config
 from ..errors import DfaTooLargeError
+from ..progress import progress
 from .nfa import Nfa, build_nfa
 from .parser import parse
 
@@ -144,9 +145,12 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
     move_memo: dict[frozenset[int], int] = {}
     empty_marker = -1
     index = 0
+    bar = progress("regex -> DFA", " states")
     while index < len(subsets):
         subset = subsets[index]
         index += 1
+        if not index & 1023:
+            bar.update(1024)
         moves: list[set[int] | None] = [None] * n_classes
         for state in subset:
             for first, last, target in class_edges[state]:
@@ -169,6 +173,7 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
                 if target_id is None:
                     target_id = len(subsets)
                     if target_id >= limit:
+                        bar.close()
                         raise DfaTooLargeError(
                             f"regex {_shorten(pattern)!r} needs more than {limit:,} DFA states "
                             f"(outlines_core.config.MAX_DFA_STATES); simplify it, e.g. reduce bounded "
@@ -179,6 +184,7 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
                 move_memo[key] = target_id
             row.append(target_id)
         rows.append(row)
+    bar.close()
     table = np.array(rows, dtype=np.int64).reshape(len(subsets), n_classes)
     accepting = np.array([accept in subset for subset in subsets], dtype=bool)
     # Add an explicit dead state at the end for the missing moves.
@@ -260,7 +266,13 @@ def _refine(table: np.ndarray, initial: np.ndarray, exact: bool) -> tuple[np.nda
     block = block.reshape(-1)
     n_blocks = int(block.max()) + 1
     multipliers = np.random.default_rng(0x5EED).integers(1, 2**62, size=table.shape[1] + 1, dtype=np.int64)
+    with progress("minimizing DFA", " rounds") as bar:  # long counted repetitions take one round per count
+        return _refine_rounds(table, block, n_blocks, multipliers, exact, bar)
+
+
+def _refine_rounds(table, block, n_blocks, multipliers, exact, bar) -> tuple[np.ndarray, int]:
     while True:
+        bar.update()
         successors = block[table]
         if exact:
             _, new_block = np.unique(np.column_stack([block, successors]), axis=0, return_inverse=True)
