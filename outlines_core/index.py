@@ -302,16 +302,23 @@ class Index:
         if common is None:
             return None
         spans.append((common, length))
-        chained = np.zeros(table.lengths.size, dtype=bool)
         byte_classes = self.dfa.byte_classes
         class_bits = np.arange(self.dfa.class_transitions.shape[1])
+        byte_sets = []
         for class_set, up_to in spans:
             in_set = np.array([(class_set >> int(k)) & 1 for k in class_bits], dtype=bool)
-            chained |= table.within(in_set[byte_classes]) & (table.lengths <= up_to)
-        if int(chained.sum()) < config.LOOP_WALK_MIN_SHARE * chained.size:
+            byte_sets.append((in_set[byte_classes], up_to))
+        # Chained tokens start with a byte of the first (widest) set: a bound that rejects restrictive
+        # states before any work over the whole vocabulary.
+        minimum = config.LOOP_WALK_MIN_SHARE * table.lengths.size
+        if int(table.first_byte_counts[byte_sets[0][0]].sum()) < minimum:
             return None
-        allowed = np.zeros(self.num_words * 32, dtype=bool)
-        allowed[table.ids[chained]] = True
+        chained = np.zeros(table.lengths.size, dtype=bool)
+        for byte_set, up_to in byte_sets:
+            chained |= table.within(byte_set) & (table.lengths <= up_to)
+        if int(chained.sum()) < minimum:
+            return None
+        alive = chained  # in table order; scattered to token ids once at the end
         # Tokens whose first byte already dies need no walk.
         first_live = (self.dfa.transitions[state] != DEAD)[table.first_bytes]
         rest = np.flatnonzero(~chained & first_live)
@@ -324,15 +331,17 @@ class Index:
                 flat, walk = table.flat, self.dfa.walk
                 for token, at, begin, left in zip(rest.tolist(), current_states.tolist(), position.tolist(), remaining.tolist()):
                     if walk(flat[begin : begin + left].tobytes(), at) != DEAD:
-                        allowed[table.ids[token]] = True
+                        alive[token] = True
                 break
             current_states = transitions[current_states * 256 + table.flat[position]]
             remaining = remaining - 1
-            alive = current_states != DEAD
-            allowed[table.ids[rest[alive & (remaining == 0)]]] = True
-            going = alive & (remaining > 0)
+            survived = current_states != DEAD
+            alive[rest[survived & (remaining == 0)]] = True
+            going = survived & (remaining > 0)
             rest, current_states = rest[going], current_states[going]
             position, remaining = position[going] + 1, remaining[going]
+        allowed = np.zeros(self.num_words * 32, dtype=bool)
+        allowed[: table.slot_of_id.size] = np.append(alive, False)[table.slot_of_id]  # a gather, not a scatter
         if self.dfa.accepting[state]:
             allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
         return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)

@@ -276,6 +276,8 @@ class TokenTable:
     flat: np.ndarray
     byte_sets: np.ndarray
     first_bytes: np.ndarray  # each token's first byte (table order)
+    first_byte_counts: np.ndarray  # how many tokens start with each byte value (256)
+    slot_of_id: np.ndarray  # token id -> its table position, or len(ids) for tokens not in the table
 
     def within(self, byte_allowed: np.ndarray) -> np.ndarray:
         """Bool per token (table order): every byte of the token is in ``byte_allowed`` (256 bools)."""
@@ -297,7 +299,12 @@ def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:
     present[owner, flat] = True
     byte_sets = np.packbits(present, axis=1, bitorder="little").view("<u8")
     first_bytes = flat[offsets] if len(content) else np.zeros(0, dtype=np.uint8)
-    return TokenTable(ids, lengths, offsets, flat, np.ascontiguousarray(byte_sets.T), first_bytes)
+    first_byte_counts = np.bincount(first_bytes, minlength=256)
+    slot_of_id = np.full(len(tokens), len(content), dtype=np.int64)
+    slot_of_id[ids] = np.arange(len(content))
+    return TokenTable(
+        ids, lengths, offsets, flat, np.ascontiguousarray(byte_sets.T), first_bytes, first_byte_counts, slot_of_id
+    )
 
 
 def _build_trie(tokens: Sequence[bytes | None]) -> TokenTrie:
