@@ -18,7 +18,19 @@ import numpy as np
 from . import config
 from .errors import IncompatibleVocabularyError
 from .regex.dfa import DEAD, Dfa, compile_dfa
-from .vocabulary import Vocabulary
+from .vocabulary import NOT_TEXT, Vocabulary
+
+#: The byte ranges of every valid multi-byte UTF-8 character (RFC 3629), one tuple per lead-byte kind.
+_UTF8_SEQUENCES = (
+    ((0xC2, 0xDF), (0x80, 0xBF)),
+    ((0xE0, 0xE0), (0xA0, 0xBF), (0x80, 0xBF)),
+    ((0xE1, 0xEC), (0x80, 0xBF), (0x80, 0xBF)),
+    ((0xED, 0xED), (0x80, 0x9F), (0x80, 0xBF)),
+    ((0xEE, 0xEF), (0x80, 0xBF), (0x80, 0xBF)),
+    ((0xF0, 0xF0), (0x90, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
+    ((0xF1, 0xF3), (0x80, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
+    ((0xF4, 0xF4), (0x80, 0x8F), (0x80, 0xBF), (0x80, 0xBF)),
+)
 
 #: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
 FINISHED = -1
@@ -96,6 +108,7 @@ class Index:
         self._class_rows: list[list[int]] | None = None  # class_transitions as lists, on first loop walk
         self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
         self._majority: dict[int, tuple[int, int]] = {}
+        self._character_moves: dict[tuple[int, int], bool] = {}
         self._class_set_bytes: dict[int, int] = {}
         transitions = self.dfa.transitions
         self._flat_transitions = transitions.reshape(-1).astype(np.int64)
@@ -284,6 +297,7 @@ class Index:
         # Byte sets as Python ints over byte classes (bit k: class k), so the chain costs a few integer
         # operations per step; a counted run's states recur in the chains of its neighbours (memoized).
         spans: list[tuple[int, int]] = []  # (I, longest length it holds for), I shrinking
+        chain: list[tuple[int, int]] = []  # the moves (c(i), c(i+1)) made so far
         current, common, length = state, None, 0
         while length < longest:
             target, moves = self._majority_move(current)
@@ -295,6 +309,7 @@ class Index:
             if common is not None and narrowed != common:
                 spans.append((common, length))
             common, length = narrowed, length + 1
+            chain.append((current, target))
             if target == current:  # a self-loop: I stays the same for every longer token
                 length = longest
                 break
@@ -313,9 +328,25 @@ class Index:
         minimum = config.LOOP_WALK_MIN_SHARE * table.lengths.size
         if int(table.first_byte_counts[byte_sets[0][0]].sum()) < minimum:
             return None
-        chained = np.zeros(table.lengths.size, dtype=bool)
-        for byte_set, up_to in byte_sets:
-            chained |= table.within(byte_set) & (table.lengths <= up_to)
+        text_bytes, characters = None, False  # the bytes one chain move consumes (single-span chains)
+        if len(byte_sets) == 1:
+            text_bytes = byte_sets[0][0]
+        if text_bytes is not None and not text_bytes[128:].any() and all(self._moves_every_character(*m) for m in chain):
+            # Every multi-byte character makes the same move as the ASCII bytes of I (inside JSON strings,
+            # free text): a UTF-8 token of ASCII bytes from I and other characters walks the chain one
+            # character at a time, so its character count decides it (a cut last character included).
+            text_bytes = text_bytes.copy()
+            text_bytes[128:] = True
+            characters = True
+            chained = table.within(text_bytes)
+            chained &= table.char_counts <= min(byte_sets[0][1], longest)  # also drops non-UTF-8 tokens
+        else:
+            chained = None
+            for byte_set, up_to in byte_sets:
+                fits = table.within(byte_set)
+                if up_to < longest:  # a self-loop's span holds for every length
+                    fits &= table.lengths <= up_to
+                chained = fits if chained is None else chained | fits
         if int(chained.sum()) < minimum:
             return None
         alive = chained  # in table order; scattered to token ids once at the end
@@ -326,6 +357,24 @@ class Index:
         current_states = np.full(rest.size, state, dtype=np.int64)
         position = table.offsets[rest]
         remaining = table.lengths[rest]
+        if text_bytes is not None and chain and chain[-1][0] != chain[-1][1] and rest.size:
+            # A counted run. Text tokens (bytes of I, or I and whole characters) not chained are longer than
+            # the run: they walk all of it first. If its end takes no more text they are all dead; else
+            # the ASCII ones start at its end instead of stepping through it.
+            end, up_to = chain[-1][1], byte_sets[0][1]
+            forbidden = np.packbits(~text_bytes, bitorder="little").view("<u8")
+            is_text = ((table.byte_sets[:, rest] & forbidden[:, None]) == 0).all(axis=0)
+            if characters:
+                is_text &= table.char_counts[rest] != NOT_TEXT
+            if not (self.dfa.transitions[end][text_bytes] != DEAD).any():
+                keep = ~is_text
+                rest, current_states = rest[keep], current_states[keep]
+                position, remaining = position[keep], remaining[keep]
+            else:
+                skip = is_text & table.ascii_only[rest] & (remaining > up_to)
+                current_states[skip] = end
+                position[skip] += up_to
+                remaining[skip] -= up_to
         while rest.size:
             if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
                 flat, walk = table.flat, self.dfa.walk
@@ -345,6 +394,30 @@ class Index:
         if self.dfa.accepting[state]:
             allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
         return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+
+    def _moves_every_character(self, state: int, target: int) -> bool:
+        """Whether every valid multi-byte UTF-8 character leads from ``state`` to ``target`` (through one
+        intermediate state per byte, whatever the character)."""
+        key = (state, target)
+        known = self._character_moves.get(key)
+        if known is None:
+            if self._class_rows is None:
+                self._class_rows = self.dfa.class_transitions.tolist()
+            rows, classes = self._class_rows, self.dfa.byte_classes
+            known = True
+            for sequence in _UTF8_SEQUENCES:
+                states = {state}
+                for low, high in sequence:  # byte classes are contiguous byte ranges
+                    first, last = int(classes[low]), int(classes[high])
+                    states = {to for at in states for to in rows[at][first : last + 1]}
+                    if len(states) != 1 or DEAD in states:
+                        known = False
+                        break
+                if not known or states != {target}:
+                    known = False
+                    break
+            self._character_moves[key] = known
+        return known
 
     def _majority_move(self, state: int) -> tuple[int, int]:
         """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);

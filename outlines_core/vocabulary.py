@@ -263,6 +263,11 @@ def _token_to_bytes(text: str, scheme: str) -> bytes | None:
     return text.encode("utf-8")
 
 
+_ALL_BITS = (1 << 64) - 1
+#: ``TokenTable.char_counts`` of a token that is not UTF-8 text.
+NOT_TEXT = np.iinfo(np.int16).max
+
+
 @dataclass(frozen=True, eq=False)
 class TokenTable:
     """Content tokens, longest first: ``ids``, ``lengths``, their bytes concatenated in ``flat`` (token
@@ -278,14 +283,27 @@ class TokenTable:
     first_bytes: np.ndarray  # each token's first byte (table order)
     first_byte_counts: np.ndarray  # how many tokens start with each byte value (256)
     slot_of_id: np.ndarray  # token id -> its table position, or len(ids) for tokens not in the table
+    #: Characters per token (int16), a trailing incomplete character counted as one; ``NOT_TEXT`` for
+    #: tokens that are not UTF-8 text from their first byte (a stray continuation byte, an invalid or
+    #: overlong sequence), so one ``char_counts <= n`` test also drops them.
+    char_counts: np.ndarray
 
     def within(self, byte_allowed: np.ndarray) -> np.ndarray:
         """Bool per token (table order): every byte of the token is in ``byte_allowed`` (256 bools)."""
         forbidden = np.packbits(~np.asarray(byte_allowed, dtype=bool), bitorder="little").view("<u8")
         sets = self.byte_sets
         clash = (sets[0] & forbidden[0]) | (sets[1] & forbidden[1])
+        high = int(forbidden[2]), int(forbidden[3])
+        if high == (0, 0):  # every non-ASCII byte allowed: only the ASCII half can clash
+            return clash == 0
+        if high == (_ALL_BITS, _ALL_BITS):  # none allowed: tokens with any non-ASCII byte clash
+            return (clash == 0) & self.ascii_only
         clash |= (sets[2] & forbidden[2]) | (sets[3] & forbidden[3])
         return clash == 0
+
+    @functools.cached_property
+    def ascii_only(self) -> np.ndarray:
+        return (self.byte_sets[2] | self.byte_sets[3]) == 0
 
 
 def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:
@@ -298,13 +316,52 @@ def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:
     present = np.zeros((len(content), 256), dtype=bool)
     present[owner, flat] = True
     byte_sets = np.packbits(present, axis=1, bitorder="little").view("<u8")
-    first_bytes = flat[offsets] if len(content) else np.zeros(0, dtype=np.uint8)
+    first_bytes = (flat[offsets] if len(content) else np.zeros(0, dtype=np.uint8)).astype(np.intp)  # fast gathers
     first_byte_counts = np.bincount(first_bytes, minlength=256)
     slot_of_id = np.full(len(tokens), len(content), dtype=np.int64)
     slot_of_id[ids] = np.arange(len(content))
+    char_counts = np.fromiter((_utf8_char_count(token) for token, _ in content), dtype=np.int64, count=len(content))
+    char_counts = np.where(char_counts < 0, NOT_TEXT, np.minimum(char_counts, NOT_TEXT - 1)).astype(np.int16)
     return TokenTable(
-        ids, lengths, offsets, flat, np.ascontiguousarray(byte_sets.T), first_bytes, first_byte_counts, slot_of_id
+        ids, lengths, offsets, flat, np.ascontiguousarray(byte_sets.T), first_bytes, first_byte_counts, slot_of_id,
+        char_counts,
     )
+
+
+def _utf8_char_count(token: bytes) -> int:
+    """Characters in ``token`` read as UTF-8 (an incomplete last character that some bytes can still
+    complete counts as one), or -1 when it is not UTF-8 text from its first byte."""
+    if token.isascii():
+        return len(token)
+    for cut in range(0, min(3, len(token)) + 1):
+        head, tail = token[: len(token) - cut], token[len(token) - cut :]
+        try:
+            count = len(head.decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+        if not tail:
+            return count
+        return count + 1 if _completable(tail) else -1
+    return -1
+
+
+def _completable(prefix: bytes) -> bool:
+    """Whether ``prefix`` is a proper start of some valid UTF-8 character."""
+    lead = prefix[0]
+    need = 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else 4 if 0xF0 <= lead <= 0xF4 else 0
+    if len(prefix) >= need:
+        return False
+    # Only the second byte has lead-dependent bounds (E0, ED, F0, F4); the rest are any continuation byte.
+    seconds = (b"\x80", b"\x90", b"\xa0") if len(prefix) == 1 else (b"",)
+    for second in seconds:
+        candidate = prefix + second
+        try:
+            (candidate + b"\x80" * (need - len(candidate))).decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            pass
+    return False
+    return False
 
 
 def _build_trie(tokens: Sequence[bytes | None]) -> TokenTrie:

@@ -122,7 +122,8 @@ def test_seed_examples_are_accepted_and_near_misses_rejected(tokenizer):
 @pytest.mark.parametrize(
     "pattern",
     [r"[a-z ,]{10,60}", r"(ab|[0-9]){2,30}c", r'"[^"]{0,20}"', r"[0-9]{1,150}", r"[A-Z][a-z ,]{10,200}\.",
-     r'\{"k":"([^"\\]|\\["\\nt]|\\u[0-9a-f]{4})*"\}'],
+     r'\{"k":"([^"\\]|\\["\\nt]|\\u[0-9a-f]{4})*"\}', r'"([^"\\\x00-\x1f]|\\["\\nt]){0,16}"',
+     r"(日本|[^\n]){0,12}\n", r"[α-ω ]{0,20}"],
 )
 def test_states_sharing_a_mask_class_really_have_equal_masks(tokenizer, pattern):
     index = Index(pattern, load_vocabulary(tokenizer))
