@@ -10,6 +10,7 @@ later visit is a copy. Small DFAs are indexed completely at construction in one 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -377,10 +378,7 @@ class Index:
                 remaining[skip] -= up_to
         while rest.size:
             if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
-                flat, walk = table.flat, self.dfa.walk
-                for token, at, begin, left in zip(rest.tolist(), current_states.tolist(), position.tolist(), remaining.tolist()):
-                    if walk(flat[begin : begin + left].tobytes(), at) != DEAD:
-                        alive[token] = True
+                self._walk_tail(rest, current_states, position, remaining, alive, chain, text_bytes)
                 break
             current_states = transitions[current_states * 256 + table.flat[position]]
             remaining = remaining - 1
@@ -394,6 +392,30 @@ class Index:
         if self.dfa.accepting[state]:
             allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
         return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+
+    def _walk_tail(self, rest, current_states, position, remaining, alive, chain, chain_bytes) -> None:
+        """Finish the last few tokens of a loop walk in Python. A token sitting on the chain jumps over
+        its run of chain bytes (one regex match) to the chain state that run reaches: the survivors are
+        mostly long runs (of spaces, dashes...) ending in a byte that kills them."""
+        flat, walk = self.vocabulary.token_table.flat, self.dfa.walk
+        run = None
+        if chain_bytes is not None and chain:
+            ascii_run = bytes(int(b) for b in np.flatnonzero(chain_bytes[:128]))
+            run = re.compile(b"[" + re.escape(ascii_run) + b"]*") if ascii_run else None
+            # c(0) .. c(L); a chain that ends in a self-loop has c(L) == c(L-1), which takes any run.
+            states = [chain[0][0], *(target for _, target in chain)]
+            where = {at: index for index, at in enumerate(states[:-1])}
+            looping = chain[-1][0] == chain[-1][1]
+        for token, at, begin, left in zip(rest.tolist(), current_states.tolist(), position.tolist(), remaining.tolist()):
+            data = flat[begin : begin + left].tobytes()
+            index = where.get(at) if run is not None else None
+            if index is not None:
+                jump = run.match(data).end()
+                reached = min(index + jump, len(states) - 1)
+                at = states[reached]
+                data = data[jump if looping and reached == len(states) - 1 else reached - index :]
+            if walk(data, at) != DEAD:
+                alive[token] = True
 
     def _moves_every_character(self, state: int, target: int) -> bool:
         """Whether every valid multi-byte UTF-8 character leads from ``state`` to ``target`` (through one

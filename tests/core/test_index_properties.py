@@ -123,7 +123,7 @@ def test_seed_examples_are_accepted_and_near_misses_rejected(tokenizer):
     "pattern",
     [r"[a-z ,]{10,60}", r"(ab|[0-9]){2,30}c", r'"[^"]{0,20}"', r"[0-9]{1,150}", r"[A-Z][a-z ,]{10,200}\.",
      r'\{"k":"([^"\\]|\\["\\nt]|\\u[0-9a-f]{4})*"\}', r'"([^"\\\x00-\x1f]|\\["\\nt]){0,16}"',
-     r"(日本|[^\n]){0,12}\n", r"[α-ω ]{0,20}"],
+     r"(日本|[^\n]){0,12}\n", r"[α-ω ]{0,20}", SEED_REGEXES["email"], r"[a-z0-9 -]+(\.[a-z0-9 -]+)*@x"],
 )
 def test_states_sharing_a_mask_class_really_have_equal_masks(tokenizer, pattern):
     index = Index(pattern, load_vocabulary(tokenizer))
@@ -137,3 +137,30 @@ def test_counting_states_collapse_into_few_mask_classes():
     index = Index(r"[0-9]{1,150}", load_vocabulary("llama-bpe"))
     assert index.num_states == 152
     assert index.num_mask_classes <= 6
+
+
+LOOP_WALK_PATTERNS = [
+    SEED_REGEXES["email"], r"[A-Z][a-z ,]{10,200}\.", r'"([^"\\\x00-\x1f]|\\["\\nt]){0,16}"',
+    r'\{"k":"([^"\\]|\\["\\nt]|\\u[0-9a-f]{4})*"\}', r"[a-z0-9 -]+(\.[a-z0-9 -]+)*@x", r"(日本|[^\n]){0,12}\n",
+]
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm", "qwen2"])
+@pytest.mark.parametrize("tail", [0, 10**9])
+def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, monkeypatch):
+    """The loop walk (byte-set tests, character counts, chain jumps) decides exactly what the trie walk
+    decides, with its last tokens finished in numpy (tail 0) or all of them in Python (tail 10**9)."""
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "LOOP_WALK_TAIL_TOKENS", tail)
+    monkeypatch.setattr(config, "LOOP_WALK_MIN_SHARE", 0.0)  # take the loop walk wherever it applies
+    vocabulary = load_vocabulary(tokenizer)
+    walked = 0
+    for pattern in LOOP_WALK_PATTERNS:
+        index = Index(pattern, vocabulary)
+        for state in range(1, index.num_states):
+            mask = index._loop_walk(state)
+            if mask is not None:
+                walked += 1
+                assert np.array_equal(mask, index._walk_trie(np.array([state]))[0][0]), (pattern, state)
+    assert walked > 50
