@@ -65,9 +65,14 @@ class Index:
         self._compute_masks(np.array([self.dfa.start]))
         per_state = max(time.perf_counter() - started, 1e-5)
         pending = self._uncomputed_representatives()
-        affordable = int(config.EAGER_INDEX_BUDGET_SECONDS / per_state)  # the start's cost as the estimate
-        if affordable > 0:
-            self._compute_masks(pending[:affordable])
+        deadline = started + config.EAGER_INDEX_BUDGET_SECONDS
+        # Batches sized by the start's cost, the clock checked between them: permissive states cost far
+        # more than a restrictive start, and the budget must hold either way.
+        batch = max(1, int(config.EAGER_INDEX_BUDGET_SECONDS / per_state) // 4)
+        for begin in range(0, len(pending), batch):
+            if time.perf_counter() >= deadline:
+                break
+            self._compute_masks(pending[begin : begin + batch])
         self._check_no_dead_ends()
 
     @classmethod
