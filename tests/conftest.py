@@ -7,9 +7,11 @@ import os
 import socket
 import threading
 import time
+from enum import Enum
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, Field
 
 #: The shared tokenizers live beside the checkout (CI and developer machines); override with OUTLINES_SHARED.
 SHARED_DIR = Path(os.environ.get("OUTLINES_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
@@ -140,3 +142,17 @@ def pytest_sessionfinish(session, exitstatus):
     if langchain_backend is not None:
         langchain_backend._DEFAULT_MODELS.clear()
     gc.collect()
+
+
+# -- the seeds' example output type, shared by the backend, server and vLLM tests ------------------------
+class Armor(str, Enum):
+    leather = "leather"
+    chainmail = "chainmail"
+    plate = "plate"
+
+
+class Character(BaseModel):
+    name: str = Field(max_length=10)
+    age: int
+    armor: Armor
+    strength: int

@@ -16,14 +16,13 @@ import asyncio
 import json
 import re
 import threading
-from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jsonschema
 import lark
 import pytest
-from pydantic import BaseModel, Field
 
+from conftest import Character
 from backends.blackbox import RefusalError
 from backends.ollama import AsyncOllamaModel, OllamaModel, from_ollama
 from backends.openai import AsyncOpenAIModel, OpenAIModel, from_openai, strict_schema
@@ -35,19 +34,6 @@ from outlines_core.types import CFG, Choice, JsonSchema, Regex
 
 openai = pytest.importorskip("openai")
 ollama = pytest.importorskip("ollama")
-
-
-class Armor(str, Enum):
-    leather = "leather"
-    chainmail = "chainmail"
-    plate = "plate"
-
-
-class Character(BaseModel):
-    name: str = Field(max_length=10)
-    age: int
-    armor: Armor
-    strength: int
 
 
 # ---------------------------------------------------------------------------------------------------------

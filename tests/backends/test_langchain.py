@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from enum import Enum
 from pathlib import Path
 
 import lark
@@ -23,23 +22,11 @@ from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
 import backends.langchain as langchain_backend  # noqa: E402
 from backends.langchain import ChatOutlines  # noqa: E402
 from outlines_core.grammars import load_example  # noqa: E402
+from conftest import Character  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "langchain.md"
-
-
-class Armor(str, Enum):
-    leather = "leather"
-    chainmail = "chainmail"
-    plate = "plate"
-
-
-class Character(BaseModel):
-    name: str = Field(max_length=10)
-    age: int
-    armor: Armor
-    strength: int
 
 
 @pytest.fixture(scope="module")

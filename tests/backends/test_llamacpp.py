@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import re
 import sys
-from enum import Enum
 from pathlib import Path
 
 import lark
 import numpy as np
 import pytest
-from pydantic import BaseModel, Field
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the CI install")
 
@@ -23,22 +21,9 @@ from outlines_core.grammars import load_example  # noqa: E402
 from outlines_core.types import CFG, Regex, to_regex  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import SHARED_DIR, TOKENIZER_NAMES, load_vocabulary  # noqa: E402
+from conftest import Character, SHARED_DIR, TOKENIZER_NAMES, load_vocabulary  # noqa: E402
 
 IPV4 = r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)"
-
-
-class Armor(str, Enum):
-    leather = "leather"
-    chainmail = "chainmail"
-    plate = "plate"
-
-
-class Character(BaseModel):
-    name: str = Field(max_length=10)
-    age: int
-    armor: Armor
-    strength: int
 
 
 @pytest.fixture(scope="module")

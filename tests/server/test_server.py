@@ -8,29 +8,16 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from enum import Enum
 
 import httpx
 import jsonschema
 import pytest
-from pydantic import BaseModel, Field
+
+from conftest import Character
 
 pytestmark = pytest.mark.e2e
 
 NUMBER = r"(-)?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-][0-9]+)?"
-
-
-class Armor(str, Enum):
-    leather = "leather"
-    chainmail = "chainmail"
-    plate = "plate"
-
-
-class Character(BaseModel):
-    name: str = Field(max_length=10)
-    age: int
-    armor: Armor
-    strength: int
 
 
 def test_generate_with_a_schema(server):

@@ -15,14 +15,13 @@ import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from enum import Enum
 from pathlib import Path
 
 import httpx
 import lark
 import pytest
-from pydantic import BaseModel, Field
 
+from conftest import Character
 from backends.vllm import constraint_args, default_venv, output_type_from_args
 from outlines_core.generator import regex_of
 from outlines_core.grammars import CFG, load_example
@@ -34,19 +33,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 IPV4 = r"(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}"
 ARITHMETIC = load_example("arithmetic")
-
-
-class Armor(str, Enum):
-    leather = "leather"
-    chainmail = "chainmail"
-    plate = "plate"
-
-
-class Character(BaseModel):
-    name: str = Field(max_length=10)
-    age: int
-    armor: Armor
-    strength: int
 
 
 def user(text: str) -> list[dict]:
