@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import logging
 import os
 import subprocess
@@ -75,14 +74,7 @@ def output_type_from_args(extra_args: dict | None):
         if not isinstance(value, str):
             raise ValueError(f"regex must be a str, got {type(value).__name__}")
         return Regex(value)
-    if key == "json_schema":
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"json_schema is not valid JSON: {error}") from None
-        if not isinstance(value, (dict, bool)):
-            raise ValueError(f"json_schema must be a JSON Schema (an object, or its JSON text), got {type(value).__name__}")
+    if key == "json_schema":  # a dict, a bool or JSON text: json_schema_to_regex parses and checks it
         return JsonSchema(value)
     if key == "grammar":
         if not isinstance(value, str):

@@ -111,7 +111,6 @@ class Index:
         self._unique_masks: dict[bytes, np.ndarray] = {}
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
-        self._class_rows: list[list[int]] | None = None  # class_transitions as lists, on first loop walk
         self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
         self._majority: dict[int, tuple[int, int]] = {}
         self._character_moves: dict[tuple[int, int], bool] = {}
@@ -334,9 +333,8 @@ class Index:
         minimum = config.LOOP_WALK_MIN_SHARE * table.lengths.size
         if int(table.first_byte_counts[byte_sets[0][0]].sum()) < minimum:
             return None
-        text_bytes, characters = None, False  # the bytes one chain move consumes (single-span chains)
-        if len(byte_sets) == 1:
-            text_bytes = byte_sets[0][0]
+        # The bytes one chain move consumes, when a single set holds along the whole chain.
+        text_bytes, characters = (byte_sets[0][0] if len(byte_sets) == 1 else None), False
         if text_bytes is not None and not text_bytes[128:].any() and all(self._moves_every_character(*m) for m in chain):
             # Every multi-byte character makes the same move as the ASCII bytes of I (inside JSON strings,
             # free text): a UTF-8 token of ASCII bytes from I and other characters walks the chain one
@@ -428,9 +426,7 @@ class Index:
         key = (state, target)
         known = self._character_moves.get(key)
         if known is None:
-            if self._class_rows is None:
-                self._class_rows = self.dfa.class_transitions.tolist()
-            rows, classes = self._class_rows, self.dfa.byte_classes
+            rows, classes = self.dfa.class_rows, self.dfa.byte_classes
             known = True
             for sequence in _UTF8_SEQUENCES:
                 states = {state}
@@ -451,9 +447,7 @@ class Index:
         (DEAD, 0) when every byte dies."""
         memo = self._majority.get(state)
         if memo is None:
-            if self._class_rows is None:
-                self._class_rows = self.dfa.class_transitions.tolist()
-            row = self._class_rows[state]
+            row = self.dfa.class_rows[state]
             sizes = self._class_sizes
             weight: dict[int, int] = {}
             for klass, target in enumerate(row):

@@ -361,7 +361,6 @@ def _completable(prefix: bytes) -> bool:
         except UnicodeDecodeError:
             pass
     return False
-    return False
 
 
 def _build_trie(tokens: Sequence[bytes | None]) -> TokenTrie:

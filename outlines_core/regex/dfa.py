@@ -40,6 +40,7 @@ class Dfa:
     class_transitions: np.ndarray
     pattern: str = ""
     _rows: list = field(default=None, repr=False)  # type: ignore[assignment]
+    _class_rows: list = field(default=None, repr=False)  # type: ignore[assignment]
 
     @property
     def num_states(self) -> int:
@@ -51,6 +52,13 @@ class Dfa:
         if self._rows is None:
             object.__setattr__(self, "_rows", self.transitions.tolist())
         return self._rows
+
+    @property
+    def class_rows(self) -> list[list[int]]:
+        """``class_transitions`` as nested Python lists (per-state questions about a few dozen classes)."""
+        if self._class_rows is None:
+            object.__setattr__(self, "_class_rows", self.class_transitions.tolist())
+        return self._class_rows
 
     def walk(self, data: bytes, state: int | None = None) -> int:
         """The state reached from ``state`` (default: start) after ``data``; ``DEAD`` once it dies."""
