@@ -25,7 +25,7 @@ MAX_CACHED_TRANSITIONS = 1_000_000
 LOOP_WALK_MIN_BYTES = 16
 LOOP_WALK_MIN_SHARE = 0.2
 #: When this few tokens remain in a loop walk's vectorized pass, they finish byte by byte in Python.
-LOOP_WALK_TAIL_TOKENS = 64
+LOOP_WALK_TAIL_TOKENS = 32
 
 #: A compile step that lasts longer than this shows a progress bar (``outlines_core.progress``).
 PROGRESS_DELAY_SECONDS = 1.0

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -57,6 +58,14 @@ class TokenTrie:
     @property
     def num_nodes(self) -> int:
         return int(self.node_byte.shape[0])
+
+    @functools.cached_property
+    def root_child(self) -> np.ndarray:
+        """The root's child node for each first byte (0 where no token starts with it)."""
+        children = np.arange(self.child_start[0], self.child_start[0] + self.child_count[0])
+        child = np.zeros(256, dtype=np.int64)
+        child[self.node_byte[children]] = children
+        return child
 
 
 class Vocabulary:
@@ -157,7 +166,7 @@ class Vocabulary:
 
     def longest_token_within(self, byte_allowed: np.ndarray) -> int:
         """Length of the longest content token whose bytes are all in ``byte_allowed`` (256 bools)."""
-        lengths, byte_sets = self.token_table.lengths, self.token_table.byte_sets  # longest tokens first
+        lengths, byte_sets = self.token_table.by_length
         forbidden = np.packbits(~np.asarray(byte_allowed, dtype=bool), bitorder="little").view("<u8")
         chunk = 8192
         for begin in range(0, len(lengths), chunk):
@@ -270,27 +279,34 @@ NOT_TEXT = np.iinfo(np.int16).max
 
 @dataclass(frozen=True, eq=False)
 class TokenTable:
-    """Content tokens, longest first: ``ids``, ``lengths``, their bytes concatenated in ``flat`` (token
-    ``i`` is ``flat[offsets[i]:offsets[i] + lengths[i]]``), and the set of bytes each uses as a 256-bit
-    bitmap stored column-wise (``byte_sets``: 4 rows of uint64, one per 64 byte values) so testing every
-    token against a byte set is 4 vector operations."""
+    """Every token in id order (special tokens are empty rows that ``content`` marks False): ``lengths``,
+    their bytes concatenated in ``flat`` (token ``t`` is ``flat[offsets[t]:offsets[t] + lengths[t]]``), and
+    the set of bytes each uses as a 256-bit bitmap stored column-wise (``byte_sets``: 4 rows of uint64, one
+    per 64 byte values) so testing every token against a byte set is 4 vector operations. Id order lets a
+    per-token result pack straight into a token bitmask."""
 
-    ids: np.ndarray
     lengths: np.ndarray
     offsets: np.ndarray
     flat: np.ndarray
-    byte_sets: np.ndarray
-    first_bytes: np.ndarray  # each token's first byte (table order)
-    first_byte_counts: np.ndarray  # how many tokens start with each byte value (256)
-    slot_of_id: np.ndarray  # token id -> its table position, or len(ids) for tokens not in the table
+    byte_sets: np.ndarray  # special tokens: every bit set, so they fit no byte set short of all 256
+    content: np.ndarray  # bool: the token has bytes (special tokens do not)
+    first_bytes: np.ndarray  # each token's first byte (0 for special tokens)
+    first_byte_counts: np.ndarray  # how many content tokens start with each byte value (256)
     #: Characters per token (int16), a trailing incomplete character counted as one; ``NOT_TEXT`` for
-    #: tokens that are not UTF-8 text from their first byte (a stray continuation byte, an invalid or
-    #: overlong sequence), so one ``char_counts <= n`` test also drops them.
+    #: special tokens and tokens that are not UTF-8 text from their first byte (a stray continuation byte,
+    #: an invalid or overlong sequence), so one ``char_counts <= n`` test also drops them.
     char_counts: np.ndarray
+    longest: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_runs", {})
+        object.__setattr__(self, "_runs_lock", threading.Lock())
 
     def within(self, byte_allowed: np.ndarray) -> np.ndarray:
-        """Bool per token (table order): every byte of the token is in ``byte_allowed`` (256 bools)."""
+        """Bool per token (id order): a content token whose bytes are all in ``byte_allowed`` (256 bools)."""
         forbidden = np.packbits(~np.asarray(byte_allowed, dtype=bool), bitorder="little").view("<u8")
+        if not forbidden.any():
+            return self.content.copy()
         sets = self.byte_sets
         clash = (sets[0] & forbidden[0]) | (sets[1] & forbidden[1])
         high = int(forbidden[2]), int(forbidden[3])
@@ -302,29 +318,129 @@ class TokenTable:
         return clash == 0
 
     @functools.cached_property
+    def num_content(self) -> int:
+        return int(np.count_nonzero(self.content))
+
+    @functools.cached_property
     def ascii_only(self) -> np.ndarray:
         return (self.byte_sets[2] | self.byte_sets[3]) == 0
 
+    @functools.cached_property
+    def by_first_byte(self) -> np.ndarray:
+        """Content token ids ordered by first byte (stable)."""
+        order = np.argsort(self.first_bytes.astype(np.uint8), kind="stable")
+        return order[self.content[order]]
+
+    @functools.cached_property
+    def by_length(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lengths, byte_sets) of the content tokens, longest first: a search for the longest token of
+        some kind stops at its first hit."""
+        order = np.argsort(-self.lengths, kind="stable")
+        order = order[self.content[order]]
+        return self.lengths[order], np.ascontiguousarray(self.byte_sets[:, order])
+
+    def text_run(self, text_bytes: np.ndarray, characters: bool) -> "TextRun":
+        """The tokens of a text byte set, for the index's loop walk: computed once per (vocabulary, byte
+        set) and kept, because the same few sets (a JSON string's characters, a sentence's letters) recur
+        across states and constraints. At most ``MAX_TEXT_RUNS`` are kept, the oldest dropped first."""
+        key = (np.packbits(text_bytes).tobytes(), characters)
+        run = self._runs.get(key)
+        if run is None:
+            run = _text_run(self, np.asarray(text_bytes, dtype=bool), characters)
+            with self._runs_lock:
+                while len(self._runs) >= MAX_TEXT_RUNS:
+                    self._runs.pop(next(iter(self._runs)))
+                self._runs[key] = run
+        return run
+
+
+#: Byte sets whose ``TextRun`` one vocabulary keeps (each costs a few bytes per token).
+MAX_TEXT_RUNS = 32
+
+
+@dataclass(frozen=True, eq=False)
+class TextRun:
+    """The tokens of one text byte set ``T`` (``TokenTable.text_run``).
+
+    ``is_text``: content tokens made only of ``T`` (with ``characters``: of ``T``'s ASCII bytes and whole
+    UTF-8 characters, a cut last one included). ``others``: the ids of the other content tokens, and
+    ``prefix``: how many of their leading bytes are single-byte moves of ``T`` (its ASCII bytes, with
+    ``characters``), which a walk can jump over; ``resume``: how many follow their first byte outside
+    them (a walk that is back in a state looping on ``T`` there jumps again). ``others`` lists first the tokens with no such prefix,
+    by first byte (those starting with byte ``b`` are ``others[lead_bounds[b]:lead_bounds[b + 1]]``, so
+    a state picks only those its live bytes start), then from ``lead_bounds[256]`` on the rest.
+    """
+
+    is_text: np.ndarray
+    others: np.ndarray
+    prefix: np.ndarray
+    resume: np.ndarray
+    lead_bounds: np.ndarray
+
+
+def _text_run(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> TextRun:
+    single = text_bytes.copy()
+    if characters:
+        allowed = text_bytes.copy()
+        allowed[128:] = True
+        is_text = table.within(allowed) & (table.char_counts != NOT_TEXT)
+        single[128:] = False
+    else:
+        is_text = table.within(text_bytes)
+    others = np.flatnonzero(~is_text & table.content)
+    # Every other token has a byte outside the single-move set, so this stays inside each token; most
+    # stop at their first or second byte.
+    prefix = np.zeros(others.size, dtype=np.int64)
+    starts = table.offsets[others]
+    going, depth = np.arange(others.size), 0
+    while going.size:
+        going = going[single[table.flat[starts[going] + depth]]]
+        depth += 1
+        prefix[going] = depth
+    # The run of single-move bytes right after that first outside byte (``.com`` after ``.``).
+    resume = np.zeros(others.size, dtype=np.int64)
+    after = starts + prefix + 1
+    left = table.lengths[others] - prefix - 1  # bytes after the outside one
+    going = np.flatnonzero(left > 0)
+    at, left = after[going], left[going]
+    while going.size:
+        keep = single[table.flat[at]]
+        going, at, left = going[keep], at[keep] + 1, left[keep] - 1
+        resume[going] += 1
+        more = left > 0
+        going, at, left = going[more], at[more], left[more]
+    bare = np.zeros(table.content.size, dtype=bool)
+    bare[others[prefix == 0]] = True
+    by_lead = table.by_first_byte
+    bare_by_lead = by_lead[bare[by_lead]]
+    lead_bounds = np.concatenate([[0], np.cumsum(np.bincount(table.first_bytes[bare_by_lead], minlength=256))])
+    jumping = prefix > 0
+    resume_of = np.zeros(table.content.size, dtype=np.int64)
+    resume_of[others] = resume
+    others = np.concatenate([bare_by_lead, others[jumping]])
+    prefix = np.concatenate([np.zeros(bare_by_lead.size, dtype=np.int64), prefix[jumping]])
+    return TextRun(is_text, others, prefix, resume_of[others], lead_bounds)
+
 
 def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:
-    content = sorted(((token, i) for i, token in enumerate(tokens) if token), key=lambda p: len(p[0]), reverse=True)
-    ids = np.fromiter((i for _, i in content), dtype=np.int64, count=len(content))
-    lengths = np.fromiter((len(token) for token, _ in content), dtype=np.int64, count=len(content))
-    flat = np.frombuffer(b"".join(token for token, _ in content), dtype=np.uint8)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(content) else lengths
-    owner = np.repeat(np.arange(len(content)), lengths)
-    present = np.zeros((len(content), 256), dtype=bool)
+    data = [token or b"" for token in tokens]
+    content = np.fromiter((bool(token) for token in data), dtype=bool, count=len(data))
+    lengths = np.fromiter((len(token) for token in data), dtype=np.int64, count=len(data))
+    flat = np.frombuffer(b"".join(data), dtype=np.uint8)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(data) else lengths
+    owner = np.repeat(np.arange(len(data)), lengths)
+    present = np.zeros((len(data), 256), dtype=bool)
     present[owner, flat] = True
+    present[~content] = True
     byte_sets = np.packbits(present, axis=1, bitorder="little").view("<u8")
-    first_bytes = (flat[offsets] if len(content) else np.zeros(0, dtype=np.uint8)).astype(np.intp)  # fast gathers
-    first_byte_counts = np.bincount(first_bytes, minlength=256)
-    slot_of_id = np.full(len(tokens), len(content), dtype=np.int64)
-    slot_of_id[ids] = np.arange(len(content))
-    char_counts = np.fromiter((_utf8_char_count(token) for token, _ in content), dtype=np.int64, count=len(content))
+    first_bytes = np.zeros(len(data), dtype=np.intp)  # intp: fast gathers
+    first_bytes[content] = flat[offsets[content]]
+    first_byte_counts = np.bincount(first_bytes[content], minlength=256)
+    char_counts = np.fromiter((_utf8_char_count(token) if token else -1 for token in data), dtype=np.int64, count=len(data))
     char_counts = np.where(char_counts < 0, NOT_TEXT, np.minimum(char_counts, NOT_TEXT - 1)).astype(np.int16)
     return TokenTable(
-        ids, lengths, offsets, flat, np.ascontiguousarray(byte_sets.T), first_bytes, first_byte_counts, slot_of_id,
-        char_counts,
+        lengths, offsets, flat, np.ascontiguousarray(byte_sets.T), content, first_bytes, first_byte_counts,
+        char_counts, int(lengths.max()) if lengths.size else 0,
     )
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_vocabulary
 from outlines_core import Guide, Index
+from outlines_core.types.formats import FORMAT_REGEXES
 
 SEED_REGEXES = {
     "ipv4": r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)",
@@ -142,6 +143,9 @@ def test_counting_states_collapse_into_few_mask_classes():
 LOOP_WALK_PATTERNS = [
     SEED_REGEXES["email"], r"[A-Z][a-z ,]{10,200}\.", r'"([^"\\\x00-\x1f]|\\["\\nt]){0,16}"',
     r'\{"k":"([^"\\]|\\["\\nt]|\\u[0-9a-f]{4})*"\}', r"[a-z0-9 -]+(\.[a-z0-9 -]+)*@x", r"(日本|[^\n]){0,12}\n",
+    # JSON Schema's email format: counted domain labels after each dot (the loop walk's run jumps)
+    f'"{FORMAT_REGEXES["email"]}"', r"[α-ω ]{0,20}", r"[^\n,]{0,12}(,[^\n,]{1,9})*\n",
+    r"[a-z ]{3}[a-c]\.[a-z ]+;",  # a counted run that stops short of tokens' runs, its end taking more
 ]
 
 
@@ -164,3 +168,12 @@ def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, monkeypa
                 walked += 1
                 assert np.array_equal(mask, index._walk_trie(np.array([state]))[0][0]), (pattern, state)
     assert walked > 50
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
+def test_the_one_state_trie_walk_equals_the_batched_one(tokenizer):
+    vocabulary = load_vocabulary(tokenizer)
+    for pattern in [*LOOP_WALK_PATTERNS, SEED_REGEXES["ipv4"], r"(true|false|null|-?[0-9]{1,4})"]:
+        index = Index(pattern, vocabulary)
+        for state in range(1, index.num_states):
+            assert np.array_equal(index._walk_trie_from(state), index._walk_trie(np.array([state]))[0][0]), (pattern, state)
