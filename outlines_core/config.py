@@ -15,6 +15,17 @@ EAGER_INDEX_BUDGET_SECONDS = 0.01
 #: How many DFA states one trie walk handles at once (bounds the walk's memory on permissive states).
 INDEX_BATCH_STATES = 8
 
+#: A first visit of a restrictive state also walks up to this many uncomputed states near it in the same
+#: batch (``Index._with_lookahead``), searching at most ``LOOKAHEAD_SEARCH_STATES`` states, and adding
+#: states only while their estimated trie expansions (second-level nodes) stay within the budget.
+LOOKAHEAD_STATES = 32
+LOOKAHEAD_SEARCH_STATES = 256
+LOOKAHEAD_EXPANSION_BUDGET = 20_000
+#: States where more bytes than this live are never taken by lookahead (their walks are the costly ones),
+#: nor are the states within this many bytes before them.
+LOOKAHEAD_MAX_LIVE_BYTES = 32
+LOOKAHEAD_PERMISSIVE_DISTANCE = 3
+
 #: Bound on the (state, token) -> next state memo of one Index.
 MAX_CACHED_TRANSITIONS = 1_000_000
 

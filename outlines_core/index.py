@@ -5,11 +5,14 @@ than testing every token in every state up front (what makes eager indexes cost 
 vocabularies), the index walks the vocabulary's byte trie from a state the first time that state is
 needed: one walk covers all tokens sharing a prefix, and a prefix that dies prunes its whole subtree. The
 result is stored only as a packed bitmask (16 KB for 128k tokens), deduplicated across states, so every
-later visit is a copy. Small DFAs are indexed completely at construction in one batched walk.
+later visit is a copy. A first visit also walks, in the same batch, the restrictive states just ahead of
+it (lookahead), and permissive states (inside strings) skip the trie for byte-set tests over the whole
+vocabulary (the loop walk). Small DFAs are indexed completely at construction in one batched walk.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -276,12 +279,71 @@ class Index:
             else:
                 self._store_masks([state], mask[None, :])
         if len(by_trie) == 1:  # a first visit: the common case while decoding
-            self._store_masks(by_trie, self._walk_trie_from(by_trie[0])[None, :])
+            batch = self._with_lookahead(by_trie[0])
+            if len(batch) == 1:
+                self._store_masks(batch, self._walk_trie_from(batch[0])[None, :])
+            else:
+                masks, _ = self._walk_trie(np.array(batch, dtype=np.int64))
+                self._store_masks(batch, masks)
             return
         for begin in range(0, len(by_trie), config.INDEX_BATCH_STATES):
             batch = np.array(by_trie[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
             masks, _ = self._walk_trie(batch)
             self._store_masks(batch.tolist(), masks)
+
+    def _with_lookahead(self, state: int) -> list[int]:
+        """``state`` and the restrictive states a decode is likely to need next, for one batched walk.
+
+        A trie walk from a restrictive state (inside a key, a number, a fixed word) costs 25 to 60
+        microseconds, most of it numpy's per-call overhead, which a batch pays once for all its origins
+        (a batch of 32 costs 10 to 25 us a state). So a first visit also walks the uncomputed states
+        nearest to it (breadth-first over the DFA), while their level-two trie expansions stay within
+        ``config.LOOKAHEAD_EXPANSION_BUDGET``: the steps that follow are then copies of a stored mask.
+        Permissive states, and those a few bytes before one, are left to their own visit.
+        """
+        successors, expansion, mask_class, live = self._lookahead_tables
+        budget = config.LOOKAHEAD_EXPANSION_BUDGET - expansion[state]
+        batch, classes = [state], {mask_class[state]}
+        seen, queue = {state}, [state]
+        done = self._class_masks
+        targets, starts = successors
+        for origin in queue:
+            if len(batch) >= config.LOOKAHEAD_STATES or len(seen) > config.LOOKAHEAD_SEARCH_STATES:
+                break
+            for target in targets[starts[origin] : starts[origin + 1]]:
+                if target in seen:
+                    continue
+                seen.add(target)
+                queue.append(target)
+                klass, cost = mask_class[target], expansion[target]
+                if cost <= budget and klass not in done and klass not in classes and live[target]:
+                    budget -= cost
+                    classes.add(klass)
+                    batch.append(target)
+        return batch[: config.LOOKAHEAD_STATES]
+
+    @functools.cached_property
+    def _lookahead_tables(self) -> tuple[tuple[list[int], list[int]], list[int], list[int], list[bool]]:
+        """Per state, as Python lists (the lookahead search runs in Python over a few dozen states): its
+        distinct live successors (flat, with start offsets), the size of its trie walk's second level
+        (the children of the root children its live bytes reach: a cost estimate), its mask class, and
+        whether lookahead may take it."""
+        rows = np.sort(self.dfa.class_transitions, axis=1)
+        keep = rows != DEAD
+        keep[:, 1:] &= rows[:, 1:] != rows[:, :-1]
+        successors = (rows[keep].tolist(), np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist())
+        root_child = self.vocabulary.trie.root_child
+        second_level = np.where(root_child != 0, self.vocabulary.trie.child_count[root_child], 0)
+        live_bytes = self.dfa.transitions != DEAD
+        expansion = live_bytes.astype(np.int64) @ (second_level.astype(np.int64) + 1)
+        # The estimate misses deeper levels, which explode where most bytes live (inside strings): such
+        # states, and the states a few bytes before them (an escape, a key's closing quote), stay out.
+        near_permissive = live_bytes.sum(axis=1) > config.LOOKAHEAD_MAX_LIVE_BYTES
+        near_permissive[DEAD] = False
+        for _ in range(config.LOOKAHEAD_PERMISSIVE_DISTANCE):
+            near_permissive = near_permissive | near_permissive[self.dfa.class_transitions].any(axis=1)
+            near_permissive[DEAD] = False
+        return successors, expansion.tolist(), self._mask_class.tolist(), (~near_permissive).tolist()
 
     def _store_masks(self, states: list[int], masks: np.ndarray) -> None:
         with self._lock:
@@ -579,11 +641,9 @@ class Index:
         counts = trie.token_start[nodes + 1] - begins
         ends = np.cumsum(counts)
         total = int(ends[-1]) if ends.size else 0
-        allowed = np.zeros(self.num_words * 32, dtype=bool)
-        allowed[trie.token_ids[np.repeat(begins - (ends - counts), counts) + np.arange(total)]] = True
-        if self.dfa.accepting[state]:
-            allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
-        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+        token_ids = trie.token_ids[np.repeat(begins - (ends - counts), counts) + np.arange(total)]
+        mask = self._pack_rows(np.zeros(total, dtype=np.int64), token_ids, 1)[0]
+        return mask | self.eos_mask if self.dfa.accepting[state] else mask
 
     def _walk_trie(self, origins: np.ndarray, with_successors: bool = False):
         """Allowed-token bitmasks, one row per origin state, from one level-synchronous trie walk.
@@ -613,7 +673,7 @@ class Index:
             reached_nodes.append(node)
             reached_rows.append(row)
             reached_states.append(state)
-        allowed = np.zeros((len(origins), self.num_words * 32), dtype=bool)
+        packed = np.zeros((len(origins), self.num_words), dtype=np.int32)
         successors = [np.empty(0, dtype=np.int64)] * len(origins)
         if reached_nodes:
             nodes = np.concatenate(reached_nodes)
@@ -624,7 +684,7 @@ class Index:
             if total:
                 ends = np.cumsum(counts)
                 positions = np.repeat(first - (ends - counts), counts) + np.arange(total)
-                allowed[np.repeat(rows, counts), trie.token_ids[positions]] = True
+                packed = self._pack_rows(np.repeat(rows, counts), trie.token_ids[positions], len(origins))
             if with_successors:  # only the rare dead-end check needs them
                 states = np.concatenate(reached_states)
                 ends_token = counts > 0
@@ -632,12 +692,25 @@ class Index:
                 pair_rows, pair_states = np.divmod(pairs, self.dfa.num_states)
                 bounds = np.searchsorted(pair_rows, np.arange(len(origins) + 1))
                 successors = [pair_states[bounds[i] : bounds[i + 1]] for i in range(len(origins))]
-        eos = np.array(self.vocabulary.eos_token_ids, dtype=np.int64)
-        if eos.size:
-            accepting_rows = np.flatnonzero(self.dfa.accepting[origins])
-            allowed[np.ix_(accepting_rows, eos)] = True
-        packed = np.packbits(allowed, axis=1, bitorder="little")
-        return packed.view("<i4").astype(np.int32, copy=False), successors
+        accepting_rows = np.flatnonzero(self.dfa.accepting[origins])
+        packed[accepting_rows] |= self.eos_mask
+        return packed, successors
+
+    def _pack_rows(self, rows: np.ndarray, token_ids: np.ndarray, num_rows: int) -> np.ndarray:
+        """Packed bitmask rows from (row, token) pairs, each pair at most once. Sparse rows (the usual
+        case: restrictive states) are summed word by word, which skips a byte per token of every row."""
+        if len(token_ids) > num_rows * self.num_words * 2:
+            allowed = np.zeros((num_rows, self.num_words * 32), dtype=bool)
+            allowed[rows, token_ids] = True
+            return np.packbits(allowed, axis=1, bitorder="little").view("<i4").astype(np.int32, copy=False)
+        token_ids = token_ids.astype(np.int64)
+        # Distinct tokens of a word are distinct powers of two: their sum is their OR, exact in float64.
+        words = np.bincount(
+            rows * self.num_words + (token_ids >> 5),
+            weights=np.left_shift(1, token_ids & 31).astype(np.float64),
+            minlength=num_rows * self.num_words,
+        )
+        return words.astype(np.uint32).view(np.int32).reshape(num_rows, self.num_words)
 
     def _bitmask_of(self, token_ids: np.ndarray) -> np.ndarray:
         allowed = np.zeros(self.num_words * 32, dtype=bool)

@@ -117,6 +117,7 @@ def test_lazy_states_give_the_same_masks_as_eager(vocabulary, monkeypatch):
     pattern = r"[12.]{0,8}3"
     eager = Index(pattern, vocabulary)
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", -1.0)
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)
     lazy = Index(pattern, vocabulary)
     assert len(lazy._class_masks) == 1  # only the start state's mask
     for state in range(1, eager.num_states):

@@ -177,3 +177,61 @@ def test_the_one_state_trie_walk_equals_the_batched_one(tokenizer):
         index = Index(pattern, vocabulary)
         for state in range(1, index.num_states):
             assert np.array_equal(index._walk_trie_from(state), index._walk_trie(np.array([state]))[0][0]), (pattern, state)
+
+
+def reference_masks(index: Index) -> dict[int, np.ndarray]:
+    """Every state's mask from walking every token's bytes through the DFA, one byte position at a time
+    over the whole vocabulary: no trie, no lookahead, no loop walk."""
+    vocabulary = index.vocabulary
+    tokens = [vocabulary.token_bytes(t) or b"" for t in range(vocabulary.size)]
+    lengths = np.array([len(t) for t in tokens])
+    padded = np.zeros((vocabulary.size, lengths.max()), dtype=np.int64)
+    for t, token in enumerate(tokens):
+        padded[t, : len(token)] = np.frombuffer(token, dtype=np.uint8)
+    masks = {}
+    for state in range(1, index.num_states):
+        states = np.full(vocabulary.size, state)
+        for position in range(padded.shape[1]):
+            going = lengths > position
+            states[going] = index.dfa.transitions[states[going], padded[going, position]]
+        allowed = (lengths > 0) & (states != 0)
+        if index.dfa.accepting[state]:
+            allowed[list(vocabulary.eos_token_ids)] = True
+        masks[state] = np.packbits(np.pad(allowed, (0, index.num_words * 32 - vocabulary.size)), bitorder="little").view("<i4")
+    return masks
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
+@pytest.mark.parametrize("lookahead", [1, 32])
+def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahead, monkeypatch):
+    """A first visit walks nearby restrictive states in the same batch; every mask, whichever visit computed
+    it and in whatever order states are visited, is the token-by-token reference."""
+    from outlines_core import config
+    from outlines_core.types import json_schema_to_regex
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", lookahead)
+    schema = {
+        "type": "object",
+        "properties": {"id": {"type": "string", "format": "uuid"}, "n": {"type": "integer"},
+                       "tag": {"type": "string", "maxLength": 4}, "on": {"type": "boolean"}},
+        "required": ["id", "n"],
+    }
+    index = Index(json_schema_to_regex(schema), load_vocabulary(tokenizer))
+    expected = reference_masks(index)
+    order = list(expected)[::-1] if lookahead == 1 else list(expected)
+    for state in order:
+        assert np.array_equal(index.mask(state), expected[state]), state
+
+
+def test_packing_token_pairs_sparse_or_dense_gives_packbits():
+    index = Index(r"[0-9]{1,3}", load_vocabulary("gpt-2"))
+    rng = np.random.default_rng(7)
+    for rows, per_row in [(1, 5), (3, 300), (2, 20_000), (4, 0)]:
+        pairs = [(row, token) for row in range(rows) for token in rng.choice(index.vocabulary.size, per_row, replace=False)]
+        row_ids = np.array([p[0] for p in pairs], dtype=np.int64)
+        token_ids = np.array([p[1] for p in pairs], dtype=np.int64)
+        dense = np.zeros((rows, index.num_words * 32), dtype=bool)
+        dense[row_ids, token_ids] = True
+        expected = np.packbits(dense, axis=1, bitorder="little").view("<i4")
+        assert np.array_equal(index._pack_rows(row_ids, token_ids, rows), expected), (rows, per_row)
