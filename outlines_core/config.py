@@ -34,7 +34,7 @@ MAX_CACHED_TRANSITIONS = 1_000_000
 #: instead of a trie walk (``Index._loop_walk``): inside strings almost every token is alive, so the trie
 #: walk would visit the whole trie.
 LOOP_WALK_MIN_BYTES = 16
-LOOP_WALK_MIN_SHARE = 0.2
+LOOP_WALK_MIN_SHARE = 0.1
 #: When this few tokens remain in a loop walk's vectorized pass, they finish byte by byte in Python.
 LOOP_WALK_TAIL_TOKENS = 32
 

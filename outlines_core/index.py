@@ -543,13 +543,13 @@ class Index:
         key = (state, target)
         known = self._character_moves.get(key)
         if known is None:
-            rows, classes = self.dfa.class_rows, self.dfa.byte_classes
+            class_row, classes = self.dfa.class_row, self.dfa.byte_classes
             known = True
             for sequence in _UTF8_SEQUENCES:
                 states = {state}
                 for low, high in sequence:  # byte classes are contiguous byte ranges
                     first, last = int(classes[low]), int(classes[high])
-                    states = {to for at in states for to in rows[at][first : last + 1]}
+                    states = {to for at in states for to in class_row(at)[first : last + 1]}
                     if len(states) != 1 or DEAD in states:
                         known = False
                         break
@@ -564,7 +564,7 @@ class Index:
         (DEAD, 0) when every byte dies."""
         memo = self._majority.get(state)
         if memo is None:
-            row = self.dfa.class_rows[state]
+            row = self.dfa.class_row(state)
             sizes = self._class_sizes
             weight: dict[int, int] = {}
             for klass, target in enumerate(row):

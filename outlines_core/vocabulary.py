@@ -232,7 +232,10 @@ def _decoding_scheme(tokenizer) -> str:
             f"cannot derive token bytes from a slow tokenizer of type {type(tokenizer).__name__}; "
             "load it with use_fast=True"
         )
-    decoder = json.loads(backend.to_str()).get("decoder")
+    # The decoder's own JSON: serializing the whole tokenizer (``to_str``) costs half a second on 128k
+    # vocabularies.
+    decoder_component = backend.decoder
+    decoder = json.loads(decoder_component.__getstate__()) if decoder_component is not None else None
     kinds = _decoder_kinds(decoder)
     if "ByteLevel" in kinds:
         return "byte_level"
@@ -480,41 +483,70 @@ def _completable(prefix: bytes) -> bool:
 
 
 def _build_trie(tokens: Sequence[bytes | None]) -> TokenTrie:
-    """Breadth-first trie: level ``d`` holds the sorted distinct ``d``-byte prefixes of the tokens."""
-    content = [(token, token_id) for token_id, token in enumerate(tokens) if token]
-    node_bytes = [0]
-    child_start = [0]
-    child_count = [0]
-    node_of_prefix: dict[bytes, int] = {b"": 0}
-    previous_level = [b""]
-    depth = 0
-    remaining = [token for token, _ in content]
-    while remaining:
-        depth += 1
-        level = sorted({token[:depth] for token in remaining})
-        first_id = len(node_bytes)
-        for offset, prefix in enumerate(level):
-            node_id = first_id + offset
-            node_of_prefix[prefix] = node_id
-            parent = node_of_prefix[prefix[:-1]]
-            if child_count[parent] == 0:
-                child_start[parent] = node_id
-            child_count[parent] += 1
-            node_bytes.append(prefix[-1])
-            child_start.append(0)
-            child_count.append(0)
-        previous_level = level
-        remaining = [token for token in remaining if len(token) > depth]
-    del previous_level
-    n_nodes = len(node_bytes)
-    token_node = np.array([node_of_prefix[token] for token, _ in content], dtype=np.int64)
-    token_id_array = np.array([token_id for _, token_id in content], dtype=np.int32)
-    order = np.argsort(token_node, kind="stable")
-    token_start = np.searchsorted(token_node[order], np.arange(n_nodes + 1)).astype(np.int64)
+    """Breadth-first trie: level ``d`` holds the sorted distinct ``d``-byte prefixes of the tokens.
+
+    Built from the tokens in sorted order without a Python loop over nodes: token ``i`` (sorted) adds the
+    nodes of its prefixes longer than its common prefix with token ``i - 1``, so a node is (depth, the
+    first sorted token that has it), and breadth-first order is the order of those pairs.
+    """
+    content_ids = [token_id for token_id, token in enumerate(tokens) if token]
+    if not content_ids:
+        nothing = np.zeros(1, dtype=np.int64)
+        return TokenTrie(np.zeros(1, dtype=np.int32), nothing, nothing.copy(), np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int32))
+    order = sorted(content_ids, key=tokens.__getitem__)
+    sorted_ids = np.array(order, dtype=np.int64)
+    lengths = np.array([len(tokens[token_id]) for token_id in order], dtype=np.int64)
+    flat = np.frombuffer(b"".join(tokens[token_id] for token_id in order), dtype=np.uint8)
+    count, width = len(order), int(lengths.max())
+    rows = np.repeat(np.arange(count), lengths)
+    starts = np.cumsum(lengths) - lengths
+    padded = np.zeros((count, width), dtype=np.uint8)
+    padded[rows, np.arange(flat.size) - starts[rows]] = flat
+    # Common prefix with the previous sorted token (padding may compare equal: clip to both lengths).
+    differs = padded[1:] != padded[:-1]
+    first_difference = np.where(differs.any(axis=1), differs.argmax(axis=1), width)
+    common = np.zeros(count, dtype=np.int64)
+    common[1:] = np.minimum(first_difference, np.minimum(lengths[1:], lengths[:-1]))
+    # The token that created the node of token i's first `common[i]` bytes: the last earlier token whose
+    # common prefix with its predecessor is shorter.
+    creator = np.arange(count)
+    for depth in np.unique(common[common > 0]).tolist():
+        at = np.flatnonzero(common == depth)
+        shorter = np.flatnonzero(common < depth)
+        creator[at] = shorter[np.searchsorted(shorter, at) - 1]
+    new_counts = lengths - common  # nodes token i adds: depths common[i] + 1 .. lengths[i]
+    first_new = np.cumsum(new_counts) - new_counts  # where token i's nodes start, in creation order
+    total = int(new_counts.sum())
+    node_token = np.repeat(np.arange(count), new_counts)
+    node_depth = np.arange(total) - np.repeat(first_new, new_counts) + np.repeat(common, new_counts) + 1
+    breadth_first = np.lexsort((node_token, node_depth))
+    node_id = np.empty(total, dtype=np.int64)
+    node_id[breadth_first] = np.arange(1, total + 1)
+
+    def node_at(depth: np.ndarray, token: np.ndarray) -> np.ndarray:  # node of a created (depth, token)
+        return node_id[first_new[token] + depth - common[token] - 1]
+
+    # A node's parent is the same token's previous node, or for its first node the creator's node.
+    parent = np.zeros(total, dtype=np.int64)
+    inner = node_depth > np.repeat(common, new_counts) + 1
+    parent[inner] = node_id[np.flatnonzero(inner) - 1]
+    with_prefix = np.flatnonzero((new_counts > 0) & (common > 0))
+    parent[first_new[with_prefix]] = node_at(common[with_prefix], creator[with_prefix])
+    n_nodes = total + 1
+    parent_bfs = parent[breadth_first]  # non-decreasing: children of a node are contiguous
+    child_count = np.bincount(parent_bfs, minlength=n_nodes).astype(np.int64)
+    child_start = np.where(child_count > 0, np.searchsorted(parent_bfs, np.arange(n_nodes)) + 1, 0)
+    node_byte = np.zeros(n_nodes, dtype=np.int32)
+    node_byte[node_id] = padded[node_token, node_depth - 1]
+    # Each token ends at its last node, or at its creator's node of the same depth (equal bytes).
+    owner = np.where(common < lengths, np.arange(count), creator)
+    token_node = node_at(lengths, owner)
+    by_node = np.lexsort((sorted_ids, token_node))
+    token_start = np.searchsorted(token_node[by_node], np.arange(n_nodes + 1)).astype(np.int64)
     return TokenTrie(
-        node_byte=np.array(node_bytes, dtype=np.int32),
-        child_start=np.array(child_start, dtype=np.int64),
-        child_count=np.array(child_count, dtype=np.int64),
+        node_byte=node_byte,
+        child_start=child_start.astype(np.int64),
+        child_count=child_count,
         token_start=token_start,
-        token_ids=token_id_array[order],
+        token_ids=sorted_ids[by_node].astype(np.int32),
     )

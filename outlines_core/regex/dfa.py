@@ -40,7 +40,9 @@ class Dfa:
     class_transitions: np.ndarray
     pattern: str = ""
     _rows: list = field(default=None, repr=False)  # type: ignore[assignment]
-    _class_rows: list = field(default=None, repr=False)  # type: ignore[assignment]
+    # Class rows converted one state at a time: a decode touches a few dozen states, and converting a
+    # whole table of thousands of states would cost milliseconds on a first visit.
+    _class_row_of: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_states(self) -> int:
@@ -48,24 +50,24 @@ class Dfa:
 
     @property
     def rows(self) -> list[list[int]]:
-        """``transitions`` as nested Python lists: the fastest form for byte-at-a-time walks."""
+        """``transitions`` as nested Python lists, for algorithms over the whole table."""
         if self._rows is None:
             object.__setattr__(self, "_rows", self.transitions.tolist())
         return self._rows
 
-    @property
-    def class_rows(self) -> list[list[int]]:
-        """``class_transitions`` as nested Python lists (per-state questions about a few dozen classes)."""
-        if self._class_rows is None:
-            object.__setattr__(self, "_class_rows", self.class_transitions.tolist())
-        return self._class_rows
+    def class_row(self, state: int) -> list[int]:
+        """``class_transitions[state]`` as a Python list (converted on first use)."""
+        row = self._class_row_of.get(state)
+        if row is None:
+            row = self._class_row_of[state] = self.class_transitions[state].tolist()
+        return row
 
     def walk(self, data: bytes, state: int | None = None) -> int:
         """The state reached from ``state`` (default: start) after ``data``; ``DEAD`` once it dies."""
-        rows = self.rows
+        step = self.transitions.item  # no conversion of the table: a fresh DFA's first walk stays cheap
         current = self.start if state is None else state
         for byte in data:
-            current = rows[current][byte]
+            current = step(current, byte)
             if current == DEAD:
                 return DEAD
         return current

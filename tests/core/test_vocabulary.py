@@ -78,6 +78,47 @@ def test_trie_contains_every_token_exactly_once(vocabulary):
         assert list(children_bytes) == sorted(set(children_bytes.tolist()))
 
 
+def assert_trie_is_the_breadth_first_prefix_trie(tokens):
+    """The trie, rebuilt node by node into {prefix: node}, is exactly the breadth-first trie of the
+    tokens' distinct prefixes (sorted within a level), with every token at the node of its bytes."""
+    from outlines_core.vocabulary import _build_trie
+
+    trie = _build_trie(tokens)
+    content = {t for t in tokens if t}
+    prefixes = sorted({t[:d] for t in content for d in range(1, len(t) + 1)}, key=lambda p: (len(p), p))
+    assert trie.num_nodes == len(prefixes) + 1
+    prefix_of = {0: b""}
+    for node in range(trie.num_nodes):
+        start, count = int(trie.child_start[node]), int(trie.child_count[node])
+        for child in range(start, start + count):
+            prefix_of[child] = prefix_of[node] + bytes([int(trie.node_byte[child])])
+    assert [prefix_of[n] for n in range(1, trie.num_nodes)] == prefixes
+    ids_of: dict[bytes, list[int]] = {}
+    for token_id, token in enumerate(tokens):
+        if token:
+            ids_of.setdefault(token, []).append(token_id)
+    for node in range(trie.num_nodes):
+        ids = trie.token_ids[trie.token_start[node] : trie.token_start[node + 1]].tolist()
+        assert ids == ids_of.get(prefix_of[node], [])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=6, min_size=0).map(lambda b: b.replace(b"\x03", b"\x00"))), max_size=40))
+def test_trie_of_any_vocabulary_is_its_prefix_trie(tokens):
+    assert_trie_is_the_breadth_first_prefix_trie(tokens)
+
+
+def test_trie_keeps_tokens_apart_that_differ_by_trailing_zero_bytes():
+    # Sorted neighbours where one is the other plus NUL bytes compare equal once zero-padded.
+    assert_trie_is_the_breadth_first_prefix_trie([b"a", b"a\x00", b"a\x00\x00", b"\x00", b"ab", b"ab", None, b"b\x00a", b"b"])
+
+
+@pytest.mark.parametrize("name", ["gpt-2", "llama-spm"])
+def test_trie_of_a_real_vocabulary_is_its_prefix_trie(name):
+    vocabulary = load_vocabulary(name)
+    assert_trie_is_the_breadth_first_prefix_trie([vocabulary.token_bytes(i) for i in range(vocabulary.size)])
+
+
 def test_handmade_vocabulary_validation():
     with pytest.raises(VocabularyError, match="must be bytes or None"):
         Vocabulary(["a"], [0])  # type: ignore[list-item]
