@@ -25,6 +25,9 @@ LOOKAHEAD_EXPANSION_BUDGET = 20_000
 #: nor are the states within this many bytes before them.
 LOOKAHEAD_MAX_LIVE_BYTES = 32
 LOOKAHEAD_PERMISSIVE_DISTANCE = 3
+#: A lookahead batch whose trie walk reaches a level of more entries than this is dropped (the visited
+#: state is walked alone, the others never batched again): it bounds the batch's memory to a few MB.
+LOOKAHEAD_MAX_FRONTIER = 100_000
 
 #: Bound on the (state, token) -> next state memo of one Index.
 MAX_CACHED_TRANSITIONS = 1_000_000

@@ -280,11 +280,16 @@ class Index:
                 self._store_masks([state], mask[None, :])
         if len(by_trie) == 1:  # a first visit: the common case while decoding
             batch = self._with_lookahead(by_trie[0])
-            if len(batch) == 1:
-                self._store_masks(batch, self._walk_trie_from(batch[0])[None, :])
-            else:
-                masks, _ = self._walk_trie(np.array(batch, dtype=np.int64))
-                self._store_masks(batch, masks)
+            if len(batch) > 1:
+                masks, _ = self._walk_trie(np.array(batch, dtype=np.int64), max_frontier=config.LOOKAHEAD_MAX_FRONTIER)
+                if masks is not None:
+                    self._store_masks(batch, masks)
+                    return
+                # Some state fans out (a run of letters, where words go on): never batch these again.
+                takeable = self._lookahead_tables[3]
+                for state in batch[1:]:
+                    takeable[state] = False
+            self._store_masks(batch[:1], self._walk_trie_from(batch[0])[None, :])
             return
         for begin in range(0, len(by_trie), config.INDEX_BATCH_STATES):
             batch = np.array(by_trie[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
@@ -645,12 +650,13 @@ class Index:
         mask = self._pack_rows(np.zeros(total, dtype=np.int64), token_ids, 1)[0]
         return mask | self.eos_mask if self.dfa.accepting[state] else mask
 
-    def _walk_trie(self, origins: np.ndarray, with_successors: bool = False):
+    def _walk_trie(self, origins: np.ndarray, with_successors: bool = False, max_frontier: int | None = None):
         """Allowed-token bitmasks, one row per origin state, from one level-synchronous trie walk.
 
         Each frontier entry is (trie node, DFA state reached, origin row). Expanding a level means
         gathering every child of every frontier node; entries whose state dies are dropped, so a dead
-        prefix never expands its subtree.
+        prefix never expands its subtree. With ``max_frontier``, a level expanding to more entries than
+        that stops the walk and the masks are None (it bounds the memory of speculative batches).
         """
         trie = self.vocabulary.trie
         transitions = self._flat_transitions
@@ -663,6 +669,8 @@ class Index:
             total = int(counts.sum())
             if total == 0:
                 break
+            if max_frontier is not None and total > max_frontier:
+                return None, None
             ends = np.cumsum(counts)
             child = np.repeat(trie.child_start[node] - (ends - counts), counts) + np.arange(total)
             parent_state = np.repeat(state, counts)

@@ -202,15 +202,17 @@ def reference_masks(index: Index) -> dict[int, np.ndarray]:
 
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
-@pytest.mark.parametrize("lookahead", [1, 32])
-def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahead, monkeypatch):
-    """A first visit walks nearby restrictive states in the same batch; every mask, whichever visit computed
-    it and in whatever order states are visited, is the token-by-token reference."""
+@pytest.mark.parametrize("lookahead, max_frontier", [(1, 10**9), (32, 10**9), (32, 40)])
+def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahead, max_frontier, monkeypatch):
+    """A first visit walks nearby restrictive states in the same batch (or, when the batch fans out too
+    far, the visited state alone); every mask, whichever visit computed it and in whatever order states
+    are visited, is the token-by-token reference."""
     from outlines_core import config
     from outlines_core.types import json_schema_to_regex
 
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)
     monkeypatch.setattr(config, "LOOKAHEAD_STATES", lookahead)
+    monkeypatch.setattr(config, "LOOKAHEAD_MAX_FRONTIER", max_frontier)
     schema = {
         "type": "object",
         "properties": {"id": {"type": "string", "format": "uuid"}, "n": {"type": "integer"},
@@ -222,6 +224,8 @@ def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahe
     order = list(expected)[::-1] if lookahead == 1 else list(expected)
     for state in order:
         assert np.array_equal(index.mask(state), expected[state]), state
+    if max_frontier < 100:
+        assert not all(index._lookahead_tables[3])  # aborted batches are not batched again
 
 
 def test_packing_token_pairs_sparse_or_dense_gives_packbits():
