@@ -34,7 +34,7 @@ MAX_CACHED_TRANSITIONS = 1_000_000
 
 #: A state whose mask-class-preserving bytes number at least this many, and whose loop-only tokens are at
 #: least this share of the vocabulary, gets its mask from byte-set tests plus a walk of the other tokens
-#: instead of a trie walk (``Index._loop_walk``): inside strings almost every token is alive, so the trie
+#: instead of a trie walk (``loop_walk.LoopWalk``): inside strings almost every token is alive, so the trie
 #: walk would visit the whole trie.
 LOOP_WALK_MIN_BYTES = 16
 LOOP_WALK_MIN_SHARE = 0.1

@@ -13,28 +13,28 @@ vocabulary (the loop walk). Small DFAs are indexed completely at construction in
 from __future__ import annotations
 
 import functools
-import re
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from . import config
 from .errors import IncompatibleVocabularyError
 from .regex.dfa import DEAD, Dfa, compile_dfa
-from .vocabulary import NOT_TEXT, Vocabulary
+from .loop_walk import LoopWalk
+from .vocabulary import Vocabulary
 
-#: The byte ranges of every valid multi-byte UTF-8 character (RFC 3629), one tuple per lead-byte kind.
-_UTF8_SEQUENCES = (
-    ((0xC2, 0xDF), (0x80, 0xBF)),
-    ((0xE0, 0xE0), (0xA0, 0xBF), (0x80, 0xBF)),
-    ((0xE1, 0xEC), (0x80, 0xBF), (0x80, 0xBF)),
-    ((0xED, 0xED), (0x80, 0x9F), (0x80, 0xBF)),
-    ((0xEE, 0xEF), (0x80, 0xBF), (0x80, 0xBF)),
-    ((0xF0, 0xF0), (0x90, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
-    ((0xF1, 0xF3), (0x80, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
-    ((0xF4, 0xF4), (0x80, 0x8F), (0x80, 0xBF), (0x80, 0xBF)),
-)
+
+class _LookaheadTables(NamedTuple):
+    """Per DFA state, as Python lists (the lookahead search runs in Python over a few dozen states)."""
+
+    successor_targets: list[int]  # distinct live successors, flat: state s's are [starts[s]:starts[s + 1]]
+    successor_starts: list[int]
+    expansion: list[int]  # size of the state's trie walk's second level: the batch's cost estimate
+    mask_class: list[int]
+    takeable: list[bool]  # lookahead may batch it (not permissive, not just before a permissive run)
+
 
 #: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
 FINISHED = -1
@@ -114,14 +114,7 @@ class Index:
         self._unique_masks: dict[bytes, np.ndarray] = {}
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
-        self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
-        self._majority: dict[int, tuple[int, int]] = {}
-        self._character_moves: dict[tuple[int, int], bool] = {}
-        self._class_set_bytes: dict[int, int] = {}
-        self._class_set_masks: dict[int, np.ndarray] = {}
-        self._text_runs: dict[tuple[int, bool], object] = {}
-        self._run_patterns: dict[int, re.Pattern | None] = {}
-        self._powers: dict[int, list[np.ndarray]] = {}
+        self._loop_walk = LoopWalk(dfa, vocabulary).mask  # permissive states (loop_walk.py)
         transitions = self.dfa.transitions
         self._flat_transitions = transitions.reshape(-1).astype(np.int64)
         #: States with no way to extend the output (every byte leads to the dead state).
@@ -286,7 +279,7 @@ class Index:
                     self._store_masks(batch, masks)
                     return
                 # Some state fans out (a run of letters, where words go on): never batch these again.
-                takeable = self._lookahead_tables[3]
+                takeable = self._lookahead_tables.takeable
                 for state in batch[1:]:
                     takeable[state] = False
             self._store_masks(batch[:1], self._walk_trie_from(batch[0])[None, :])
@@ -306,12 +299,11 @@ class Index:
         ``config.LOOKAHEAD_EXPANSION_BUDGET``: the steps that follow are then copies of a stored mask.
         Permissive states, and those a few bytes before one, are left to their own visit.
         """
-        successors, expansion, mask_class, live = self._lookahead_tables
+        targets, starts, expansion, mask_class, takeable = self._lookahead_tables
         budget = config.LOOKAHEAD_EXPANSION_BUDGET - expansion[state]
         batch, classes = [state], {mask_class[state]}
         seen, queue = {state}, [state]
         done = self._class_masks
-        targets, starts = successors
         for origin in queue:
             if len(batch) >= config.LOOKAHEAD_STATES or len(seen) > config.LOOKAHEAD_SEARCH_STATES:
                 break
@@ -321,22 +313,18 @@ class Index:
                 seen.add(target)
                 queue.append(target)
                 klass, cost = mask_class[target], expansion[target]
-                if cost <= budget and klass not in done and klass not in classes and live[target]:
+                if cost <= budget and klass not in done and klass not in classes and takeable[target]:
                     budget -= cost
                     classes.add(klass)
                     batch.append(target)
         return batch[: config.LOOKAHEAD_STATES]
 
     @functools.cached_property
-    def _lookahead_tables(self) -> tuple[tuple[list[int], list[int]], list[int], list[int], list[bool]]:
-        """Per state, as Python lists (the lookahead search runs in Python over a few dozen states): its
-        distinct live successors (flat, with start offsets), the size of its trie walk's second level
-        (the children of the root children its live bytes reach: a cost estimate), its mask class, and
-        whether lookahead may take it."""
+    def _lookahead_tables(self) -> _LookaheadTables:
         rows = np.sort(self.dfa.class_transitions, axis=1)
         keep = rows != DEAD
         keep[:, 1:] &= rows[:, 1:] != rows[:, :-1]
-        successors = (rows[keep].tolist(), np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist())
+        successor_starts = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
         root_child = self.vocabulary.trie.root_child
         second_level = np.where(root_child != 0, self.vocabulary.trie.child_count[root_child], 0)
         live_bytes = self.dfa.transitions != DEAD
@@ -348,7 +336,10 @@ class Index:
         for _ in range(config.LOOKAHEAD_PERMISSIVE_DISTANCE):
             near_permissive = near_permissive | near_permissive[self.dfa.class_transitions].any(axis=1)
             near_permissive[DEAD] = False
-        return successors, expansion.tolist(), self._mask_class.tolist(), (~near_permissive).tolist()
+        return _LookaheadTables(
+            rows[keep].tolist(), successor_starts.tolist(), expansion.tolist(), self._mask_class.tolist(),
+            (~near_permissive).tolist(),
+        )
 
     def _store_masks(self, states: list[int], masks: np.ndarray) -> None:
         with self._lock:
@@ -357,267 +348,6 @@ class Index:
                 shared.setflags(write=False)
                 self._class_masks[int(self._mask_class[state])] = shared
                 self._masks[state] = shared
-
-    def _loop_walk(self, state: int) -> np.ndarray | None:
-        """The mask of a permissive state (inside a JSON string, free text, a counted run of characters)
-        without walking the trie.
-
-        From ``state`` follow the chain of majority moves: ``c0 = state``, ``c(i+1)`` = the target most
-        bytes of ``c(i)`` lead to, and ``I(m)`` = the bytes that make each of the first ``m`` moves. A
-        token of length ``m`` whose bytes are all in ``I(m)`` walks exactly that chain, so it is alive:
-        a few vector operations over the vocabulary's byte sets decide all of them (a self-loop keeps
-        ``I`` constant; a counted repetition keeps it until the count runs out). Only the other tokens
-        (quotes, escapes, multi-byte characters...) are walked, one vectorized step per byte position.
-        Returns None when few tokens qualify (restrictive states): the trie walk, which prunes dead
-        prefixes, is cheaper there.
-        """
-        if np.count_nonzero(self.dfa.transitions[state] != DEAD) < config.LOOP_WALK_MIN_BYTES:
-            return None  # the chain below could not make its first move
-        table = self.vocabulary.token_table
-        longest = table.longest
-        # Byte sets as Python ints over byte classes (bit k: class k), so the chain costs a few integer
-        # operations per step; a counted run's states recur in the chains of its neighbours (memoized).
-        spans: list[tuple[int, int]] = []  # (I, longest length it holds for), I shrinking
-        chain: list[tuple[int, int]] = []  # the moves (c(i), c(i+1)) made so far
-        current, common, length = state, None, 0
-        minimum = config.LOOP_WALK_MIN_SHARE * table.num_content
-        while length < longest:
-            target, moves = self._majority_move(current)
-            if target == DEAD:
-                break
-            narrowed = moves if common is None else common & moves
-            if self._bytes_in_classes(narrowed) < config.LOOP_WALK_MIN_BYTES:
-                break
-            if common is None and self._first_byte_share(narrowed) < minimum:
-                # Chained tokens start with a byte of the first move: a bound that rejects restrictive
-                # states before any work over the whole vocabulary.
-                return None
-            if common is not None and narrowed != common:
-                spans.append((common, length))
-            common, length = narrowed, length + 1
-            chain.append((current, target))
-            if target == current:  # a self-loop: I stays the same for every longer token
-                length = longest
-                break
-            current = target
-        if common is None:
-            return None
-        spans.append((common, length))
-        byte_sets = [(self._bytes_of_classes(class_set), up_to) for class_set, up_to in spans]
-        if len(byte_sets) == 1:
-            walk = self._text_chain(state, chain, spans[0][0], spans[0][1], minimum)
-        else:
-            walk = self._narrowing_chain(state, byte_sets, minimum)
-        if walk is None:
-            return None
-        alive, rest, current_states, position, remaining, chain_classes, resume = walk
-        transitions = self._flat_transitions
-        while rest.size:
-            if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
-                self._walk_tail(rest, current_states, position, remaining, alive, chain, chain_classes)
-                break
-            current_states = transitions[current_states * 256 + table.flat[position]]
-            remaining = remaining - 1
-            survived = current_states != DEAD
-            if resume is not None:
-                # Past its first byte outside the chain's set comes a run of the set's bytes (``.com`` in
-                # an email): where every step of that run moves all of the set's bytes alike, the token
-                # jumps over it in a few gathers (the run's length in binary).
-                jumped = current_states
-                for bit, power in enumerate(self._uniform_powers(chain_classes, int(resume.max()).bit_length())):
-                    jumped = np.where((resume >> bit) & 1, power[jumped], jumped)
-                jump = np.where((jumped != DEAD) & survived, resume, 0)
-                current_states = np.where(jump > 0, jumped, current_states)
-                position, remaining, resume = position + jump, remaining - jump, None
-            alive[rest[survived & (remaining == 0)]] = True
-            going = survived & (remaining > 0)
-            rest, current_states = rest[going], current_states[going]
-            position, remaining = position[going] + 1, remaining[going]
-        allowed = np.zeros(self.num_words * 32, dtype=bool)
-        allowed[: alive.size] = alive
-        if self.dfa.accepting[state]:
-            allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
-        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
-
-    def _text_chain(self, state: int, chain: list[tuple[int, int]], classes: int, up_to: int, minimum: float):
-        """The loop walk's start when one byte set ``T`` (the byte classes ``classes``) makes every chain
-        move: (tokens alive so far, then the tokens left to walk with their states, byte positions and
-        remaining lengths, and ``classes``), or None when too few tokens chain.
-
-        Tokens of ``T`` no longer than the chain are alive. Every other token starts with a run of ``T``
-        bytes (``TextRun.prefix``, computed once per vocabulary) that walks the chain, so it starts its
-        walk where that run ends, at its first byte outside ``T``.
-        """
-        table = self.vocabulary.token_table
-        text_bytes = self._bytes_of_classes(classes)
-        looping = chain[-1][0] == chain[-1][1]
-        # Every multi-byte character makes the same move as the ASCII bytes of T (inside JSON strings, free
-        # text): a UTF-8 token of T's ASCII bytes and other characters walks the chain one character at a
-        # time, so its character count decides it (a cut last character included).
-        characters = not text_bytes[128:].any() and all(self._moves_every_character(*move) for move in chain)
-        key = (classes, characters)
-        run = self._text_runs.get(key)
-        if run is None:
-            run = self._text_runs[key] = table.text_run(text_bytes, characters)
-        if characters:
-            chained = run.is_text & (table.char_counts <= min(up_to, table.longest))  # also drops non-UTF-8
-        elif looping:
-            chained = run.is_text.copy()
-        else:
-            chained = run.is_text & (table.lengths <= up_to)
-        if np.count_nonzero(chained) < minimum:
-            return None
-        chain_states = np.array([state, *(target for _, target in chain)], dtype=np.int64)
-        steps = len(chain)
-        # Others with no prefix start with a byte outside T: only those whose first byte lives need a walk.
-        bounds = run.lead_bounds
-        leads = np.flatnonzero(self.dfa.transitions[state] != DEAD)
-        begins, counts = bounds[leads], bounds[leads + 1] - bounds[leads]
-        total = int(counts.sum())
-        ends = np.cumsum(counts)
-        picked = np.repeat(begins - (ends - counts), counts) + np.arange(total)
-        picked = np.concatenate([picked, np.arange(bounds[256], run.others.size)])
-        rest, prefix, resume = run.others[picked], run.prefix[picked], run.resume[picked]
-        jump = prefix if looping else np.minimum(prefix, steps)
-        resume = np.where(jump == prefix, resume, 0)  # it counts from the first byte outside T, if next
-        current_states = chain_states[np.minimum(jump, steps)]
-        position = table.offsets[rest] + jump
-        remaining = table.lengths[rest] - jump
-        if not looping:
-            # A counted run: text tokens longer than it walk all of it first. If its end takes no more text
-            # they are all dead; else the ASCII ones start at its end and the others walk from the start.
-            end = int(chain_states[-1])
-            text = text_bytes.copy()
-            text[128:] |= characters
-            if (self.dfa.transitions[end][text] != DEAD).any():
-                longer = np.flatnonzero(run.is_text & ~chained)
-                skip = table.ascii_only[longer]
-                rest = np.concatenate([rest, longer])
-                resume = np.concatenate([resume, np.zeros(longer.size, dtype=np.int64)])
-                current_states = np.concatenate([current_states, np.where(skip, end, state)])
-                position = np.concatenate([position, table.offsets[longer] + np.where(skip, up_to, 0)])
-                remaining = np.concatenate([remaining, table.lengths[longer] - np.where(skip, up_to, 0)])
-        return chained, rest, current_states, position, remaining, classes, resume
-
-    def _narrowing_chain(self, state: int, byte_sets: list[tuple[np.ndarray, int]], minimum: float):
-        """The loop walk's start when the chain's byte set narrows along it (``_text_chain``'s result)."""
-        table = self.vocabulary.token_table
-        chained = None
-        for byte_set, up_to in byte_sets:
-            fits = table.within(byte_set)
-            if up_to < table.longest:  # a self-loop's span holds for every length
-                fits &= table.lengths <= up_to
-            chained = fits if chained is None else chained | fits
-        if np.count_nonzero(chained) < minimum:
-            return None
-        first_live = (self.dfa.transitions[state] != DEAD)[table.first_bytes]  # the others need a walk
-        rest = np.flatnonzero(~chained & first_live & table.content)
-        current_states = np.full(rest.size, state, dtype=np.int64)
-        return chained, rest, current_states, table.offsets[rest], table.lengths[rest], None, None
-
-    def _walk_tail(self, rest, current_states, position, remaining, alive, chain, chain_classes) -> None:
-        """Finish the last few tokens of a loop walk in Python. A token sitting on the chain jumps over
-        its run of chain bytes (one regex match) to the chain state that run reaches: the survivors are
-        mostly long runs (of spaces, dashes...) ending in a byte that kills them."""
-        flat, walk = self.vocabulary.token_table.flat, self.dfa.walk
-        run = None
-        if chain_classes is not None and chain:
-            if chain_classes not in self._run_patterns:
-                ascii_run = bytes(int(b) for b in np.flatnonzero(self._bytes_of_classes(chain_classes)[:128]))
-                pattern = re.compile(b"[" + re.escape(ascii_run) + b"]*") if ascii_run else None
-                self._run_patterns[chain_classes] = pattern
-            run = self._run_patterns[chain_classes]
-            # c(0) .. c(L); a chain that ends in a self-loop has c(L) == c(L-1), which takes any run.
-            states = [chain[0][0], *(target for _, target in chain)]
-            where = {at: index for index, at in enumerate(states[:-1])}
-            looping = chain[-1][0] == chain[-1][1]
-        for token, at, begin, left in zip(rest.tolist(), current_states.tolist(), position.tolist(), remaining.tolist()):
-            data = flat[begin : begin + left].tobytes()
-            index = where.get(at) if run is not None else None
-            if index is not None:
-                jump = run.match(data).end()
-                reached = min(index + jump, len(states) - 1)
-                at = states[reached]
-                data = data[jump if looping and reached == len(states) - 1 else reached - index :]
-            if walk(data, at) != DEAD:
-                alive[token] = True
-
-    def _moves_every_character(self, state: int, target: int) -> bool:
-        """Whether every valid multi-byte UTF-8 character leads from ``state`` to ``target`` (through one
-        intermediate state per byte, whatever the character)."""
-        key = (state, target)
-        known = self._character_moves.get(key)
-        if known is None:
-            class_row, classes = self.dfa.class_row, self.dfa.byte_classes
-            known = True
-            for sequence in _UTF8_SEQUENCES:
-                states = {state}
-                for low, high in sequence:  # byte classes are contiguous byte ranges
-                    first, last = int(classes[low]), int(classes[high])
-                    states = {to for at in states for to in class_row(at)[first : last + 1]}
-                    if len(states) != 1 or DEAD in states:
-                        known = False
-                        break
-                if not known or states != {target}:
-                    known = False
-                    break
-            self._character_moves[key] = known
-        return known
-
-    def _majority_move(self, state: int) -> tuple[int, int]:
-        """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);
-        (DEAD, 0) when every byte dies."""
-        memo = self._majority.get(state)
-        if memo is None:
-            row = self.dfa.class_row(state)
-            sizes = self._class_sizes
-            weight: dict[int, int] = {}
-            for klass, target in enumerate(row):
-                if target != DEAD:
-                    weight[target] = weight.get(target, 0) + sizes[klass]
-            if not weight:
-                memo = (DEAD, 0)
-            else:
-                target = max(weight, key=weight.__getitem__)
-                memo = (target, sum(1 << klass for klass, to in enumerate(row) if to == target))
-            self._majority[state] = memo
-        return memo
-
-    def _bytes_of_classes(self, class_set: int) -> np.ndarray:
-        """The bytes (256 bools, read-only) of a set of byte classes given as a bit set."""
-        in_set = self._class_set_masks.get(class_set)
-        if in_set is None:
-            classes = np.array([(class_set >> klass) & 1 for klass in range(len(self._class_sizes))], dtype=bool)
-            in_set = classes[self.dfa.byte_classes]
-            in_set.setflags(write=False)
-            self._class_set_masks[class_set] = in_set
-        return in_set
-
-    def _uniform_powers(self, class_set: int, count: int) -> list[np.ndarray]:
-        """``count`` arrays over states: entry ``i`` maps a state to the one ``2**i`` bytes of the byte
-        classes ``class_set`` lead to, when every byte of them moves alike at each of those steps (so any
-        run of them of that length gets there); DEAD where that fails."""
-        powers = self._powers.setdefault(class_set, [])
-        if not powers:
-            classes = [klass for klass in range(len(self._class_sizes)) if (class_set >> klass) & 1]
-            targets = self.dfa.class_transitions[:, classes].astype(np.int64)
-            uniform = (targets == targets[:, :1]).all(axis=1)
-            powers.append(np.where(uniform, targets[:, 0], DEAD))
-        while len(powers) < count:
-            powers.append(powers[-1][powers[-1]])
-        return powers
-
-    def _first_byte_share(self, class_set: int) -> int:
-        """How many content tokens start with a byte of the byte classes ``class_set``."""
-        return int(self.vocabulary.token_table.first_byte_counts[self._bytes_of_classes(class_set)].sum())
-
-    def _bytes_in_classes(self, class_set: int) -> int:
-        count = self._class_set_bytes.get(class_set)
-        if count is None:
-            sizes = self._class_sizes
-            count = sum(sizes[klass] for klass in range(len(sizes)) if (class_set >> klass) & 1)
-            self._class_set_bytes[class_set] = count
-        return count
 
     def _walk_trie_from(self, state: int) -> np.ndarray:
         """``_walk_trie`` for one origin, with fewer operations per level: the first level comes straight
@@ -646,8 +376,7 @@ class Index:
         counts = trie.token_start[nodes + 1] - begins
         ends = np.cumsum(counts)
         total = int(ends[-1]) if ends.size else 0
-        token_ids = trie.token_ids[np.repeat(begins - (ends - counts), counts) + np.arange(total)]
-        mask = self._pack_rows(np.zeros(total, dtype=np.int64), token_ids, 1)[0]
+        mask = self._bitmask_of(trie.token_ids[np.repeat(begins - (ends - counts), counts) + np.arange(total)])
         return mask | self.eos_mask if self.dfa.accepting[state] else mask
 
     def _walk_trie(self, origins: np.ndarray, with_successors: bool = False, max_frontier: int | None = None):
@@ -721,9 +450,8 @@ class Index:
         return words.astype(np.uint32).view(np.int32).reshape(num_rows, self.num_words)
 
     def _bitmask_of(self, token_ids: np.ndarray) -> np.ndarray:
-        allowed = np.zeros(self.num_words * 32, dtype=bool)
-        allowed[token_ids] = True
-        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+        """The packed bitmask of distinct ``token_ids``."""
+        return self._pack_rows(np.zeros(len(token_ids), dtype=np.int64), token_ids, 1)[0]
 
     def _check_no_dead_ends(self) -> None:
         """Every state a token sequence can reach must allow some token (or be a complete match), else

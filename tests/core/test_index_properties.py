@@ -225,7 +225,7 @@ def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahe
     for state in order:
         assert np.array_equal(index.mask(state), expected[state]), state
     if max_frontier < 100:
-        assert not all(index._lookahead_tables[3])  # aborted batches are not batched again
+        assert not all(index._lookahead_tables.takeable)  # aborted batches are not batched again
 
 
 def test_packing_token_pairs_sparse_or_dense_gives_packbits():
