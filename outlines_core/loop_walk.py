@@ -25,6 +25,11 @@ _UTF8_SEQUENCES = (
     ((0xF1, 0xF3), (0x80, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
     ((0xF4, 0xF4), (0x80, 0x8F), (0x80, 0xBF), (0x80, 0xBF)),
 )
+#: One lead byte of each kind above.
+_UTF8_LEADS = np.array([sequence[0][0] for sequence in _UTF8_SEQUENCES])
+
+#: ``LoopWalk._character_target`` of a state not asked yet.
+_UNKNOWN = -1
 
 
 class LoopWalk:
@@ -38,8 +43,9 @@ class LoopWalk:
         self._flat_transitions = dfa.transitions.reshape(-1).astype(np.int64)
         self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
         self._majority: dict[int, tuple[int, int]] = {}
-        self._character_moves: dict[tuple[int, int], bool] = {}
         self._class_set_bytes: dict[int, int] = {}
+        # Per state: where every multi-byte character leads (_characters_follow), _UNKNOWN until asked.
+        self._character_target = np.full(dfa.num_states, _UNKNOWN, dtype=np.int64)
         self._class_set_masks: dict[int, np.ndarray] = {}
         self._run_patterns: dict[int, re.Pattern | None] = {}
         self._powers: dict[int, list[np.ndarray]] = {}
@@ -109,12 +115,19 @@ class LoopWalk:
                 # Past its first byte outside the chain's set comes a run of the set's bytes (``.com`` in
                 # an email): where every step of that run moves all of the set's bytes alike, the token
                 # jumps over it in a few gathers (the run's length in binary).
-                jumped = current_states
-                for bit, power in enumerate(self._uniform_powers(chain_classes, int(resume.max()).bit_length())):
-                    jumped = np.where((resume >> bit) & 1, power[jumped], jumped)
-                jump = np.where((jumped != DEAD) & survived, resume, 0)
-                current_states = np.where(jump > 0, jumped, current_states)
-                position, remaining, resume = position + jump, remaining - jump, None
+                # Only the survivors with such a run take part (a few percent of the tokens walked).
+                jumping = np.flatnonzero(survived & (resume > 0))
+                if jumping.size:
+                    runs, jumped = resume[jumping], current_states[jumping]
+                    for bit, power in enumerate(self._uniform_powers(chain_classes, int(runs.max()).bit_length())):
+                        jumped = np.where((runs >> bit) & 1, power[jumped], jumped)
+                    landed = jumped != DEAD
+                    jumping, runs = jumping[landed], runs[landed]
+                    current_states[jumping] = jumped[landed]  # these arrays are this walk's own copies
+                    position = position.copy()
+                    position[jumping] += runs
+                    remaining[jumping] -= runs
+                resume = None
             alive[rest[survived & (remaining == 0)]] = True
             going = survived & (remaining > 0)
             rest, current_states = rest[going], current_states[going]
@@ -140,7 +153,7 @@ class LoopWalk:
         # Every multi-byte character makes the same move as the ASCII bytes of T (inside JSON strings, free
         # text): a UTF-8 token of T's ASCII bytes and other characters walks the chain one character at a
         # time, so its character count decides it (a cut last character included).
-        characters = not text_bytes[128:].any() and all(self._moves_every_character(*move) for move in chain)
+        characters = not text_bytes[128:].any() and self._characters_follow(chain)
         run = table.text_run(text_bytes, characters)
         if characters:
             chained = run.is_text & (table.char_counts <= min(up_to, table.longest))  # also drops non-UTF-8
@@ -225,27 +238,38 @@ class LoopWalk:
             if walk(data, at) != DEAD:
                 alive[token] = True
 
-    def _moves_every_character(self, state: int, target: int) -> bool:
-        """Whether every valid multi-byte UTF-8 character leads from ``state`` to ``target`` (through one
-        intermediate state per byte, whatever the character)."""
-        key = (state, target)
-        known = self._character_moves.get(key)
-        if known is None:
-            class_row, classes = self.dfa.class_row, self.dfa.byte_classes
-            known = True
-            for sequence in _UTF8_SEQUENCES:
-                states = {state}
-                for low, high in sequence:  # byte classes are contiguous byte ranges
-                    first, last = int(classes[low]), int(classes[high])
-                    states = {to for at in states for to in class_row(at)[first : last + 1]}
-                    if len(states) != 1 or DEAD in states:
-                        known = False
-                        break
-                if not known or states != {target}:
-                    known = False
-                    break
-            self._character_moves[key] = known
-        return known
+    def _characters_follow(self, chain: list[tuple[int, int]]) -> bool:
+        """Whether, at every move ``(state, target)`` of ``chain``, every valid multi-byte UTF-8 character
+        leads from ``state`` to ``target`` (through one intermediate state per byte, whatever the
+        character)."""
+        sources = np.fromiter((state for state, _ in chain), dtype=np.int64, count=len(chain))
+        if (self.dfa.transitions[sources[:, None], _UTF8_LEADS] == DEAD).any():
+            return False  # some lead byte dies (an ASCII-only run): no need to follow the characters
+        targets = np.fromiter((target for _, target in chain), dtype=np.int64, count=len(chain))
+        memo = self._character_target
+        unknown = np.unique(sources[memo[sources] == _UNKNOWN])
+        if unknown.size:
+            memo[unknown] = self._character_targets_of(unknown)
+        return bool(((memo[sources] == targets) & (targets != DEAD)).all())
+
+    def _character_targets_of(self, states: np.ndarray) -> np.ndarray:
+        """Per state of ``states``, the one state every valid multi-byte UTF-8 character leads to, else DEAD:
+        the eight character kinds walked range by range for all the states at once (a counted run's chain
+        asks for a few dozen states, and a walk per state and kind costs tens of microseconds)."""
+        classes, table = self.dfa.byte_classes, self.dfa.class_transitions
+        result = None
+        for sequence in _UTF8_SEQUENCES:
+            reached = states
+            for low, high in sequence:
+                # Byte classes are contiguous byte ranges: the range's bytes move alike iff its classes do.
+                first, last = int(classes[low]), int(classes[high])
+                if first == last:
+                    reached = table[reached, first]
+                else:
+                    block = table[reached, first : last + 1]
+                    reached = np.where((block == block[:, :1]).all(axis=1), block[:, 0], DEAD)
+            result = reached if result is None else np.where(result == reached, result, DEAD)
+        return result
 
     def _majority_move(self, state: int) -> tuple[int, int]:
         """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);
