@@ -114,6 +114,11 @@ class Index:
         self._unique_masks: dict[bytes, np.ndarray] = {}
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
+        # Read on every step (advance): plain attributes, not properties or method calls.
+        self._size = vocabulary.size
+        self._eos_ids = frozenset(vocabulary.eos_token_ids)
+        # The vocabulary's own list (no copy): an allowed token other than EOS is content, so in range.
+        self._token_bytes = vocabulary._tokens
         self._loop_walk = LoopWalk(dfa, vocabulary).mask  # permissive states (loop_walk.py)
         transitions = self.dfa.transitions
         self._flat_transitions = transitions.reshape(-1).astype(np.int64)
@@ -168,23 +173,25 @@ class Index:
         return ids
 
     def is_allowed(self, state: int, token_id: int) -> bool:
-        if not 0 <= token_id < self.vocabulary.size:
+        if not 0 <= token_id < self._size:
             return False
-        word = int(self.mask(state)[token_id >> 5])
+        mask = self._masks.get(state)
+        word = int((self.mask(state) if mask is None else mask)[token_id >> 5])
         return bool((word >> (token_id & 31)) & 1)
 
     def next_state(self, state: int, token_id: int) -> int:
         """The state after ``token_id``; ``DEAD`` if the token is not allowed, ``FINISHED`` after EOS."""
+        key = (state, token_id)
+        target = self._next_state.get(key)  # holds allowed tokens only
+        if target is not None:
+            return target
         if not self.is_allowed(state, token_id):
             return DEAD
-        if token_id in self.vocabulary.eos_token_ids:
+        if token_id in self._eos_ids:
             return FINISHED
-        key = (state, token_id)
-        target = self._next_state.get(key)
-        if target is None:
-            target = self.dfa.walk(self.vocabulary.token_bytes(token_id) or b"", state)
-            if len(self._next_state) < config.MAX_CACHED_TRANSITIONS:
-                self._next_state[key] = target
+        target = self.dfa.walk(self._token_bytes[token_id], state)
+        if len(self._next_state) < config.MAX_CACHED_TRANSITIONS:
+            self._next_state[key] = target
         return target
 
     def make_guide(self):
