@@ -28,6 +28,12 @@ _UTF8_SEQUENCES = (
 #: One lead byte of each kind above.
 _UTF8_LEADS = np.array([sequence[0][0] for sequence in _UTF8_SEQUENCES])
 
+#: Up to this many DFA states, ``LoopWalk._majority_move`` weighs a row's targets with one ``np.bincount``.
+_MAJORITY_BINCOUNT_STATES = 16384
+
+#: Up to this many states, ``LoopWalk._characters_follow`` walks them one by one in Python.
+_CHARACTER_STATES_ONE_BY_ONE = 4
+
 #: ``LoopWalk._character_target`` of a state not asked yet.
 _UNKNOWN = -1
 
@@ -42,6 +48,7 @@ class LoopWalk:
         self.num_words = (vocabulary.size + 31) // 32
         self._flat_transitions = dfa.transitions.reshape(-1).astype(np.int64)
         self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
+        self._class_size_weights = np.array(self._class_sizes, dtype=np.float64)
         self._majority: dict[int, tuple[int, int]] = {}
         self._class_set_bytes: dict[int, int] = {}
         # Per state: where every multi-byte character leads (_characters_follow), _UNKNOWN until asked.
@@ -248,9 +255,30 @@ class LoopWalk:
         targets = np.fromiter((target for _, target in chain), dtype=np.int64, count=len(chain))
         memo = self._character_target
         unknown = np.unique(sources[memo[sources] == _UNKNOWN])
-        if unknown.size:
+        if unknown.size > _CHARACTER_STATES_ONE_BY_ONE:
             memo[unknown] = self._character_targets_of(unknown)
+        else:  # a self-loop's one state: the vectorized walk's hundred small numpy calls cost more
+            for state in unknown.tolist():
+                memo[state] = self._character_target_of(state)
         return bool(((memo[sources] == targets) & (targets != DEAD)).all())
+
+    def _character_target_of(self, state: int) -> int:
+        """``_character_targets_of`` for one state, over Python lists of class rows."""
+        class_row, classes = self.dfa.class_row, self.dfa.byte_classes
+        result = None
+        for sequence in _UTF8_SEQUENCES:
+            at = state
+            for low, high in sequence:
+                row = class_row(at)
+                first, last = int(classes[low]), int(classes[high])
+                at = row[first]
+                if at == DEAD or any(target != at for target in row[first + 1 : last + 1]):
+                    return DEAD
+            if result is None:
+                result = at
+            elif at != result:
+                return DEAD
+        return result
 
     def _character_targets_of(self, states: np.ndarray) -> np.ndarray:
         """Per state of ``states``, the one state every valid multi-byte UTF-8 character leads to, else DEAD:
@@ -276,17 +304,24 @@ class LoopWalk:
         (DEAD, 0) when every byte dies."""
         memo = self._majority.get(state)
         if memo is None:
-            row = self.dfa.class_row(state)
-            sizes = self._class_sizes
-            weight: dict[int, int] = {}
-            for klass, target in enumerate(row):
-                if target != DEAD:
-                    weight[target] = weight.get(target, 0) + sizes[klass]
-            if not weight:
+            row = self.dfa.class_transitions[state]
+            if self.dfa.num_states <= _MAJORITY_BINCOUNT_STATES:
+                # One weighted count over the row's targets: a counted run's chain asks for dozens of states.
+                weight = np.bincount(row, weights=self._class_size_weights)
+                weight[DEAD] = 0
+                target = int(weight.argmax())
+                best = weight[target]
+            else:  # a count array as long as the DFA would cost more than a loop over the row
+                weights: dict[int, int] = {}
+                for to, size in zip(row.tolist(), self._class_sizes):
+                    weights[to] = weights.get(to, 0) + size
+                weights.pop(DEAD, None)
+                target = max(weights, key=weights.__getitem__) if weights else DEAD
+                best = weights.get(target, 0)
+            if best <= 0:
                 memo = (DEAD, 0)
             else:
-                target = max(weight, key=weight.__getitem__)
-                memo = (target, sum(1 << klass for klass, to in enumerate(row) if to == target))
+                memo = (target, int.from_bytes(np.packbits(row == target, bitorder="little").tobytes(), "little"))
             self._majority[state] = memo
         return memo
 
@@ -307,9 +342,10 @@ class LoopWalk:
         powers = self._powers.setdefault(class_set, [])
         if not powers:
             classes = [klass for klass in range(len(self._class_sizes)) if (class_set >> klass) & 1]
-            targets = self.dfa.class_transitions[:, classes].astype(np.int64)
-            uniform = (targets == targets[:, :1]).all(axis=1)
-            powers.append(np.where(uniform, targets[:, 0], DEAD))
+            # Whole class columns (contiguous rows of the transposed table) rather than a strided gather.
+            targets = self.dfa.class_columns[classes]
+            uniform = (targets == targets[0]).all(axis=0)
+            powers.append(np.where(uniform, targets[0], DEAD).astype(np.int64))
         while len(powers) < count:
             powers.append(powers[-1][powers[-1]])
         return powers

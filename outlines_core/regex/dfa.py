@@ -43,6 +43,7 @@ class Dfa:
     # Class rows converted one state at a time: a decode touches a few dozen states, and converting a
     # whole table of thousands of states would cost milliseconds on a first visit.
     _class_row_of: dict = field(default_factory=dict, repr=False)
+    _class_columns: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
 
     @property
     def num_states(self) -> int:
@@ -54,6 +55,13 @@ class Dfa:
         if self._rows is None:
             object.__setattr__(self, "_rows", self.transitions.tolist())
         return self._rows
+
+    @property
+    def class_columns(self) -> np.ndarray:
+        """``class_transitions`` transposed, contiguous (one row per byte class; made on first use)."""
+        if self._class_columns is None:
+            object.__setattr__(self, "_class_columns", np.ascontiguousarray(self.class_transitions.T))
+        return self._class_columns
 
     def class_row(self, state: int) -> list[int]:
         """``class_transitions[state]`` as a Python list (converted on first use)."""

@@ -146,6 +146,8 @@ LOOP_WALK_PATTERNS = [
     # JSON Schema's email format: counted domain labels after each dot (the loop walk's run jumps)
     f'"{FORMAT_REGEXES["email"]}"', r"[α-ω ]{0,20}", r"[^\n,]{0,12}(,[^\n,]{1,9})*\n",
     r"[a-z ]{3}[a-c]\.[a-z ]+;",  # a counted run that stops short of tokens' runs, its end taking more
+    # After the dot the letters part ways (".bin" dies at its b): no run jump may apply there.
+    r"[a-z]+(\.(aaa|[c-z]{3}))*!",
 ]
 
 
