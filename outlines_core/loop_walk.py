@@ -179,7 +179,13 @@ class LoopWalk:
         total = int(counts.sum())
         ends = np.cumsum(counts)
         picked = np.repeat(begins - (ends - counts), counts) + np.arange(total)
-        picked = np.concatenate([picked, np.arange(bounds[256], run.others.size)])
+        # Others with a prefix leave T at their exit byte, taken in a chain state: only those whose exit
+        # byte lives in some chain state need a walk, plus, on a counted run, those whose prefix outruns
+        # the chain (they leave T beyond it).
+        keep = (self.dfa.transitions[chain_states] != DEAD).any(axis=0)[run.exit_byte]
+        if not looping:
+            keep |= run.prefix[bounds[256]:] > steps
+        picked = np.concatenate([picked, bounds[256] + np.flatnonzero(keep)])
         rest, prefix, resume = run.others[picked], run.prefix[picked], run.resume[picked]
         jump = prefix if looping else np.minimum(prefix, steps)
         resume = np.where(jump == prefix, resume, 0)  # it counts from the first byte outside T, if next

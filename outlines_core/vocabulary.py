@@ -371,7 +371,8 @@ class TextRun:
     ``characters``), which a walk can jump over; ``resume``: how many follow their first byte outside
     them (a walk that is back in a state looping on ``T`` there jumps again). ``others`` lists first the tokens with no such prefix,
     by first byte (those starting with byte ``b`` are ``others[lead_bounds[b]:lead_bounds[b + 1]]``, so
-    a state picks only those its live bytes start), then from ``lead_bounds[256]`` on the rest.
+    a state picks only those its live bytes start), then from ``lead_bounds[256]`` on the rest, whose
+    ``exit_byte`` (the byte after their prefix) likewise lets a walk skip those that die there.
     """
 
     is_text: np.ndarray
@@ -379,6 +380,7 @@ class TextRun:
     prefix: np.ndarray
     resume: np.ndarray
     lead_bounds: np.ndarray
+    exit_byte: np.ndarray  # of the others with a prefix (``others[lead_bounds[256]:]``): their byte after it
 
 
 def _text_run(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> TextRun:
@@ -420,9 +422,10 @@ def _text_run(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> Te
     jumping = prefix > 0
     resume_of = np.zeros(table.content.size, dtype=np.int64)
     resume_of[others] = resume
+    exit_byte = table.flat[starts[jumping] + prefix[jumping]]
     others = np.concatenate([bare_by_lead, others[jumping]])
     prefix = np.concatenate([np.zeros(bare_by_lead.size, dtype=np.int64), prefix[jumping]])
-    return TextRun(is_text, others, prefix, resume_of[others], lead_bounds)
+    return TextRun(is_text, others, prefix, resume_of[others], lead_bounds, exit_byte)
 
 
 def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:

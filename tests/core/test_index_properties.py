@@ -146,6 +146,9 @@ LOOP_WALK_PATTERNS = [
     # JSON Schema's email format: counted domain labels after each dot (the loop walk's run jumps)
     f'"{FORMAT_REGEXES["email"]}"', r"[α-ω ]{0,20}", r"[^\n,]{0,12}(,[^\n,]{1,9})*\n",
     r"[a-z ]{3}[a-c]\.[a-z ]+;",  # a counted run that stops short of tokens' runs, its end taking more
+    # A chain cut short (its third byte narrows to a-o): " onClick" leaves the letters past its end, by a
+    # byte dead all along it.
+    r"[a-z ]{2}[a-o][a-z]*[A-Z][a-z]*",
     # After the dot the letters part ways (".bin" dies at its b): no run jump may apply there.
     r"[a-z]+(\.(aaa|[c-z]{3}))*!",
 ]
