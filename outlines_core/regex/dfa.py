@@ -141,19 +141,31 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
         for state_edges in edges
     ]
 
-    def closure(seeds) -> frozenset[int]:
-        seen = set(seeds)
-        stack = list(seen)
+    single_closures: dict[int, frozenset[int]] = {}
+
+    def closure_of(state: int) -> frozenset[int]:
+        seen = {state}
+        stack = [state]
         important = []
         while stack:
-            state = stack.pop()
-            if class_edges[state] or state == accept:
-                important.append(state)
-            for target in epsilon[state]:
+            at = stack.pop()
+            if class_edges[at] or at == accept:
+                important.append(at)
+            for target in epsilon[at]:
                 if target not in seen:
                     seen.add(target)
                     stack.append(target)
         return frozenset(important)
+
+    def closure(seeds) -> frozenset[int]:
+        # The closure of a set is the union of its members' closures, each computed once.
+        parts = []
+        for seed in seeds:
+            part = single_closures.get(seed)
+            if part is None:
+                part = single_closures[seed] = closure_of(seed)
+            parts.append(part)
+        return parts[0] if len(parts) == 1 else frozenset().union(*parts)
 
     start = closure([nfa.start])
     ids: dict[frozenset[int], int] = {start: 0}
@@ -162,6 +174,7 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
     # Memo from the raw move set (before closure) to a DFA id: many classes share one move set.
     move_memo: dict[frozenset[int], int] = {}
     empty_marker = -1
+    empty_row = [empty_marker] * n_classes
     index = 0
     bar = progress("regex -> DFA", " states")
     while index < len(subsets):
@@ -169,21 +182,19 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
         index += 1
         if not index & 1023:
             bar.update(1024)
-        moves: list[set[int] | None] = [None] * n_classes
+        # Only the classes some edge covers (most of a row is usually empty).
+        moves: dict[int, set[int]] = {}
         for state in subset:
             for first, last, target in class_edges[state]:
                 for klass in range(first, last + 1):
-                    bucket = moves[klass]
+                    bucket = moves.get(klass)
                     if bucket is None:
                         moves[klass] = {target}
                     else:
                         bucket.add(target)
-        row = []
-        for bucket in moves:
-            if bucket is None:
-                row.append(empty_marker)
-                continue
-            key = frozenset(bucket)
+        row = empty_row.copy()
+        for klass in sorted(moves):  # in class order, so states are numbered as a full scan would
+            key = frozenset(moves[klass])
             target_id = move_memo.get(key)
             if target_id is None:
                 closed = closure(key)
@@ -200,7 +211,7 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
                     ids[closed] = target_id
                     subsets.append(closed)
                 move_memo[key] = target_id
-            row.append(target_id)
+            row[klass] = target_id
         rows.append(row)
     bar.close()
     table = np.array(rows, dtype=np.int64).reshape(len(subsets), n_classes)
