@@ -88,6 +88,8 @@ def measure(context, case, compile_case, repeat: int, eos: list[int]) -> dict:
     walk = [*case["walk"], eos[0]]
     compiles, walks, memory = [], [], None
     for attempt in range(repeat):
+        # A full collection also leaves the CPU caches cold: every compile starts as it would after other
+        # work on a busy server (it costs a Python engine about 1 ms more than back-to-back compiles).
         gc.collect()
         base = reset_peak() if attempt == 0 else None
         started = time.perf_counter()
