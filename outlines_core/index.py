@@ -117,8 +117,8 @@ class Index:
         # Read on every step (advance): plain attributes, not properties or method calls.
         self._size = vocabulary.size
         self._eos_ids = frozenset(vocabulary.eos_token_ids)
-        # The vocabulary's own list (no copy): an allowed token other than EOS is content, so in range.
-        self._token_bytes = vocabulary._tokens
+        # An allowed token other than EOS is content, so within the list.
+        self._token_bytes = vocabulary.token_list
         self._loop_walk = LoopWalk(dfa, vocabulary).mask  # permissive states (loop_walk.py)
         transitions = self.dfa.transitions
         self._flat_transitions = transitions.reshape(-1).astype(np.int64)

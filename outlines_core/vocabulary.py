@@ -126,6 +126,12 @@ class Vocabulary:
     def tokens(self) -> list[bytes | None]:
         return list(self._tokens)
 
+    @property
+    def token_list(self) -> list[bytes | None]:
+        """The tokens' bytes by id (``None``: special), the vocabulary's own list: read it, do not change it
+        (``tokens`` is a copy). Its length may be below ``size``: ids past it have no bytes."""
+        return self._tokens
+
     def token_bytes(self, token_id: int) -> bytes | None:
         """The bytes of ``token_id`` (``None`` for special tokens and ids beyond the tokenizer)."""
         if 0 <= token_id < len(self._tokens):

@@ -155,13 +155,15 @@ LOOP_WALK_PATTERNS = [
 
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm", "qwen2"])
-@pytest.mark.parametrize("tail", [0, 10**9])
-def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, monkeypatch):
+@pytest.mark.parametrize("tail, bincount_states", [(0, 16384), (10**9, 16384), (0, 0)])
+def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, bincount_states, monkeypatch):
     """The loop walk (byte-set tests, character counts, chain jumps) decides exactly what the trie walk
-    decides, with its last tokens finished in numpy (tail 0) or all of them in Python (tail 10**9)."""
-    from outlines_core import config
+    decides, with its last tokens finished in numpy (tail 0) or all of them in Python (tail 10**9), and
+    majority moves weighed by ``np.bincount`` or, as for DFAs too large for it, by a loop over the row."""
+    from outlines_core import config, loop_walk
 
     monkeypatch.setattr(config, "LOOP_WALK_TAIL_TOKENS", tail)
+    monkeypatch.setattr(loop_walk, "_MAJORITY_BINCOUNT_STATES", bincount_states)
     monkeypatch.setattr(config, "LOOP_WALK_MIN_SHARE", 0.0)  # take the loop walk wherever it applies
     vocabulary = load_vocabulary(tokenizer)
     walked = 0
@@ -173,6 +175,25 @@ def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, monkeypa
                 walked += 1
                 assert np.array_equal(mask, index._walk_trie(np.array([state]))[0][0]), (pattern, state)
     assert walked > 50
+
+
+@pytest.mark.parametrize("pattern, takes_characters", [
+    (OTHER_REGEXES["json_string"], True), (r'"[^"]*"', True), (r"[^\n]{0,12}\n", True),
+    (r"(日本|[^\n]){0,12}\n", False), (OTHER_REGEXES["unicode"], False), (r"[α-ω ]{0,20}", False), (SEED_REGEXES["email"], False),
+])
+def test_character_targets_one_by_one_equal_the_vectorized_ones(pattern, takes_characters):
+    """The loop walk asks where multi-byte characters lead either state by state in Python (a chain's few
+    new states) or for many states at once in numpy; both answer the same for every state."""
+    from outlines_core.loop_walk import LoopWalk
+    from outlines_core.regex import compile_dfa
+
+    dfa = compile_dfa(pattern)
+    walk = LoopWalk(dfa, load_vocabulary("gpt-2"))
+    vectorized = walk._character_targets_of(np.arange(dfa.num_states)).tolist()
+    assert [walk._character_target_of(state) for state in range(dfa.num_states)] == vectorized
+    # Where any character goes (strings, [^\n]) some state takes them all alike; not where some characters
+    # start a word (日 of 日本) or only some are allowed.
+    assert any(target != 0 for target in vectorized) == takes_characters
 
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
