@@ -12,6 +12,11 @@ MAX_NFA_STATES = 1_000_000
 #: or restrictive DFAs get fully indexed within it); the rest are computed on their first visit.
 EAGER_INDEX_BUDGET_SECONDS = 0.01
 
+#: DFAs of at most this many states get their mask classes by liveness alone
+#: (``Dfa.indistinguishable_within(by_liveness=True)``): a refinement of a few dozen microseconds that can
+#: spare a walk; larger DFAs use the partition minimization recorded, free but possibly finer.
+LIVENESS_CLASSES_MAX_STATES = 64
+
 #: How many DFA states one trie walk handles at once (bounds the walk's memory on permissive states).
 INDEX_BATCH_STATES = 8
 

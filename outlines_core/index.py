@@ -215,41 +215,16 @@ class Index:
     def _mask_classes(self) -> np.ndarray:
         """Group states that provably allow the same tokens, so each group is walked once.
 
-        A token is allowed from a state iff its bytes never lead to the dead state, so two states with the
-        same acceptance that agree on "dead or not" for every string up to the longest token that could
-        survive have equal masks. That is Moore's refinement of {dead, live} run for that many rounds;
-        counting repetitions such as ``[a-z ,]{10,200}`` collapse from hundreds of states to a few masks.
-        Rounds label states by a 64-bit hash of their signature; every round is then verified exactly, and
-        on a (vanishingly unlikely) collision each state simply gets its own class.
+        A token is allowed from a state iff its bytes never lead to the dead state, so two states that no
+        string up to the longest token that could survive tells apart (and of equal acceptance, for EOS)
+        have equal masks: the DFA's Moore refinement at that many rounds, recorded by minimization.
+        Counting repetitions such as ``[a-z ,]{10,200}`` collapse from hundreds of states to a few masks.
+        Small DFAs are refined again by liveness alone, which can merge more (a walk saved per merge
+        costs more than the refinement there).
         """
-        transitions = self.dfa.class_transitions
-        n_states = transitions.shape[0]
         depth = self.vocabulary.longest_token_within(self._live_bytes())
-        block = (np.arange(n_states) != DEAD).astype(np.int64)
-        rounds = [block]
-        multipliers = np.random.default_rng(0xB10C).integers(1, 2**62, size=transitions.shape[1] + 1)
-        for _ in range(depth):
-            with np.errstate(over="ignore"):
-                signature = block[transitions] @ multipliers[1:] + block * multipliers[0]
-            _, refined = np.unique(signature, return_inverse=True)
-            refined = refined.reshape(-1)
-            stable = refined.max() == block.max()
-            block = refined
-            rounds.append(block)
-            if stable:
-                rounds.append(block)  # verify that the fixpoint is closed under transitions
-                break
-        for previous, current in zip(rounds, rounds[1:]):
-            _, first = np.unique(current, return_index=True)
-            representative = first[current]
-            if not (
-                np.array_equal(previous, previous[representative])
-                and np.array_equal(previous[transitions], previous[transitions[representative]])
-            ):
-                block = np.arange(n_states)
-                break
-        _, mask_class = np.unique(block * 2 + self.dfa.accepting, return_inverse=True)
-        return mask_class.reshape(-1)
+        by_liveness = self.dfa.num_states <= config.LIVENESS_CLASSES_MAX_STATES
+        return np.asarray(self.dfa.indistinguishable_within(depth, by_liveness=by_liveness), dtype=np.int64)
 
     def _live_bytes(self) -> np.ndarray:
         """Bytes some live state can consume without dying: only tokens made of these can be allowed."""

@@ -22,6 +22,8 @@ from .nfa import Nfa, build_nfa
 from .parser import parse
 
 DEAD = 0
+#: The start state of every DFA ``compile_dfa`` builds.
+START = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +46,9 @@ class Dfa:
     # whole table of thousands of states would cost milliseconds on a first visit.
     _class_row_of: dict = field(default_factory=dict, repr=False)
     _class_columns: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    # Moore refinement partitions as (rounds, group of each state), then the stable partition as (None,
+    # groups): recorded by minimization, or computed on first use (``indistinguishable_within``).
+    _refinement: tuple = field(default=None, repr=False)  # type: ignore[assignment]
 
     @property
     def num_states(self) -> int:
@@ -62,6 +67,35 @@ class Dfa:
         if self._class_columns is None:
             object.__setattr__(self, "_class_columns", np.ascontiguousarray(self.class_transitions.T))
         return self._class_columns
+
+    def indistinguishable_within(self, length: int, *, by_liveness: bool = False) -> np.ndarray:
+        """A group id per state such that two states of one group cannot be told apart by any string of
+        at most ``length`` bytes: each such string takes both to the dead state, or both to live states
+        that both accept or both do not. States of one group therefore allow the same tokens of up to
+        ``length`` bytes (the index walks one state per group).
+
+        The partition may be finer than the coarsest one (it is the one of the smallest recorded round
+        count at or above ``length``), never coarser. On a minimized DFA the stable partition puts every
+        state alone.
+
+        With ``by_liveness``, strings tell states apart only by reaching the dead state or not (the states
+        themselves still by acceptance): the coarsest grouping by allowed tokens, e.g. a label after "@"
+        and one after "." in an e-mail address, which only their acceptance further on sets apart. It is
+        refined on each call, up to ``length`` rounds, where the default is recorded by minimization.
+        """
+        if by_liveness:
+            live = (np.arange(self.num_states) != DEAD).astype(np.int64)
+            block, _ = _refine(self.class_transitions, live, max_rounds=length)
+            return np.unique(block * 2 + self.accepting, return_inverse=True)[1].reshape(-1)
+        if self._refinement is None:
+            initial = self.accepting.astype(np.int64)
+            initial[DEAD] = 2
+            block, recorded = _refine(self.class_transitions, initial)
+            object.__setattr__(self, "_refinement", (*recorded, (None, block)))
+        for rounds, groups in self._refinement:
+            if rounds is None or rounds >= length:
+                return groups
+        raise AssertionError("the stable partition is always recorded")
 
     def class_row(self, state: int) -> list[int]:
         """``class_transitions[state]`` as a Python list (converted on first use)."""
@@ -100,15 +134,15 @@ def compile_dfa(pattern: str, *, max_states: int | None = None) -> Dfa:
     nfa = build_nfa(parse(pattern), pattern=pattern)
     byte_classes, class_bounds = _byte_classes(nfa)
     table, accepting = _determinize(nfa, byte_classes, len(class_bounds), limit, pattern)
-    table, accepting, start = _trim(table, accepting, start=0)
-    table, accepting, start = _minimize(table, accepting, start)
+    table, accepting, refinement = _minimize(table, accepting)
     return Dfa(
         transitions=np.ascontiguousarray(table[:, byte_classes]),
         accepting=accepting,
-        start=start,
+        start=START,
         byte_classes=byte_classes,
         class_transitions=table,
         pattern=pattern,
+        _refinement=refinement,
     )
 
 
@@ -128,22 +162,31 @@ def _byte_classes(nfa: Nfa) -> tuple[np.ndarray, list[int]]:
 
 
 def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int, pattern: str):
-    """Subset construction over byte classes.
+    """Subset construction over byte classes, of the live part of the NFA only.
 
     A DFA state is the set of *important* NFA states (those with byte edges, plus the accept state) in an
     epsilon closure; that set alone decides the future, so closures differing only in pass-through states
-    collapse. Returns the class transition table (state 0 of the result is the start) and accepting flags.
+    collapse. NFA states that cannot reach the accept state are left out of every set, so every set is
+    live and the empty set is the dead state: no trimming pass is needed. Returns the class transition
+    table (dead state 0, start 1) and the accepting flags.
     """
     epsilon, edges, accept = nfa.epsilon, nfa.edges, nfa.accept
+    live = _coreachable(nfa) if nfa.may_have_dead_states else None
     # Each edge as (first class, last class, target): classes are contiguous byte ranges.
     class_edges = [
-        [(int(byte_classes[lo]), int(byte_classes[hi]), target) for lo, hi, target in state_edges]
+        [
+            (int(byte_classes[lo]), int(byte_classes[hi]), target)
+            for lo, hi, target in state_edges
+            if live is None or live[target]
+        ]
         for state_edges in edges
     ]
 
     single_closures: dict[int, frozenset[int]] = {}
 
     def closure_of(state: int) -> frozenset[int]:
+        if live is not None and not live[state]:
+            return frozenset()
         seen = {state}
         stack = [state]
         important = []
@@ -152,7 +195,7 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
             if class_edges[at] or at == accept:
                 important.append(at)
             for target in epsilon[at]:
-                if target not in seen:
+                if target not in seen and (live is None or live[target]):
                     seen.add(target)
                     stack.append(target)
         return frozenset(important)
@@ -168,14 +211,16 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
         return parts[0] if len(parts) == 1 else frozenset().union(*parts)
 
     start = closure([nfa.start])
-    ids: dict[frozenset[int], int] = {start: 0}
-    subsets = [start]
-    rows: list[list[int]] = []
+    if not start:
+        # The pattern matches nothing (e.g. an empty class): a dead start state that accepts nothing.
+        return np.zeros((2, n_classes), dtype=np.int64), np.zeros(2, dtype=bool)
+    ids: dict[frozenset[int], int] = {start: START}
+    subsets = [frozenset(), start]  # indexed by DFA id: the dead state's set is empty
+    rows: list[list[int]] = [[DEAD] * n_classes]
     # Memo from the raw move set (before closure) to a DFA id: many classes share one move set.
     move_memo: dict[frozenset[int], int] = {}
-    empty_marker = -1
-    empty_row = [empty_marker] * n_classes
-    index = 0
+    empty_row = [DEAD] * n_classes
+    index = START
     bar = progress("regex -> DFA", " states")
     while index < len(subsets):
         subset = subsets[index]
@@ -201,7 +246,7 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
                 target_id = ids.get(closed)
                 if target_id is None:
                     target_id = len(subsets)
-                    if target_id >= limit:
+                    if target_id > limit:
                         bar.close()
                         raise DfaTooLargeError(
                             f"regex {_shorten(pattern)!r} needs more than {limit:,} DFA states "
@@ -216,69 +261,52 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
     bar.close()
     table = np.array(rows, dtype=np.int64).reshape(len(subsets), n_classes)
     accepting = np.array([accept in subset for subset in subsets], dtype=bool)
-    # Add an explicit dead state at the end for the missing moves.
-    dead = len(subsets)
-    table[table == empty_marker] = dead
-    table = np.vstack([table, np.full((1, n_classes), dead, dtype=np.int64)])
-    accepting = np.append(accepting, False)
     return table, accepting
 
 
-def _trim(table: np.ndarray, accepting: np.ndarray, start: int):
-    """Merge every state that cannot reach acceptance into one dead state, renumbered 0 (start is 1)."""
-    n_states = table.shape[0]
-    # Reverse reachability from the accepting states, vectorized over the edge list.
-    sources = np.repeat(np.arange(n_states), table.shape[1])
-    targets = table.reshape(-1)
-    order = np.argsort(targets, kind="stable")
-    sorted_sources = sources[order]
-    bounds = np.searchsorted(targets[order], np.arange(n_states + 1))
-    live = accepting.copy()
-    frontier = np.flatnonzero(live)
-    while frontier.size:
-        predecessors = np.concatenate(
-            [sorted_sources[bounds[s] : bounds[s + 1]] for s in frontier]
-        ) if frontier.size else np.empty(0, dtype=np.int64)
-        predecessors = np.unique(predecessors)
-        new = predecessors[~live[predecessors]]
-        live[new] = True
-        frontier = new
-    if not live[start]:
-        # The pattern matches nothing (e.g. an empty class); one dead start state that accepts nothing.
-        return np.zeros((2, table.shape[1]), dtype=np.int32), np.zeros(2, dtype=bool), 1
-    # New numbering: dead 0, start 1, then the other live states in order.
-    remap = np.zeros(n_states, dtype=np.int64)
-    others = [s for s in np.flatnonzero(live) if s != start]
-    remap[start] = 1
-    remap[others] = np.arange(2, 2 + len(others))
-    kept = np.array([start] + others, dtype=np.int64)
-    new_table = np.zeros((len(kept) + 1, table.shape[1]), dtype=np.int64)
-    new_table[1:] = remap[table[kept]]
-    new_accepting = np.zeros(len(kept) + 1, dtype=bool)
-    new_accepting[1:] = accepting[kept]
-    return new_table, new_accepting, 1
+def _coreachable(nfa: Nfa) -> list[bool]:
+    """Which NFA states can reach the accept state (a reverse search over every move)."""
+    predecessors: list[list[int]] = [[] for _ in nfa.epsilon]
+    for source, (targets, state_edges) in enumerate(zip(nfa.epsilon, nfa.edges)):
+        for target in targets:
+            predecessors[target].append(source)
+        for _, _, target in state_edges:
+            predecessors[target].append(source)
+    live = [False] * len(predecessors)
+    live[nfa.accept] = True
+    stack = [nfa.accept]
+    while stack:
+        for source in predecessors[stack.pop()]:
+            if not live[source]:
+                live[source] = True
+                stack.append(source)
+    return live
 
 
-def _minimize(table: np.ndarray, accepting: np.ndarray, start: int):
+#: Refinement rounds after which minimization records its partition (``Dfa.indistinguishable_within``):
+#: a token index asks for the round of its longest token (often 64 to 128 bytes; 3 where only digits
+#: live); any later round is also correct, only finer (fewer states share a group).
+_RECORDED_ROUNDS = frozenset([*range(1, 17), *(m << k for k in range(3, 14) for m in (3, 4))])
+
+
+def _minimize(table: np.ndarray, accepting: np.ndarray):
     """Moore partition refinement: split blocks by (block, block of each successor) until stable.
 
-    Each round labels a state by a 64-bit hash of its signature (one ``np.unique`` over integers instead of
-    a slow row-wise unique); the final partition is verified exactly, with an exact fallback, so a hash
-    collision can never merge two distinguishable states.
+    Returns the minimized table (dead 0, start 1, others by first appearance), its accepting flags, and
+    the refinement partitions recorded on the way, over the minimized states (``Dfa._refinement``).
     """
     n_states, n_classes = table.shape
     initial = accepting.astype(np.int64)
     initial[DEAD] = 2  # keep the dead state alone so it stays state 0
-    block, n_blocks = _refine(table, initial, exact=False)
-    if not _is_congruence(block, initial, block[table]):
-        block, n_blocks = _refine(table, initial, exact=True)  # a hash collision: redo exactly
+    block, recorded = _refine(table, initial)
+    n_blocks = int(block.max()) + 1
     if n_blocks == n_states:
-        return table.astype(np.int32), accepting, start
+        return table.astype(np.int32), accepting, (*recorded, (None, np.arange(n_states)))
     # Renumber blocks: dead 0, start 1, others by first appearance.
     _, first_state = np.unique(block, return_index=True)
     order = np.argsort(first_state, kind="stable")
-    order = [int(block[DEAD]), int(block[start])] + [
-        b for b in order.tolist() if b not in (block[DEAD], block[start])
+    order = [int(block[DEAD]), int(block[START])] + [
+        b for b in order.tolist() if b not in (block[DEAD], block[START])
     ]
     renumber = np.empty(n_blocks, dtype=np.int64)
     renumber[np.array(order)] = np.arange(n_blocks)
@@ -287,43 +315,88 @@ def _minimize(table: np.ndarray, accepting: np.ndarray, start: int):
     new_table[renumber] = renumber[block[table[representative]]]
     new_accepting = np.empty(n_blocks, dtype=bool)
     new_accepting[renumber] = accepting[representative]
-    return new_table.astype(np.int32), new_accepting, 1
+    # A recorded partition is coarser than the stable one, so each minimized state lies in one group.
+    projected = []
+    for rounds, groups in recorded:
+        on_blocks = np.empty(n_blocks, dtype=np.int64)
+        on_blocks[renumber] = groups[representative]
+        projected.append((rounds, np.unique(on_blocks, return_inverse=True)[1].reshape(-1)))
+    return new_table.astype(np.int32), new_accepting, (*projected, (None, np.arange(n_blocks)))
 
 
-def _refine(table: np.ndarray, initial: np.ndarray, exact: bool) -> tuple[np.ndarray, int]:
+def _refine(
+    table: np.ndarray, initial: np.ndarray, max_rounds: int | None = None
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    """Moore's refinement from ``initial`` to its stable partition, or for ``max_rounds``; returns the
+    partition reached (labels 0..n-1) and those of the rounds in ``_RECORDED_ROUNDS`` before it.
+
+    Each round labels a state by a 64-bit hash of its signature (one ``np.unique`` over integers instead of
+    a slow row-wise unique), then checks exactly that every new block has one signature, redoing the round
+    row-wise if a hash collision merged two: every recorded partition is exact. Small tables are refined
+    in Python instead, where a round costs less than numpy's per-call overhead.
+    """
     _, block = np.unique(initial, return_inverse=True)
     block = block.reshape(-1)
     n_blocks = int(block.max()) + 1
-    multipliers = np.random.default_rng(0x5EED).integers(1, 2**62, size=table.shape[1] + 1, dtype=np.int64)
+    if table.size <= _PYTHON_REFINEMENT_CELLS:
+        return _refine_rows(table.tolist(), block.tolist(), n_blocks, max_rounds)
+    multipliers = _signature_multipliers(table.shape[1] + 1)
+    recorded = []
+    rounds = 0
     with progress("minimizing DFA", " rounds") as bar:  # long counted repetitions take one round per count
-        return _refine_rounds(table, block, n_blocks, multipliers, exact, bar)
-
-
-def _refine_rounds(table, block, n_blocks, multipliers, exact, bar) -> tuple[np.ndarray, int]:
-    while True:
-        bar.update()
-        successors = block[table]
-        if exact:
-            _, new_block = np.unique(np.column_stack([block, successors]), axis=0, return_inverse=True)
-        else:
+        while max_rounds is None or rounds < max_rounds:
+            bar.update()
+            rounds += 1
+            successors = block[table]
             with np.errstate(over="ignore"):
                 signature = successors @ multipliers[1:] + block * multipliers[0]
-            _, new_block = np.unique(signature, return_inverse=True)
-        new_block = new_block.reshape(-1)
-        new_count = int(new_block.max()) + 1
-        if new_count == n_blocks:
-            return block, n_blocks
-        block, n_blocks = new_block, new_count
+            _, first, new_block = np.unique(signature, return_index=True, return_inverse=True)
+            new_block = new_block.reshape(-1)
+            representative = first[new_block]
+            if not (
+                np.array_equal(block, block[representative])
+                and np.array_equal(successors, successors[representative])
+            ):
+                _, new_block = np.unique(np.column_stack([block, successors]), axis=0, return_inverse=True)
+                new_block = new_block.reshape(-1)
+            new_count = int(new_block.max()) + 1
+            if new_count == n_blocks:
+                return block, recorded
+            if rounds in _RECORDED_ROUNDS:
+                recorded.append((rounds, new_block))
+            block, n_blocks = new_block, new_count
+        return block, recorded
 
 
-def _is_congruence(block: np.ndarray, initial: np.ndarray, successors: np.ndarray) -> bool:
-    """Exact check that a partition refines ``initial`` and is closed under every transition."""
-    _, first_state = np.unique(block, return_index=True)
-    representative = first_state[block]
-    return bool(
-        np.array_equal(initial, initial[representative])
-        and np.array_equal(successors, successors[representative])
-    )
+#: Tables of at most this many cells (states x byte classes) are refined in plain Python.
+_PYTHON_REFINEMENT_CELLS = 2048
+
+
+def _refine_rows(rows: list[list[int]], block: list[int], n_blocks: int, max_rounds: int | None):
+    """``_refine`` over Python lists: a signature is a tuple, labelled in order of first appearance."""
+    recorded = []
+    rounds = 0
+    while max_rounds is None or rounds < max_rounds:
+        rounds += 1
+        labels: dict[tuple[int, ...], int] = {}
+        new_block = [
+            labels.setdefault((block[state], *map(block.__getitem__, row)), len(labels))
+            for state, row in enumerate(rows)
+        ]
+        if len(labels) == n_blocks:
+            break
+        if rounds in _RECORDED_ROUNDS:
+            recorded.append((rounds, np.array(new_block, dtype=np.int64)))
+        block, n_blocks = new_block, len(labels)
+    return np.array(block, dtype=np.int64), recorded
+
+
+@functools.lru_cache(maxsize=64)
+def _signature_multipliers(count: int) -> np.ndarray:
+    """Random 64-bit weights of a signature hash (fixed seed: compilation is deterministic)."""
+    weights = np.random.default_rng(0x5EED).integers(1, 2**62, size=count, dtype=np.int64)
+    weights.setflags(write=False)
+    return weights
 
 
 def _shorten(pattern: str, width: int = 80) -> str:

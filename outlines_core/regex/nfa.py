@@ -18,12 +18,17 @@ from .utf8 import utf8_sequences
 
 @dataclass(frozen=True)
 class Nfa:
-    """``epsilon[s]``: targets of empty moves; ``edges[s]``: ``(lo, hi, target)`` byte-range moves."""
+    """``epsilon[s]``: targets of empty moves; ``edges[s]``: ``(lo, hi, target)`` byte-range moves.
+
+    Every state can reach ``accept`` unless ``may_have_dead_states``: only a character set that matches
+    no character (no byte sequence at all) cuts a path, and the builder notes when it made one.
+    """
 
     epsilon: list[list[int]]
     edges: list[list[tuple[int, int, int]]]
     start: int
     accept: int
+    may_have_dead_states: bool = False
 
 
 def build_nfa(node: Node, *, pattern: str = "", max_states: int | None = None) -> Nfa:
@@ -44,7 +49,7 @@ def build_nfa(node: Node, *, pattern: str = "", max_states: int | None = None) -
         )
     builder = _Builder()
     start, end = builder.fragment(node)
-    return Nfa(builder.epsilon, builder.edges, start, end)
+    return Nfa(builder.epsilon, builder.edges, start, end, builder.made_empty_charset)
 
 
 def _shorten(pattern: str, width: int = 80) -> str:
@@ -69,6 +74,7 @@ class _Builder:
     def __init__(self) -> None:
         self.epsilon: list[list[int]] = []
         self.edges: list[list[tuple[int, int, int]]] = []
+        self.made_empty_charset = False
 
     def new_state(self) -> int:
         self.epsilon.append([])
@@ -114,6 +120,8 @@ class _Builder:
                         trie[key] = target
                         self.edges[state].append((byte_range[0], byte_range[1], target))
                     state = target
+        if not self.edges[start]:
+            self.made_empty_charset = True
         return start, end
 
     def repeat(self, node: Repeat) -> tuple[int, int]:
