@@ -34,6 +34,7 @@ class _LookaheadTables(NamedTuple):
     expansion: list[int]  # size of the state's trie walk's second level: the batch's cost estimate
     mask_class: list[int]
     takeable: list[bool]  # lookahead may batch it (not permissive, not just before a permissive run)
+    crossable: list[bool]  # lookahead searches past it (not permissive: a decode stays in those a while)
 
 
 #: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
@@ -279,9 +280,11 @@ class Index:
         (a batch of 32 costs 10 to 25 us a state). So a first visit also walks the uncomputed states
         nearest to it (breadth-first over the DFA), while their level-two trie expansions stay within
         ``config.LOOKAHEAD_EXPANSION_BUDGET``: the steps that follow are then copies of a stored mask.
-        Permissive states, and those a few bytes before one, are left to their own visit.
+        Permissive states, and those a few bytes before one, are left to their own visit, and the search
+        does not go past a permissive state: a decode spends many steps in one (a string's content), and
+        what lies beyond it (an escape's hex digits, the next field) is batched when the decode gets there.
         """
-        targets, starts, expansion, mask_class, takeable = self._lookahead_tables
+        targets, starts, expansion, mask_class, takeable, crossable = self._lookahead_tables
         budget = config.LOOKAHEAD_EXPANSION_BUDGET - expansion[state]
         batch, classes = [state], {mask_class[state]}
         seen, queue = {state}, [state]
@@ -293,7 +296,8 @@ class Index:
                 if target in seen:
                     continue
                 seen.add(target)
-                queue.append(target)
+                if crossable[target]:
+                    queue.append(target)
                 klass, cost = mask_class[target], expansion[target]
                 if cost <= budget and klass not in done and klass not in classes and takeable[target]:
                     budget -= cost
@@ -313,14 +317,15 @@ class Index:
         expansion = live_bytes.astype(np.int64) @ (second_level.astype(np.int64) + 1)
         # The estimate misses deeper levels, which explode where most bytes live (inside strings): such
         # states, and the states a few bytes before them (an escape, a key's closing quote), stay out.
-        near_permissive = live_bytes.sum(axis=1) > config.LOOKAHEAD_MAX_LIVE_BYTES
+        permissive = live_bytes.sum(axis=1) > config.LOOKAHEAD_MAX_LIVE_BYTES
+        near_permissive = permissive.copy()
         near_permissive[DEAD] = False
         for _ in range(config.LOOKAHEAD_PERMISSIVE_DISTANCE):
             near_permissive = near_permissive | near_permissive[self.dfa.class_transitions].any(axis=1)
             near_permissive[DEAD] = False
         return _LookaheadTables(
             rows[keep].tolist(), successor_starts.tolist(), expansion.tolist(), self._mask_class.tolist(),
-            (~near_permissive).tolist(),
+            (~near_permissive).tolist(), (~permissive).tolist(),
         )
 
     def _store_masks(self, states: list[int], masks: np.ndarray) -> None:

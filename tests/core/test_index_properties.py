@@ -254,6 +254,34 @@ def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahe
         assert not all(index._lookahead_tables.takeable)  # aborted batches are not batched again
 
 
+def test_lookahead_does_not_search_past_a_permissive_state(monkeypatch):
+    """A decode spends many steps in a string's content: the states beyond it (an escape's hex digits, the
+    next key) are not batched with a state before the string."""
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)
+    index = Index(r'\{"k":"([^"\\]|\\u[0-9a-f]{4})*","n":[0-9]{1,3}\}', load_vocabulary("gpt-2"))
+    tables = index._lookahead_tables
+    permissive = [not crossable for crossable in tables.crossable]
+    assert any(permissive)
+    # States reachable from the start without passing through a permissive state.
+    before = {index.initial_state}
+    stack = [index.initial_state]
+    while stack:
+        state = stack.pop()
+        for target in set(index.dfa.class_transitions[state].tolist()) - {0}:
+            if target not in before:
+                before.add(target)
+                if not permissive[target]:
+                    stack.append(target)
+    beyond = set(range(1, index.num_states)) - before
+    assert beyond  # the hex digits of an escape, the second field
+    # The start's first visit (the constructor's) batched what lies before the string, and nothing beyond.
+    computed = set(index.computed_class_masks)
+    assert {int(index._mask_class[state]) for state in before if tables.takeable[state]} <= computed
+    assert not {int(index._mask_class[state]) for state in beyond} & computed
+
+
 def test_packing_token_pairs_sparse_or_dense_gives_packbits():
     index = Index(r"[0-9]{1,3}", load_vocabulary("gpt-2"))
     rng = np.random.default_rng(7)
