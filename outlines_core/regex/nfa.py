@@ -75,6 +75,9 @@ class _Builder:
         self.epsilon: list[list[int]] = []
         self.edges: list[list[tuple[int, int, int]]] = []
         self.made_empty_charset = False
+        # A pattern repeats the same sets (a digit, a string's character, each letter of its keys) hundreds
+        # of times: each is encoded in UTF-8 once per build.
+        self.charset_shapes: dict[tuple[tuple[int, int], ...], tuple[int, tuple]] = {}
 
     def new_state(self) -> int:
         self.epsilon.append([])
@@ -102,27 +105,19 @@ class _Builder:
         return self.repeat(node)
 
     def charset(self, charset: CharSet) -> tuple[int, int]:
-        start, end = self.new_state(), self.new_state()
-        # Share the states of common leading byte ranges between sequences (a tiny trie), which keeps
-        # wide classes such as [^"] small.
-        trie: dict[tuple[int, tuple[int, int]], int] = {}
-        for lo, hi in charset.ranges:
-            for sequence in utf8_sequences(lo, hi):
-                state = start
-                for position, byte_range in enumerate(sequence):
-                    if position == len(sequence) - 1:
-                        self.edges[state].append((byte_range[0], byte_range[1], end))
-                        break
-                    key = (state, byte_range)
-                    target = trie.get(key)
-                    if target is None:
-                        target = self.new_state()
-                        trie[key] = target
-                        self.edges[state].append((byte_range[0], byte_range[1], target))
-                    state = target
-        if not self.edges[start]:
+        shape = self.charset_shapes.get(charset.ranges)
+        if shape is None:
+            shape = self.charset_shapes[charset.ranges] = _charset_shape(charset.ranges)
+        inner_states, edges = shape
+        start = len(self.epsilon)
+        for _ in range(2 + inner_states):
+            self.epsilon.append([])
+            self.edges.append([])
+        for source, lo, hi, target in edges:
+            self.edges[start + source].append((lo, hi, start + target))
+        if not edges:
             self.made_empty_charset = True
-        return start, end
+        return start, start + 1
 
     def repeat(self, node: Repeat) -> tuple[int, int]:
         start = end = self.new_state()
@@ -149,3 +144,28 @@ class _Builder:
             end = item_end
         self.epsilon[end].append(final)
         return start, final
+
+
+def _charset_shape(ranges: tuple[tuple[int, int], ...]) -> tuple[int, tuple[tuple[int, int, int, int], ...]]:
+    """The NFA fragment of a character set, relative to its first state: (inner states, edges as
+    (source, lo, hi, target)) with 0 the entry, 1 the exit and 2.. the inner states."""
+    # Share the states of common leading byte ranges between sequences (a tiny trie), which keeps wide
+    # classes such as [^"] small.
+    edges: list[tuple[int, int, int, int]] = []
+    trie: dict[tuple[int, tuple[int, int]], int] = {}
+    inner_states = 0
+    for lo, hi in ranges:
+        for sequence in utf8_sequences(lo, hi):
+            state = 0
+            for position, byte_range in enumerate(sequence):
+                if position == len(sequence) - 1:
+                    edges.append((state, byte_range[0], byte_range[1], 1))
+                    break
+                key = (state, byte_range)
+                target = trie.get(key)
+                if target is None:
+                    target = trie[key] = 2 + inner_states
+                    inner_states += 1
+                    edges.append((state, byte_range[0], byte_range[1], target))
+                state = target
+    return inner_states, tuple(edges)
