@@ -65,18 +65,15 @@ class Index:
         self._class_masks: dict[int, np.ndarray] = {}
         # Index eagerly while it is cheap (small DFAs, restrictive states): the start state first, then
         # the other mask classes within a time budget; whatever is left is computed on first visit.
-        started = time.perf_counter()
+        deadline = time.perf_counter() + config.EAGER_INDEX_BUDGET_SECONDS
         self._compute_masks(np.array([self.dfa.start]))
-        per_state = max(time.perf_counter() - started, 1e-5)
         pending = self._uncomputed_representatives()
-        deadline = started + config.EAGER_INDEX_BUDGET_SECONDS
-        # Batches sized by the start's cost, the clock checked between them: permissive states cost far
-        # more than a restrictive start, and the budget must hold either way.
-        batch = max(1, int(config.EAGER_INDEX_BUDGET_SECONDS / per_state) // 4)
-        for begin in range(0, len(pending), batch):
+        # In batches of one trie walk, the clock checked before each walk: a permissive state's loop walk
+        # costs far more than a restrictive state's share of a batch, and the budget must hold either way.
+        for begin in range(0, len(pending), config.INDEX_BATCH_STATES):
             if time.perf_counter() >= deadline:
                 break
-            self._compute_masks(pending[begin : begin + batch])
+            self._compute_masks(pending[begin : begin + config.INDEX_BATCH_STATES], deadline)
         self._check_no_dead_ends()
 
     @classmethod
@@ -238,9 +235,10 @@ class Index:
         done = self._class_masks.keys()
         return np.array([s for s in first.tolist() if int(self._mask_class[s]) not in done], dtype=np.int64)
 
-    def _compute_masks(self, states: np.ndarray) -> None:
+    def _compute_masks(self, states: np.ndarray, deadline: float | None = None) -> None:
         """Walk the token trie from each of ``states`` and store the masks of their classes (a few states
-        per batch, bounding the frontier's memory on permissive states)."""
+        per batch, bounding the frontier's memory on permissive states). Past ``deadline`` (a
+        ``time.perf_counter`` value), the states not started yet are left for their first visit."""
         todo, classes = [], set()
         for state in (int(s) for s in states):
             klass = int(self._mask_class[state])
@@ -249,6 +247,8 @@ class Index:
                 todo.append(state)
         by_trie = []
         for state in todo:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return
             mask = self._loop_walk(state)
             if mask is None:
                 by_trie.append(state)
