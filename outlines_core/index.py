@@ -37,6 +37,14 @@ class _LookaheadTables(NamedTuple):
     crossable: list[bool]  # lookahead searches past it (not permissive: a decode stays in those a while)
 
 
+@functools.lru_cache(maxsize=8)
+def _fingerprint_weights(num_words: int) -> np.ndarray:
+    """Random odd 32-bit weights, one per bitmask word, for ``Index._shared``'s fingerprints."""
+    weights = np.random.default_rng(0xF1A6).integers(0, 2**32, size=num_words, dtype=np.uint32) | np.uint32(1)
+    weights.setflags(write=False)
+    return weights
+
+
 #: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
 FINISHED = -1
 
@@ -91,10 +99,11 @@ class Index:
         index._setup(dfa, vocabulary)
         index._mask_class = np.asarray(mask_class, dtype=np.int64)
         index._class_masks = {}
-        for klass, mask in class_masks.items():
-            shared = index._unique_masks.setdefault(mask.tobytes(), np.asarray(mask, dtype=np.int32))
-            shared.setflags(write=False)
-            index._class_masks[int(klass)] = shared
+        if class_masks:
+            classes = list(class_masks)
+            stacked = np.stack([np.asarray(class_masks[klass], dtype=np.int32) for klass in classes])
+            for klass, shared in zip(classes, index._shared(stacked)):
+                index._class_masks[int(klass)] = shared
         return index
 
     @property
@@ -109,7 +118,8 @@ class Index:
         self.num_words = (vocabulary.size + 31) // 32
         self._lock = threading.Lock()
         self._masks: dict[int, np.ndarray] = {}
-        self._unique_masks: dict[bytes, np.ndarray] = {}
+        # Distinct masks by fingerprint (``_shared``): equal masks of different states are stored once.
+        self._unique_masks: dict[int, list[np.ndarray]] = {}
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
         # Read on every step (advance): plain attributes, not properties or method calls.
@@ -330,11 +340,34 @@ class Index:
 
     def _store_masks(self, states: list[int], masks: np.ndarray) -> None:
         with self._lock:
-            for state, mask in zip(states, masks):
-                shared = self._unique_masks.setdefault(mask.tobytes(), mask)
-                shared.setflags(write=False)
+            for state, shared in zip(states, self._shared(masks)):
                 self._class_masks[int(self._mask_class[state])] = shared
                 self._masks[state] = shared
+
+    @property
+    def num_unique_masks(self) -> int:
+        """How many distinct masks are stored (states with equal masks share one array)."""
+        return sum(len(bucket) for bucket in self._unique_masks.values())
+
+    def _shared(self, masks: np.ndarray) -> list[np.ndarray]:
+        """Each row of ``masks`` (read-only from now on) or the stored mask equal to it. A row's key is a
+        32-bit fingerprint (each word times a random odd weight, xor-folded: a third of a microsecond,
+        where hashing the row's 16 KB costs six); rows with the same key are compared byte for byte."""
+        with np.errstate(over="ignore"):
+            keys = np.bitwise_xor.reduce(masks.view(np.uint32) * _fingerprint_weights(masks.shape[1]), axis=1)
+        shared = []
+        for key, mask in zip(keys.tolist(), masks):
+            bucket = self._unique_masks.setdefault(key, [])
+            data = mask.tobytes() if bucket else None
+            for candidate in bucket:
+                if candidate.tobytes() == data:
+                    shared.append(candidate)
+                    break
+            else:
+                mask.setflags(write=False)
+                bucket.append(mask)
+                shared.append(mask)
+        return shared
 
     def _walk_trie_from(self, state: int) -> np.ndarray:
         """``_walk_trie`` for one origin, with fewer operations per level: the first level comes straight

@@ -129,4 +129,22 @@ def test_masks_are_read_only_and_shared(vocabulary):
     with pytest.raises(ValueError):
         index.mask(index.initial_state)[0] = 0
     # States 1..4 allow the same tokens except at the end: masks deduplicate.
-    assert len(index._unique_masks) < index.num_states - 1
+    assert index.num_unique_masks < index.num_states - 1
+
+
+@pytest.mark.parametrize("fingerprints", ["random", "all equal"])
+def test_states_share_a_mask_exactly_when_their_masks_are_equal(fingerprints, monkeypatch):
+    from conftest import load_vocabulary
+
+    from outlines_core import index as index_module
+
+    if fingerprints == "all equal":  # every mask lands in one bucket: only the byte comparison tells them apart
+        monkeypatch.setattr(index_module, "_fingerprint_weights", lambda words: np.zeros(words, dtype=np.uint32))
+    index = Index(r'\{"a":[0-9]{1,3},"b":"[a-c]{2}","ab":(true|false)\}', load_vocabulary("gpt-2"))
+    masks = {state: index.mask(state) for state in range(1, index.num_states)}
+    distinct = {mask.tobytes() for mask in masks.values()}
+    assert 1 < len(distinct) < len(masks)
+    assert index.num_unique_masks == len(distinct)
+    for first, first_mask in masks.items():
+        for second, second_mask in masks.items():
+            assert (first_mask is second_mask) == np.array_equal(first_mask, second_mask), (first, second)
