@@ -70,6 +70,7 @@ class Index:
     def __init__(self, regex: str | Dfa, vocabulary: Vocabulary) -> None:
         self._setup(regex if isinstance(regex, Dfa) else compile_dfa(regex), vocabulary)
         self._mask_class = self._mask_classes()
+        self._mask_class_list = self._mask_class.tolist()
         self._class_masks: dict[int, np.ndarray] = {}
         # Index eagerly while it is cheap (small DFAs, restrictive states): the start state first, then
         # the other mask classes within a time budget; whatever is left is computed on first visit.
@@ -98,6 +99,7 @@ class Index:
         index = cls.__new__(cls)
         index._setup(dfa, vocabulary)
         index._mask_class = np.asarray(mask_class, dtype=np.int64)
+        index._mask_class_list = index._mask_class.tolist()
         index._class_masks = {}
         if class_masks:
             classes = list(class_masks)
@@ -122,6 +124,10 @@ class Index:
         self._unique_masks: dict[int, list[np.ndarray]] = {}
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
+        # Non-accepting states no single-byte token keeps alive: their mask is checked on first use.
+        self._dead_end_suspects: np.ndarray | None = None
+        # Per refinement partition (by id): its states sorted by group, and each group's bounds.
+        self._group_members: dict[int, tuple[list[int], list[int]]] = {}
         # Read on every step (advance): plain attributes, not properties or method calls.
         self._size = vocabulary.size
         self._eos_ids = frozenset(vocabulary.eos_token_ids)
@@ -161,12 +167,14 @@ class Index:
             return self.eos_mask
         cached = self._masks.get(state)
         if cached is None:
-            cached = self._class_masks.get(int(self._mask_class[state]))
+            cached = self._class_masks.get(self._mask_class_list[state])
             if cached is None:
                 self._compute_masks(np.array([state]))
                 cached = self._class_masks[int(self._mask_class[state])]
-                if not self.dfa.accepting[state] and not cached.any():
-                    raise self._dead_end_error(state)
+            # Whichever walk made the mask (this visit's, a lookahead batch, a state proven alike).
+            suspects = self._dead_end_suspects
+            if suspects is not None and suspects[state] and not cached.any():
+                raise self._dead_end_error(state)
             self._masks[state] = cached
         return cached
 
@@ -267,20 +275,21 @@ class Index:
         if len(by_trie) == 1:  # a first visit: the common case while decoding
             batch = self._with_lookahead(by_trie[0])
             if len(batch) > 1:
-                masks, _ = self._walk_trie(np.array(batch, dtype=np.int64), max_frontier=config.LOOKAHEAD_MAX_FRONTIER)
+                masks, _, depths = self._walk_trie(np.array(batch, dtype=np.int64), max_frontier=config.LOOKAHEAD_MAX_FRONTIER)
                 if masks is not None:
-                    self._store_masks(batch, masks)
+                    self._store_masks(batch, masks, depths.tolist())
                     return
                 # Some state fans out (a run of letters, where words go on): never batch these again.
                 takeable = self._lookahead_tables.takeable
                 for state in batch[1:]:
                     takeable[state] = False
-            self._store_masks(batch[:1], self._walk_trie_from(batch[0])[None, :])
+            mask, depth = self._walk_trie_from(batch[0])
+            self._store_masks(batch[:1], mask[None, :], [depth])
             return
         for begin in range(0, len(by_trie), config.INDEX_BATCH_STATES):
             batch = np.array(by_trie[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
-            masks, _ = self._walk_trie(batch)
-            self._store_masks(batch.tolist(), masks)
+            masks, _, depths = self._walk_trie(batch)
+            self._store_masks(batch.tolist(), masks, depths.tolist())
 
     def _with_lookahead(self, state: int) -> list[int]:
         """``state`` and the restrictive states a decode is likely to need next, for one batched walk.
@@ -338,11 +347,42 @@ class Index:
             (~near_permissive).tolist(), (~permissive).tolist(),
         )
 
-    def _store_masks(self, states: list[int], masks: np.ndarray) -> None:
+    def _store_masks(self, states: list[int], masks: np.ndarray, depths: list[int] | None = None) -> None:
+        """Store the masks of ``states`` (and of their mask classes); with the depths of the trie walks that
+        made them, also those of the states they prove alike (``_share_with_alike``)."""
         with self._lock:
             for state, shared in zip(states, self._shared(masks)):
+                # Per class only: ``mask`` fills its per-state cache on first visit, after the dead-end check.
                 self._class_masks[int(self._mask_class[state])] = shared
-                self._masks[state] = shared
+            if depths is not None:
+                self._share_with_alike(states, depths)
+
+    def _share_with_alike(self, states: list[int], depths: list[int]) -> None:
+        """Give each walked state's mask to the states no short string tells apart from it.
+
+        A trie walk from ``state`` whose longest live token prefix has ``depth`` bytes proves its mask for
+        every state that no string of ``depth + 1`` bytes tells apart from it (the DFA's refinement at that
+        many rounds): a token alive from such a state cannot be longer than ``depth`` (its first
+        ``depth + 1`` bytes would be alive from ``state`` too, a prefix the walk would have reached), and
+        tokens up to that length live or die alike from both. The mask classes use the longest token of
+        the whole vocabulary instead, so they miss these: a 30-field object's keys (``"field_07"``) differ
+        only beyond the few bytes any token spans, and 672 states have 88 distinct masks.
+        """
+        groups_of: dict[int, tuple[np.ndarray, dict[int, np.ndarray]]] = {}
+        for state, depth in zip(states, depths):
+            groups = self.dfa.indistinguishable_within(depth + 1)
+            groups_of.setdefault(id(groups), (groups, {}))[1][int(groups[state])] = self._class_masks[self._mask_class_list[state]]
+        mask_class, done = self._mask_class_list, self._class_masks
+        for key, (groups, masks) in groups_of.items():
+            members = self._group_members.get(key)
+            if members is None:
+                order = np.argsort(groups, kind="stable")
+                bounds = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2)).tolist()
+                members = self._group_members[key] = (order.tolist(), bounds)
+            order, bounds = members
+            for group, mask in masks.items():
+                for member in order[bounds[group] : bounds[group + 1]]:
+                    done.setdefault(mask_class[member], mask)
 
     @property
     def num_unique_masks(self) -> int:
@@ -369,9 +409,10 @@ class Index:
                 shared.append(mask)
         return shared
 
-    def _walk_trie_from(self, state: int) -> np.ndarray:
+    def _walk_trie_from(self, state: int) -> tuple[np.ndarray, int]:
         """``_walk_trie`` for one origin, with fewer operations per level: the first level comes straight
-        from the state's live bytes (the root has a child per first byte), and no origin rows are kept."""
+        from the state's live bytes (the root has a child per first byte), and no origin rows are kept.
+        Returns the mask and the walk's depth (``_walk_trie``)."""
         trie = self.vocabulary.trie
         transitions = self._flat_transitions
         targets = self.dfa.transitions[state]
@@ -397,7 +438,8 @@ class Index:
         ends = np.cumsum(counts)
         total = int(ends[-1]) if ends.size else 0
         mask = self._bitmask_of(trie.token_ids[np.repeat(begins - (ends - counts), counts) + np.arange(total)])
-        return mask | self.eos_mask if self.dfa.accepting[state] else mask
+        depth = sum(1 for level in reached if level.size)
+        return (mask | self.eos_mask if self.dfa.accepting[state] else mask), depth
 
     def _walk_trie(self, origins: np.ndarray, with_successors: bool = False, max_frontier: int | None = None):
         """Allowed-token bitmasks, one row per origin state, from one level-synchronous trie walk.
@@ -406,6 +448,8 @@ class Index:
         gathering every child of every frontier node; entries whose state dies are dropped, so a dead
         prefix never expands its subtree. With ``max_frontier``, a level expanding to more entries than
         that stops the walk and the masks are None (it bounds the memory of speculative batches).
+        Returns (masks, successors, depths): an origin's depth is the length of the longest token prefix
+        alive from it (see ``_share_with_alike``).
         """
         trie = self.vocabulary.trie
         transitions = self._flat_transitions
@@ -419,7 +463,7 @@ class Index:
             if total == 0:
                 break
             if max_frontier is not None and total > max_frontier:
-                return None, None
+                return None, None, None
             ends = np.cumsum(counts)
             child = np.repeat(trie.child_start[node] - (ends - counts), counts) + np.arange(total)
             parent_state = np.repeat(state, counts)
@@ -451,7 +495,10 @@ class Index:
                 successors = [pair_states[bounds[i] : bounds[i + 1]] for i in range(len(origins))]
         accepting_rows = np.flatnonzero(self.dfa.accepting[origins])
         packed[accepting_rows] |= self.eos_mask
-        return packed, successors
+        depths = np.zeros(len(origins), dtype=np.int64)
+        for level, rows_alive in enumerate(reached_rows, start=1):
+            depths[rows_alive] = level
+        return packed, successors, depths
 
     def _pack_rows(self, rows: np.ndarray, token_ids: np.ndarray, num_rows: int) -> np.ndarray:
         """Packed bitmask rows from (row, token) pairs, each pair at most once. Sparse rows (the usual
@@ -493,10 +540,9 @@ class Index:
         if not suspects.any():
             return
         if len(self._class_masks) < self.num_mask_classes - 1:
-            # Lazy: the start state is known good (or raises now); the rest is checked on first visit.
+            # Lazy: the start state is checked now, every other suspect on its first visit (``mask``).
+            self._dead_end_suspects = suspects
             self.mask(self.dfa.start)
-            if not self.dfa.accepting[self.dfa.start] and not self.mask(self.dfa.start).any():
-                raise self._dead_end_error(self.dfa.start)
             return
         seen = {self.dfa.start}
         stack = [self.dfa.start]

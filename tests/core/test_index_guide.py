@@ -105,6 +105,22 @@ def test_vocabulary_that_cannot_spell_the_pattern():
         Index(r"[^\x00-\U0010ffff]", vocabulary)
 
 
+@pytest.mark.parametrize("lookahead", [1, 3])
+def test_a_lazy_dead_end_is_reported_on_first_visit_whichever_walk_made_its_mask(lookahead, monkeypatch):
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", -1.0)
+    # 3: the start's batch also walks "a" and "ab", so the dead end's mask exists before its first visit.
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", lookahead)
+    index = Index(r"a(bx|c)", Vocabulary([b"a", b"b", b"c", None], [3]))  # no token spells "x"
+    assert len(index.computed_class_masks) == lookahead < index.num_mask_classes - 1  # lazy
+    guide = Guide(index)
+    guide.advance(0)
+    guide.advance(1)  # "ab": allowed, since "b" alone does not die
+    with pytest.raises(IncompatibleVocabularyError, match="no token that can continue"):
+        guide.allowed_tokens()
+
+
 def test_multi_byte_tokens_are_enough_when_no_single_byte_fits():
     vocabulary = Vocabulary([b"ab", b"c", None], [2])
     guide = Guide(Index("abc", vocabulary))
@@ -148,3 +164,20 @@ def test_states_share_a_mask_exactly_when_their_masks_are_equal(fingerprints, mo
     for first, first_mask in masks.items():
         for second, second_mask in masks.items():
             assert (first_mask is second_mask) == np.array_equal(first_mask, second_mask), (first, second)
+
+
+def test_a_walked_mask_is_shared_only_with_states_alike_one_byte_past_its_longest_token(monkeypatch):
+    """After "1" the longest live token is "a" (1 byte); after "2", "ab" (2 bytes) also lives. The two
+    states agree on every 1-byte string, so a mask shared at the walk's depth instead of one byte past it
+    would give the second state the first one's mask."""
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)  # one state per walk: the order below is the order
+    vocabulary = Vocabulary([b"1", b"2", b"a", b"ab", b"b", b"z", None], [6])
+    index = Index(r"(1a|2ab)z", vocabulary)
+    after_1, after_2 = index.dfa.walk(b"1"), index.dfa.walk(b"2")
+    assert index.allowed_tokens(after_1).tolist() == [2]  # "a"
+    assert index.allowed_tokens(after_2).tolist() == [2, 3]  # "a", "ab"
+    assert index.allowed_tokens(index.dfa.walk(b"1a")).tolist() == [5]  # "z"
+    assert index.allowed_tokens(index.dfa.walk(b"2a")).tolist() == [4]  # "b"

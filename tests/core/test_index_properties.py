@@ -202,7 +202,10 @@ def test_the_one_state_trie_walk_equals_the_batched_one(tokenizer):
     for pattern in [*LOOP_WALK_PATTERNS, SEED_REGEXES["ipv4"], r"(true|false|null|-?[0-9]{1,4})"]:
         index = Index(pattern, vocabulary)
         for state in range(1, index.num_states):
-            assert np.array_equal(index._walk_trie_from(state), index._walk_trie(np.array([state]))[0][0]), (pattern, state)
+            from_one, depth = index._walk_trie_from(state)
+            batched = index._walk_trie(np.array([state]))
+            assert np.array_equal(from_one, batched[0][0]), (pattern, state)
+            assert depth == batched[2][0], (pattern, state)
 
 
 def reference_masks(index: Index) -> dict[int, np.ndarray]:
