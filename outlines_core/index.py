@@ -102,10 +102,16 @@ class Index:
         index._mask_class_list = index._mask_class.tolist()
         index._class_masks = {}
         if class_masks:
-            classes = list(class_masks)
-            stacked = np.stack([np.asarray(class_masks[klass], dtype=np.int32) for klass in classes])
-            for klass, shared in zip(classes, index._shared(stacked)):
-                index._class_masks[int(klass)] = shared
+            # Classes given the same array (a cache file stores each distinct mask once) stay shared.
+            row_of: dict[int, int] = {}
+            distinct = []
+            for mask in class_masks.values():
+                if id(mask) not in row_of:
+                    row_of[id(mask)] = len(distinct)
+                    distinct.append(np.asarray(mask, dtype=np.int32))
+            shared = index._shared(np.stack(distinct))
+            for klass, mask in class_masks.items():
+                index._class_masks[int(klass)] = shared[row_of[id(mask)]]
         return index
 
     @property

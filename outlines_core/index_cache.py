@@ -62,8 +62,16 @@ def save(index: Index, folder: Path | None = None) -> Path:
     path = entry_path(index.pattern, index.vocabulary, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     masks = index.computed_class_masks
-    classes = np.array(sorted(masks), dtype=np.int64)
-    stacked = np.stack([masks[k] for k in classes.tolist()]) if masks else np.zeros((0, index.num_words), dtype=np.int32)
+    # Each distinct mask once (many classes share one), and per class the row of its mask.
+    classes = sorted(masks)
+    row_of: dict[int, int] = {}
+    rows: list[np.ndarray] = []
+    for klass in classes:
+        if id(masks[klass]) not in row_of:
+            row_of[id(masks[klass])] = len(rows)
+            rows.append(masks[klass])
+    which = np.array([row_of[id(masks[klass])] for klass in classes], dtype=np.int64)
+    stacked = np.stack(rows) if rows else np.zeros((0, index.num_words), dtype=np.int32)
     dfa = index.dfa
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
@@ -79,7 +87,8 @@ def save(index: Index, folder: Path | None = None) -> Path:
                 byte_classes=dfa.byte_classes,
                 class_transitions=dfa.class_transitions,
                 mask_class=index._mask_class,
-                classes=classes,
+                classes=np.array(classes, dtype=np.int64),
+                which=which,
                 masks=stacked,
             )
         os.replace(temporary, path)
@@ -118,10 +127,13 @@ def load(pattern: str, vocabulary: Vocabulary, folder: Path | None = None) -> In
             masks = data["masks"]
             if masks.ndim != 2 or masks.dtype != np.int32 or masks.shape[1] != (vocabulary.size + 31) // 32:
                 return None
-            classes = data["classes"]
-            if classes.shape != (masks.shape[0],):
+            classes, which = data["classes"], data["which"]
+            if classes.ndim != 1 or which.shape != classes.shape:
                 return None
-            class_masks = {int(k): masks[i] for i, k in enumerate(classes.tolist())}
+            if which.size and (which.min() < 0 or which.max() >= masks.shape[0]):
+                return None
+            rows = list(masks)  # one view per distinct mask, shared by the classes that have it
+            class_masks = {int(k): rows[w] for k, w in zip(classes.tolist(), which.tolist())}
             return Index.from_parts(dfa, vocabulary, mask_class, class_masks)
     except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile, EOFError):
         return None  # absent or damaged: the caller rebuilds (and overwrites it)

@@ -192,3 +192,17 @@ def test_prune_keeps_the_newest_entries(folder, monkeypatch):
     index_cache._prune(folder)
     survivors = {p.name for p in folder.glob("*.npz")}
     assert survivors == {index_cache.entry_path(p, vocabulary).name for p in patterns[-3:]}
+
+
+def test_an_entry_stores_each_distinct_mask_once(folder):
+    """Many classes share a mask (the keys of an object with repeated fields): the file holds each
+    distinct mask once, and the loaded index shares them the same way."""
+    vocabulary = load_vocabulary("gpt-2")
+    pattern = r"\{" + ",".join(f'"field_{i:02d}":[0-9]{{1,3}}' for i in range(12)) + r"\}"
+    built = Index.cached(pattern, vocabulary)
+    with np.load(index_cache.entry_path(pattern, vocabulary)) as data:
+        stored, classes = data["masks"].shape[0], data["classes"].shape[0]
+    assert stored == built.num_unique_masks < classes
+    loaded = index_cache.load(pattern, vocabulary)
+    assert loaded.num_unique_masks == stored
+    assert_same_index(built, loaded)
