@@ -32,7 +32,6 @@ class _LookaheadTables(NamedTuple):
     successor_targets: list[int]  # distinct live successors, flat: state s's are [starts[s]:starts[s + 1]]
     successor_starts: list[int]
     expansion: list[int]  # size of the state's trie walk's second level: the batch's cost estimate
-    mask_class: list[int]
     takeable: list[bool]  # lookahead may batch it (not permissive, not just before a permissive run)
     crossable: list[bool]  # lookahead searches past it (not permissive: a decode stays in those a while)
 
@@ -94,24 +93,17 @@ class Index:
         return index_cache.load_or_build(regex, vocabulary)
 
     @classmethod
-    def from_parts(cls, dfa: Dfa, vocabulary: Vocabulary, mask_class: np.ndarray, class_masks: dict[int, np.ndarray]) -> "Index":
-        """An index rebuilt from what a previous one computed (``index_cache`` loads these from disk)."""
+    def from_parts(
+        cls, dfa: Dfa, vocabulary: Vocabulary, mask_class: np.ndarray, masks: np.ndarray, class_rows: dict[int, int]
+    ) -> "Index":
+        """An index rebuilt from what a previous one computed (``index_cache`` loads these from disk): the
+        distinct masks as rows of ``masks``, and the row of each computed class."""
         index = cls.__new__(cls)
         index._setup(dfa, vocabulary)
         index._mask_class = np.asarray(mask_class, dtype=np.int64)
         index._mask_class_list = index._mask_class.tolist()
-        index._class_masks = {}
-        if class_masks:
-            # Classes given the same array (a cache file stores each distinct mask once) stay shared.
-            row_of: dict[int, int] = {}
-            distinct = []
-            for mask in class_masks.values():
-                if id(mask) not in row_of:
-                    row_of[id(mask)] = len(distinct)
-                    distinct.append(np.asarray(mask, dtype=np.int32))
-            shared = index._shared(np.stack(distinct))
-            for klass, mask in class_masks.items():
-                index._class_masks[int(klass)] = shared[row_of[id(mask)]]
+        shared = index._shared(np.asarray(masks, dtype=np.int32)) if len(masks) else []
+        index._class_masks = {int(klass): shared[row] for klass, row in class_rows.items()}
         return index
 
     @property
@@ -176,7 +168,7 @@ class Index:
             cached = self._class_masks.get(self._mask_class_list[state])
             if cached is None:
                 self._compute_masks(np.array([state]))
-                cached = self._class_masks[int(self._mask_class[state])]
+                cached = self._class_masks[self._mask_class_list[state]]
             # Whichever walk made the mask (this visit's, a lookahead batch, a state proven alike).
             suspects = self._dead_end_suspects
             if suspects is not None and suspects[state] and not cached.any():
@@ -257,7 +249,7 @@ class Index:
         _, first = np.unique(self._mask_class, return_index=True)
         first = first[first != DEAD]
         done = self._class_masks.keys()
-        return np.array([s for s in first.tolist() if int(self._mask_class[s]) not in done], dtype=np.int64)
+        return np.array([s for s in first.tolist() if self._mask_class_list[s] not in done], dtype=np.int64)
 
     def _compute_masks(self, states: np.ndarray, deadline: float | None = None) -> None:
         """Walk the token trie from each of ``states`` and store the masks of their classes (a few states
@@ -265,7 +257,7 @@ class Index:
         ``time.perf_counter`` value), the states not started yet are left for their first visit."""
         todo, classes = [], set()
         for state in (int(s) for s in states):
-            klass = int(self._mask_class[state])
+            klass = self._mask_class_list[state]
             if klass not in self._class_masks and klass not in classes:
                 classes.add(klass)
                 todo.append(state)
@@ -281,7 +273,8 @@ class Index:
         if len(by_trie) == 1:  # a first visit: the common case while decoding
             batch = self._with_lookahead(by_trie[0])
             if len(batch) > 1:
-                masks, _, depths = self._walk_trie(np.array(batch, dtype=np.int64), max_frontier=config.LOOKAHEAD_MAX_FRONTIER)
+                origins = np.array(batch, dtype=np.int64)
+                masks, _, depths = self._walk_trie(origins, max_frontier=config.LOOKAHEAD_MAX_FRONTIER)
                 if masks is not None:
                     self._store_masks(batch, masks, depths.tolist())
                     return
@@ -309,7 +302,8 @@ class Index:
         does not go past a permissive state: a decode spends many steps in one (a string's content), and
         what lies beyond it (an escape's hex digits, the next field) is batched when the decode gets there.
         """
-        targets, starts, expansion, mask_class, takeable, crossable = self._lookahead_tables
+        targets, starts, expansion, takeable, crossable = self._lookahead_tables
+        mask_class = self._mask_class_list
         budget = config.LOOKAHEAD_EXPANSION_BUDGET - expansion[state]
         batch, classes = [state], {mask_class[state]}
         seen, queue = {state}, [state]
@@ -349,8 +343,8 @@ class Index:
             near_permissive = near_permissive | near_permissive[self.dfa.class_transitions].any(axis=1)
             near_permissive[DEAD] = False
         return _LookaheadTables(
-            rows[keep].tolist(), successor_starts.tolist(), expansion.tolist(), self._mask_class.tolist(),
-            (~near_permissive).tolist(), (~permissive).tolist(),
+            rows[keep].tolist(), successor_starts.tolist(), expansion.tolist(), (~near_permissive).tolist(),
+            (~permissive).tolist(),
         )
 
     def _store_masks(self, states: list[int], masks: np.ndarray, depths: list[int] | None = None) -> None:
@@ -359,7 +353,7 @@ class Index:
         with self._lock:
             for state, shared in zip(states, self._shared(masks)):
                 # Per class only: ``mask`` fills its per-state cache on first visit, after the dead-end check.
-                self._class_masks[int(self._mask_class[state])] = shared
+                self._class_masks[self._mask_class_list[state]] = shared
             if depths is not None:
                 self._share_with_alike(states, depths)
 
@@ -374,11 +368,11 @@ class Index:
         the whole vocabulary instead, so they miss these: a 30-field object's keys (``"field_07"``) differ
         only beyond the few bytes any token spans, and 672 states have 88 distinct masks.
         """
+        mask_class, done = self._mask_class_list, self._class_masks
         groups_of: dict[int, tuple[np.ndarray, dict[int, np.ndarray]]] = {}
         for state, depth in zip(states, depths):
             groups = self.dfa.indistinguishable_within(depth + 1)
-            groups_of.setdefault(id(groups), (groups, {}))[1][int(groups[state])] = self._class_masks[self._mask_class_list[state]]
-        mask_class, done = self._mask_class_list, self._class_masks
+            groups_of.setdefault(id(groups), (groups, {}))[1][int(groups[state])] = done[mask_class[state]]
         for key, (groups, masks) in groups_of.items():
             members = self._group_members.get(key)
             if members is None:

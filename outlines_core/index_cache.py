@@ -132,9 +132,8 @@ def load(pattern: str, vocabulary: Vocabulary, folder: Path | None = None) -> In
                 return None
             if which.size and (which.min() < 0 or which.max() >= masks.shape[0]):
                 return None
-            rows = list(masks)  # one view per distinct mask, shared by the classes that have it
-            class_masks = {int(k): rows[w] for k, w in zip(classes.tolist(), which.tolist())}
-            return Index.from_parts(dfa, vocabulary, mask_class, class_masks)
+            class_rows = dict(zip(classes.tolist(), which.tolist()))
+            return Index.from_parts(dfa, vocabulary, mask_class, masks, class_rows)
     except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile, EOFError):
         return None  # absent or damaged: the caller rebuilds (and overwrites it)
 

@@ -111,8 +111,7 @@ class _Builder:
         inner_states, edges = shape
         start = len(self.epsilon)
         for _ in range(2 + inner_states):
-            self.epsilon.append([])
-            self.edges.append([])
+            self.new_state()
         for source, lo, hi, target in edges:
             self.edges[start + source].append((lo, hi, start + target))
         if not edges:

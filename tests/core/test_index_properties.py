@@ -84,8 +84,9 @@ def test_completeness_tokenizer_encodings_of_matches_are_accepted(tokenizer, nam
     vocabulary = index.vocabulary
     ids = load_encoder_without_dummy_prefix(tokenizer).encode(text, add_special_tokens=False).ids
     if vocabulary.decode(ids) != text.encode("utf-8"):
-        # The tokenizer itself cannot represent this text (normalization or <unk>): not the index's concern.
-        assert any(vocabulary.token_bytes(i) is None for i in ids) or "\r" in text, (text, ids)
+        # The tokenizer itself cannot represent this text (normalization, <unk>, or SentencePiece reading a
+        # literal "▁" as its space marker): not the index's concern.
+        assert any(vocabulary.token_bytes(i) is None for i in ids) or "\r" in text or "\u2581" in text, (text, ids)
         return
     guide = Guide(index)
     for position, token in enumerate(ids):
