@@ -194,17 +194,25 @@ class Index:
         return bool((word >> (token_id & 31)) & 1)
 
     def next_state(self, state: int, token_id: int) -> int:
-        """The state after ``token_id``; ``DEAD`` if the token is not allowed, ``FINISHED`` after EOS."""
+        """The state after ``token_id``; ``DEAD`` if the token is not allowed, ``FINISHED`` after EOS.
+
+        A content token is allowed exactly when its bytes walk from ``state`` without dying (the masks are
+        made by that rule), so a first move is one walk, with no mask lookup: a decode asks once per
+        (state, token) pair, the cache answers the rest.
+        """
         key = (state, token_id)
         target = self._next_state.get(key)  # holds allowed tokens only
         if target is not None:
             return target
-        if not self.is_allowed(state, token_id):
-            return DEAD
         if token_id in self._eos_ids:
-            return FINISHED
-        target = self.dfa.walk(self._token_bytes[token_id], state)
-        if len(self._next_state) < config.MAX_CACHED_TRANSITIONS:
+            return FINISHED if self.is_accepting(state) else DEAD
+        if state == FINISHED or not 0 <= token_id < len(self._token_bytes):
+            return DEAD
+        data = self._token_bytes[token_id]
+        if data is None:  # special tokens are never content
+            return DEAD
+        target = self.dfa.walk(data, state)
+        if target != DEAD and len(self._next_state) < config.MAX_CACHED_TRANSITIONS:
             self._next_state[key] = target
         return target
 

@@ -77,6 +77,19 @@ def test_not_allowed_token_is_a_clear_error_and_leaves_state(vocabulary):
         guide.advance(0)
 
 
+@pytest.mark.parametrize("pattern", [r"1(\.2)?", r"[0-9.]+", "aé", r"(12|3)*\.?"])
+def test_a_move_exists_exactly_for_the_tokens_the_mask_allows(vocabulary, pattern):
+    # next_state decides by walking the token's bytes, without reading the mask: the two must agree on
+    # every id, EOS, special tokens and ids past the tokenizer included, and in the finished state.
+    index = Index(pattern, vocabulary)
+    for state in [*range(1, index.num_states), FINISHED]:
+        for token_id in [-1, *range(vocabulary.size), vocabulary.size]:
+            moved = index.next_state(state, token_id) != 0
+            assert moved == index.is_allowed(state, token_id), (state, token_id)
+            if moved:  # and again from the cache
+                assert index.next_state(state, token_id) == index.next_state(state, token_id) != 0
+
+
 def test_copy_is_independent_and_reset_restarts(vocabulary):
     guide = Guide(Index(r"[12]+", vocabulary))
     guide.advance(0)
