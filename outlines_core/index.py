@@ -75,7 +75,7 @@ class Index:
         # the other mask classes within a time budget; whatever is left is computed on first visit.
         deadline = time.perf_counter() + config.EAGER_INDEX_BUDGET_SECONDS
         self._compute_masks(np.array([self.dfa.start]))
-        pending = self._uncomputed_representatives()
+        pending = self._permissive_first(self._uncomputed_representatives())
         # In batches of one trie walk, the clock checked before each walk: a permissive state's loop walk
         # costs far more than a restrictive state's share of a batch, and the budget must hold either way.
         for begin in range(0, len(pending), config.INDEX_BATCH_STATES):
@@ -258,6 +258,14 @@ class Index:
         first = first[first != DEAD]
         done = self._class_masks.keys()
         return np.array([s for s in first.tolist() if self._mask_class_list[s] not in done], dtype=np.int64)
+
+    def _permissive_first(self, states: np.ndarray) -> np.ndarray:
+        """``states`` reordered for the eager pass: the permissive ones (inside strings, free text) first,
+        each group in state order. A permissive state's first visit is a loop walk over the whole
+        vocabulary, the slowest step a decode can take (up to a millisecond), while a restrictive state's
+        first visit is batched with its neighbours by lookahead; so the budget goes to the former."""
+        restrictive = (self.dfa.transitions[states] != DEAD).sum(axis=1) <= config.LOOKAHEAD_MAX_LIVE_BYTES
+        return states[np.argsort(restrictive, kind="stable")]
 
     def _compute_masks(self, states: np.ndarray, deadline: float | None = None) -> None:
         """Walk the token trie from each of ``states`` and store the masks of their classes (a few states

@@ -134,6 +134,25 @@ def test_a_lazy_dead_end_is_reported_on_first_visit_whichever_walk_made_its_mask
         guide.allowed_tokens()
 
 
+def test_the_eager_pass_walks_permissive_states_first(monkeypatch):
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)  # the start's walk batches no neighbours
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every state, whatever the machine
+    walked = []
+    original = Index._compute_masks
+    monkeypatch.setattr(
+        Index, "_compute_masks", lambda self, states, *rest: (walked.extend(states.tolist()), original(self, states, *rest))
+    )
+    # Digits and dashes (restrictive) before and after a run of any character but '"' (permissive).
+    tokens = [bytes([byte]) for byte in range(32, 127)] + [b"12", b"ab", b"-x", None]
+    index = Index(r'[0-9]{2}-[0-9]{2}-"[^"]{0,3}"-[0-9]{2}', Vocabulary(tokens, [len(tokens) - 1]))
+    live = (index.dfa.transitions != 0).sum(axis=1)
+    permissive = [live[state] > config.LOOKAHEAD_MAX_LIVE_BYTES for state in walked[1:]]  # after the start
+    assert any(permissive) and not all(permissive)
+    assert permissive == sorted(permissive, reverse=True)  # every permissive state before any restrictive one
+
+
 def test_multi_byte_tokens_are_enough_when_no_single_byte_fits():
     vocabulary = Vocabulary([b"ab", b"c", None], [2])
     guide = Guide(Index("abc", vocabulary))
