@@ -6,6 +6,7 @@ states, where it returns None, get the pruning trie walk instead.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -34,6 +35,9 @@ _MAJORITY_BINCOUNT_STATES = 16384
 #: Up to this many states, ``LoopWalk._characters_follow`` walks them one by one in Python.
 _CHARACTER_STATES_ONE_BY_ONE = 4
 
+#: Up to this many distinct states starting runs, ``LoopWalk._after_runs`` tabulates where their runs lead.
+_FEW_RUN_STARTS = 8
+
 #: ``LoopWalk._character_target`` of a state not asked yet.
 _UNKNOWN = -1
 
@@ -56,6 +60,7 @@ class LoopWalk:
         self._class_set_masks: dict[int, np.ndarray] = {}
         self._run_patterns: dict[int, re.Pattern | None] = {}
         self._powers: dict[int, list[np.ndarray]] = {}
+        self._runs: dict[tuple[int, int], list[int]] = {}  # (class set, state): states of its run, by length
 
     def mask(self, state: int) -> np.ndarray | None:
         """The mask of a permissive state (inside a JSON string, free text, a counted run of characters)
@@ -125,9 +130,8 @@ class LoopWalk:
                 # Only the survivors with such a run take part (a few percent of the tokens walked).
                 jumping = np.flatnonzero(survived & (resume > 0))
                 if jumping.size:
-                    runs, jumped = resume[jumping], current_states[jumping]
-                    for bit, power in enumerate(self._uniform_powers(chain_classes, int(runs.max()).bit_length())):
-                        jumped = np.where((runs >> bit) & 1, power[jumped], jumped)
+                    runs = resume[jumping]
+                    jumped = self._after_runs(chain_classes, current_states[jumping], runs)
                     landed = jumped != DEAD
                     jumping, runs = jumping[landed], runs[landed]
                     current_states[jumping] = jumped[landed]  # these arrays are this walk's own copies
@@ -287,23 +291,50 @@ class LoopWalk:
         return result
 
     def _character_targets_of(self, states: np.ndarray) -> np.ndarray:
-        """Per state of ``states``, the one state every valid multi-byte UTF-8 character leads to, else DEAD:
-        the eight character kinds walked range by range for all the states at once (a counted run's chain
-        asks for a few dozen states, and a walk per state and kind costs tens of microseconds)."""
-        classes, table = self.dfa.byte_classes, self.dfa.class_transitions
-        result = None
-        for sequence in _UTF8_SEQUENCES:
-            reached = states
-            for low, high in sequence:
-                # Byte classes are contiguous byte ranges: the range's bytes move alike iff its classes do.
-                first, last = int(classes[low]), int(classes[high])
-                if first == last:
-                    reached = table[reached, first]
-                else:
-                    block = table[reached, first : last + 1]
-                    reached = np.where((block == block[:, :1]).all(axis=1), block[:, 0], DEAD)
-            result = reached if result is None else np.where(result == reached, result, DEAD)
-        return result
+        """Per state of ``states``, the one state every valid multi-byte UTF-8 character leads to, else DEAD.
+
+        The eight character kinds are walked together, one byte position at a time, for all the states
+        at once: a counted run's chain asks for a few dozen states, and a walk per kind would cost a
+        hundred small numpy calls. At each position, a (state, kind) row moves when its kind's byte range
+        moves alike (byte classes are contiguous byte ranges, so when its classes do).
+        """
+        table = self.dfa.class_transitions
+        kinds = len(_UTF8_SEQUENCES)
+        reached = np.repeat(states.astype(np.int64), kinds)  # row r: state r // kinds, character kind r % kinds
+        kind = np.tile(np.arange(kinds), states.size)
+        rows = np.arange(reached.size)
+        for low, high, firsts, columns, has_position in self._character_positions:
+            block = table[reached, low:high]
+            first = block[rows, firsts[kind]]
+            moves_alike = ~((block != first[:, None]) & columns[kind]).any(axis=1)
+            reached = np.where(has_position[kind], np.where(moves_alike, first, DEAD), reached)
+        reached = reached.reshape(states.size, kinds)
+        return np.where((reached == reached[:, :1]).all(axis=1), reached[:, 0], DEAD)
+
+    @functools.cached_property
+    def _character_positions(self) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per byte position of a multi-byte UTF-8 character: the byte classes ``low:high`` its kinds'
+        ranges span; per kind, its range's first class (counted from ``low``) and its classes as a mask
+        over the span; and which kinds have that many bytes."""
+        classes = self.dfa.byte_classes
+        kinds = len(_UTF8_SEQUENCES)
+        positions = []
+        for position in range(max(len(sequence) for sequence in _UTF8_SEQUENCES)):
+            spans = {
+                kind: (int(classes[sequence[position][0]]), int(classes[sequence[position][1]]) + 1)
+                for kind, sequence in enumerate(_UTF8_SEQUENCES)
+                if position < len(sequence)
+            }
+            low, high = min(first for first, _ in spans.values()), max(end for _, end in spans.values())
+            firsts = np.zeros(kinds, dtype=np.int64)
+            columns = np.zeros((kinds, high - low), dtype=bool)
+            has_position = np.zeros(kinds, dtype=bool)
+            for kind, (first, end) in spans.items():
+                firsts[kind] = first - low
+                columns[kind, first - low : end - low] = True
+                has_position[kind] = True
+            positions.append((low, high, firsts, columns, has_position))
+        return positions
 
     def _majority_move(self, state: int) -> tuple[int, int]:
         """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);
@@ -340,6 +371,30 @@ class LoopWalk:
             in_set.setflags(write=False)
             self._class_set_masks[class_set] = in_set
         return in_set
+
+    def _after_runs(self, class_set: int, starts: np.ndarray, runs: np.ndarray) -> np.ndarray:
+        """The state each of ``starts`` reaches after its run of ``runs`` bytes of the byte classes
+        ``class_set`` (DEAD where those bytes stop moving alike, see ``_uniform_powers``)."""
+        longest = int(runs.max())
+        powers = self._uniform_powers(class_set, max(1, longest.bit_length()))
+        counts = np.bincount(starts)
+        distinct = np.flatnonzero(counts)
+        if distinct.size > _FEW_RUN_STARTS:  # one gather per bit of the longest run
+            for bit, power in enumerate(powers):
+                starts = np.where((runs >> bit) & 1, power[starts], starts)
+            return starts
+        # Usually one or two states follow the exit bytes (a label's start after '.'): where their runs
+        # lead, as a small table, then one gather.
+        step = powers[0]
+        table = np.empty((distinct.size, longest + 1), dtype=np.int64)
+        for row, state in enumerate(distinct.tolist()):
+            run = self._runs.setdefault((class_set, state), [state])
+            while len(run) <= longest:
+                run.append(step.item(run[-1]))
+            table[row] = run[: longest + 1]
+        row_of = np.zeros(counts.size, dtype=np.int64)
+        row_of[distinct] = np.arange(distinct.size)
+        return table[row_of[starts], runs]
 
     def _uniform_powers(self, class_set: int, count: int) -> list[np.ndarray]:
         """``count`` arrays over states: entry ``i`` maps a state to the one ``2**i`` bytes of the byte

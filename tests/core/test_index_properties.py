@@ -156,15 +156,17 @@ LOOP_WALK_PATTERNS = [
 
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm", "qwen2"])
-@pytest.mark.parametrize("tail, bincount_states", [(0, 16384), (10**9, 16384), (0, 0)])
-def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, bincount_states, monkeypatch):
+@pytest.mark.parametrize("tail, bincount_states, few_run_starts", [(0, 16384, 8), (10**9, 16384, 8), (0, 0, 0)])
+def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, bincount_states, few_run_starts, monkeypatch):
     """The loop walk (byte-set tests, character counts, chain jumps) decides exactly what the trie walk
-    decides, with its last tokens finished in numpy (tail 0) or all of them in Python (tail 10**9), and
-    majority moves weighed by ``np.bincount`` or, as for DFAs too large for it, by a loop over the row."""
+    decides, with its last tokens finished in numpy (tail 0) or all of them in Python (tail 10**9),
+    majority moves weighed by ``np.bincount`` or, as for DFAs too large for it, by a loop over the row,
+    and the runs after an exit byte jumped through a table of their few starts or by powers of two."""
     from outlines_core import config, loop_walk
 
     monkeypatch.setattr(config, "LOOP_WALK_TAIL_TOKENS", tail)
     monkeypatch.setattr(loop_walk, "_MAJORITY_BINCOUNT_STATES", bincount_states)
+    monkeypatch.setattr(loop_walk, "_FEW_RUN_STARTS", few_run_starts)
     monkeypatch.setattr(config, "LOOP_WALK_MIN_SHARE", 0.0)  # take the loop walk wherever it applies
     vocabulary = load_vocabulary(tokenizer)
     walked = 0
