@@ -236,7 +236,7 @@ class LoopWalk:
         run = None
         if chain_classes is not None and chain:
             if chain_classes not in self._run_patterns:
-                ascii_run = bytes(int(b) for b in np.flatnonzero(self._bytes_of_classes(chain_classes)[:128]))
+                ascii_run = np.flatnonzero(self._bytes_of_classes(chain_classes)[:128]).astype(np.uint8).tobytes()
                 pattern = re.compile(b"[" + re.escape(ascii_run) + b"]*") if ascii_run else None
                 self._run_patterns[chain_classes] = pattern
             run = self._run_patterns[chain_classes]
@@ -376,16 +376,15 @@ class LoopWalk:
         """The state each of ``starts`` reaches after its run of ``runs`` bytes of the byte classes
         ``class_set`` (DEAD where those bytes stop moving alike, see ``_uniform_powers``)."""
         longest = int(runs.max())
-        powers = self._uniform_powers(class_set, max(1, longest.bit_length()))
         counts = np.bincount(starts)
         distinct = np.flatnonzero(counts)
         if distinct.size > _FEW_RUN_STARTS:  # one gather per bit of the longest run
-            for bit, power in enumerate(powers):
+            for bit, power in enumerate(self._uniform_powers(class_set, longest.bit_length())):
                 starts = np.where((runs >> bit) & 1, power[starts], starts)
             return starts
         # Usually one or two states follow the exit bytes (a label's start after '.'): where their runs
         # lead, as a small table, then one gather.
-        step = powers[0]
+        step = self._uniform_powers(class_set, 1)[0]
         table = np.empty((distinct.size, longest + 1), dtype=np.int64)
         for row, state in enumerate(distinct.tolist()):
             run = self._runs.setdefault((class_set, state), [state])
