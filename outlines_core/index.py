@@ -44,6 +44,9 @@ def _fingerprint_weights(num_words: int) -> np.ndarray:
     return weights
 
 
+#: ``Index._alike`` indexes a partition's groups from this many uses on (scanning it before).
+_INDEXED_PARTITION_USES = 8
+
 #: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
 FINISHED = -1
 
@@ -125,7 +128,8 @@ class Index:
         # Non-accepting states no single-byte token keeps alive: their mask is checked on first use.
         self._dead_end_suspects: np.ndarray | None = None
         # Per refinement partition (by id): its states sorted by group, and each group's bounds.
-        self._group_members: dict[int, tuple[list[int], list[int]]] = {}
+        self._group_members: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._partition_uses: dict[int, int] = {}
         # Read on every step (advance): plain attributes, not properties or method calls.
         self._size = vocabulary.size
         self._eos_ids = frozenset(vocabulary.eos_token_ids)
@@ -385,20 +389,27 @@ class Index:
         only beyond the few bytes any token spans, and 672 states have 88 distinct masks.
         """
         mask_class, done = self._mask_class_list, self._class_masks
-        groups_of: dict[int, tuple[np.ndarray, dict[int, np.ndarray]]] = {}
         for state, depth in zip(states, depths):
-            groups = self.dfa.indistinguishable_within(depth + 1)
-            groups_of.setdefault(id(groups), (groups, {}))[1][int(groups[state])] = done[mask_class[state]]
-        for key, (groups, masks) in groups_of.items():
-            members = self._group_members.get(key)
-            if members is None:
-                order = np.argsort(groups, kind="stable")
-                bounds = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2)).tolist()
-                members = self._group_members[key] = (order.tolist(), bounds)
-            order, bounds = members
-            for group, mask in masks.items():
-                for member in order[bounds[group] : bounds[group + 1]]:
-                    done.setdefault(mask_class[member], mask)
+            mask = done[mask_class[state]]
+            for member in self._alike(self.dfa.indistinguishable_within(depth + 1), state).tolist():
+                done.setdefault(mask_class[member], mask)
+
+    def _alike(self, groups: np.ndarray, state: int) -> np.ndarray:
+        """The states in ``state``'s group of the partition ``groups`` (usually a handful). A scan of the
+        partition at first; from its ``_INDEXED_PARTITION_USES``-th use on, through an index of its groups
+        (a sort of every state: too slow for a first visit that asks a dozen partitions once each)."""
+        key = id(groups)
+        members = self._group_members.get(key)
+        if members is None:
+            uses = self._partition_uses[key] = self._partition_uses.get(key, 0) + 1
+            if uses < _INDEXED_PARTITION_USES:
+                return np.flatnonzero(groups == groups[state])
+            order = np.argsort(groups, kind="stable")
+            bounds = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2))
+            members = self._group_members[key] = (order, bounds)
+        order, bounds = members
+        group = int(groups[state])
+        return order[bounds[group] : bounds[group + 1]]
 
     @property
     def num_unique_masks(self) -> int:

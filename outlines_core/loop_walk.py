@@ -92,9 +92,7 @@ class LoopWalk:
             narrowed = moves if common is None else common & moves
             if self._bytes_in_classes(narrowed) < config.LOOP_WALK_MIN_BYTES:
                 break
-            if common is None and self._first_byte_share(narrowed) < minimum:
-                # Chained tokens start with a byte of the first move: a bound that rejects restrictive
-                # states before any work over the whole vocabulary.
+            if common is None and self._too_few_chain(state, narrowed, minimum):
                 return None
             if common is not None and narrowed != common:
                 spans.append((common, length))
@@ -409,6 +407,20 @@ class LoopWalk:
         while len(powers) < count:
             powers.append(powers[-1][powers[-1]])
         return powers
+
+    def _too_few_chain(self, state: int, class_set: int, minimum: float) -> bool:
+        """Whether too few tokens could chain from ``state``, whose first move takes the byte classes
+        ``class_set``: a bound that rejects restrictive states before the chain is followed.
+
+        Chained tokens start with a byte of the first move, and their bytes all lie in it, unless the
+        chain takes multi-byte characters, which needs every lead byte alive in ``state``: where one dies
+        (a run of hex digits, of an e-mail label's characters) the count of tokens made of the set's
+        bytes bounds them (a pass over the vocabulary, once per set and vocabulary)."""
+        if self._first_byte_share(class_set) < minimum:
+            return True
+        if (self.dfa.transitions[state, _UTF8_LEADS] != DEAD).all():
+            return False
+        return self.vocabulary.token_table.count_within(self._bytes_of_classes(class_set)) < minimum
 
     def _first_byte_share(self, class_set: int) -> int:
         """How many content tokens start with a byte of the byte classes ``class_set``."""

@@ -309,6 +309,7 @@ class TokenTable:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_runs", {})
+        object.__setattr__(self, "_within_counts", {})
         object.__setattr__(self, "_runs_lock", threading.Lock())
 
     def within(self, byte_allowed: np.ndarray) -> np.ndarray:
@@ -325,6 +326,19 @@ class TokenTable:
             return (clash == 0) & self.ascii_only
         clash |= (sets[2] & forbidden[2]) | (sets[3] & forbidden[3])
         return clash == 0
+
+    def count_within(self, byte_allowed: np.ndarray) -> int:
+        """How many content tokens ``within(byte_allowed)`` holds: computed once per byte set and kept (the
+        loop walk asks it of the same few sets, a hex digit's or an e-mail label's, in every index)."""
+        key = np.packbits(byte_allowed).tobytes()
+        count = self._within_counts.get(key)
+        if count is None:
+            count = int(np.count_nonzero(self.within(byte_allowed)))
+            with self._runs_lock:
+                while len(self._within_counts) >= MAX_TEXT_RUNS * 8:
+                    self._within_counts.pop(next(iter(self._within_counts)))
+                self._within_counts[key] = count
+        return count
 
     @functools.cached_property
     def num_content(self) -> int:

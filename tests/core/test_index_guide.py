@@ -213,3 +213,17 @@ def test_a_walked_mask_is_shared_only_with_states_alike_one_byte_past_its_longes
     assert index.allowed_tokens(after_2).tolist() == [2, 3]  # "a", "ab"
     assert index.allowed_tokens(index.dfa.walk(b"1a")).tolist() == [5]  # "z"
     assert index.allowed_tokens(index.dfa.walk(b"2a")).tolist() == [4]  # "b"
+
+
+def test_states_alike_are_found_by_scan_and_by_index_alike():
+    # _alike scans a partition for its first few questions, then indexes its groups: both must answer
+    # with exactly the states of the group.
+    from conftest import load_vocabulary
+
+    index = Index(r'\{"a":[0-9]{1,3},"b":"[a-c]{2,9}","ab":(true|false)\}', load_vocabulary("gpt-2"))
+    for length in (1, 2, 3, 8, 64):
+        groups = index.dfa.indistinguishable_within(length)
+        assert length > 3 or len(set(groups.tolist())) < index.num_states  # groups of several states
+        for state in range(index.num_states):
+            expected = [s for s in range(index.num_states) if groups[s] == groups[state]]
+            assert sorted(index._alike(groups, state).tolist()) == expected

@@ -1,5 +1,6 @@
 """Vocabulary: every token maps to the exact bytes it adds to the output, for every tokenizer family."""
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -144,3 +145,16 @@ def test_unsupported_tokenizer_family_is_refused():
     tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="[UNK]")
     with pytest.raises(VocabularyError, match="unsupported tokenizer decoder"):
         Vocabulary.from_transformers(tokenizer)
+
+
+@pytest.mark.parametrize("name", ["gpt-2", "llama-spm"])
+def test_counts_of_tokens_within_a_byte_set_match_the_tokens(name):
+    table = load_vocabulary(name).token_table
+    hex_digits = np.zeros(256, dtype=bool)
+    hex_digits[list(b"0123456789abcdefABCDEF")] = True
+    ascii_letters = np.zeros(256, dtype=bool)
+    ascii_letters[list(b"abcdefghijklmnopqrstuvwxyz")] = True
+    for byte_set in (hex_digits, ascii_letters, ~hex_digits, np.ones(256, dtype=bool), np.zeros(256, dtype=bool)):
+        expected = int(np.count_nonzero(table.within(byte_set)))
+        assert table.count_within(byte_set) == expected == table.count_within(byte_set.copy())  # kept
+    assert 0 < table.count_within(hex_digits) < table.count_within(~hex_digits)
