@@ -130,6 +130,7 @@ class Index:
         # Per refinement partition (by id): its states sorted by group, and each group's bounds.
         self._group_members: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._partition_uses: dict[int, int] = {}
+        self._group_sizes: dict[int, list[int]] = {}
         # Read on every step (advance): plain attributes, not properties or method calls.
         self._size = vocabulary.size
         self._eos_ids = frozenset(vocabulary.eos_token_ids)
@@ -137,7 +138,7 @@ class Index:
         self._token_bytes = vocabulary.token_list
         self._loop_walk = LoopWalk(dfa, vocabulary).mask  # permissive states (loop_walk.py)
         transitions = self.dfa.transitions
-        self._flat_transitions = transitions.reshape(-1).astype(np.int64)
+        self._flat_transitions = self.dfa.flat_transitions
         #: States with no way to extend the output (every byte leads to the dead state).
         self._no_continuation = ~(transitions != DEAD).any(axis=1)
         self.eos_mask = self._bitmask_of(np.array(vocabulary.eos_token_ids, dtype=np.int64))
@@ -390,15 +391,23 @@ class Index:
         """
         mask_class, done = self._mask_class_list, self._class_masks
         for state, depth in zip(states, depths):
-            mask = done[mask_class[state]]
-            for member in self._alike(self.dfa.indistinguishable_within(depth + 1), state).tolist():
-                done.setdefault(mask_class[member], mask)
+            alike = self._alike(self.dfa.indistinguishable_within(depth + 1), state)
+            if alike is not None:
+                mask = done[mask_class[state]]
+                for member in alike.tolist():
+                    done.setdefault(mask_class[member], mask)
 
-    def _alike(self, groups: np.ndarray, state: int) -> np.ndarray:
-        """The states in ``state``'s group of the partition ``groups`` (usually a handful). A scan of the
-        partition at first; from its ``_INDEXED_PARTITION_USES``-th use on, through an index of its groups
-        (a sort of every state: too slow for a first visit that asks a dozen partitions once each)."""
+    def _alike(self, groups: np.ndarray, state: int) -> np.ndarray | None:
+        """The states in ``state``'s group of the partition ``groups``, or None when it is alone there (the
+        usual case). A scan of the partition at first; from its ``_INDEXED_PARTITION_USES``-th use on,
+        through an index of its groups (a sort of every state: too slow for a first visit that asks a
+        dozen partitions once each)."""
         key = id(groups)
+        sizes = self._group_sizes.get(key)
+        if sizes is None:
+            sizes = self._group_sizes[key] = np.bincount(groups).tolist()
+        if sizes[groups[state]] == 1:
+            return None
         members = self._group_members.get(key)
         if members is None:
             uses = self._partition_uses[key] = self._partition_uses.get(key, 0) + 1

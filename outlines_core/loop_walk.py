@@ -32,14 +32,11 @@ _UTF8_LEADS = np.array([sequence[0][0] for sequence in _UTF8_SEQUENCES])
 #: Up to this many DFA states, ``LoopWalk._majority_move`` weighs a row's targets with one ``np.bincount``.
 _MAJORITY_BINCOUNT_STATES = 16384
 
-#: Up to this many states, ``LoopWalk._characters_follow`` walks them one by one in Python.
-_CHARACTER_STATES_ONE_BY_ONE = 4
-
 #: Up to this many distinct states starting runs, ``LoopWalk._after_runs`` tabulates where their runs lead.
 _FEW_RUN_STARTS = 8
 
-#: ``LoopWalk._character_target`` of a state not asked yet.
-_UNKNOWN = -1
+#: ``LoopWalk._uniform_step`` answers this many states one by one, then maps every state at once.
+_STEPS_ONE_BY_ONE = 32
 
 
 class LoopWalk:
@@ -50,17 +47,18 @@ class LoopWalk:
         self.dfa = dfa
         self.vocabulary = vocabulary
         self.num_words = (vocabulary.size + 31) // 32
-        self._flat_transitions = dfa.transitions.reshape(-1).astype(np.int64)
+        self._flat_transitions = dfa.flat_transitions
         self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
         self._class_size_weights = np.array(self._class_sizes, dtype=np.float64)
         self._majority: dict[int, tuple[int, int]] = {}
         self._class_set_bytes: dict[int, int] = {}
-        # Per state: where every multi-byte character leads (_characters_follow), _UNKNOWN until asked.
-        self._character_target = np.full(dfa.num_states, _UNKNOWN, dtype=np.int64)
+        self._character_target = self._character_targets()  # for _characters_follow
         self._class_set_masks: dict[int, np.ndarray] = {}
         self._run_patterns: dict[int, re.Pattern | None] = {}
         self._powers: dict[int, list[np.ndarray]] = {}
         self._runs: dict[tuple[int, int], list[int]] = {}  # (class set, state): states of its run, by length
+        self._steps: dict[int, dict[int, int]] = {}  # class set: state -> _uniform_step, while few are asked
+        self._class_indices: dict[int, np.ndarray] = {}
 
     def mask(self, state: int) -> np.ndarray | None:
         """The mask of a permissive state (inside a JSON string, free text, a counted run of characters)
@@ -258,35 +256,19 @@ class LoopWalk:
         leads from ``state`` to ``target`` (through one intermediate state per byte, whatever the
         character)."""
         sources = np.fromiter((state for state, _ in chain), dtype=np.int64, count=len(chain))
-        if (self.dfa.transitions[sources[:, None], _UTF8_LEADS] == DEAD).any():
-            return False  # some lead byte dies (an ASCII-only run): no need to follow the characters
         targets = np.fromiter((target for _, target in chain), dtype=np.int64, count=len(chain))
-        memo = self._character_target
-        unknown = np.unique(sources[memo[sources] == _UNKNOWN])
-        if unknown.size > _CHARACTER_STATES_ONE_BY_ONE:
-            memo[unknown] = self._character_targets_of(unknown)
-        else:  # a self-loop's one state: the vectorized walk's hundred small numpy calls cost more
-            for state in unknown.tolist():
-                memo[state] = self._character_target_of(state)
-        return bool(((memo[sources] == targets) & (targets != DEAD)).all())
+        return bool(((self._character_target[sources] == targets) & (targets != DEAD)).all())
 
-    def _character_target_of(self, state: int) -> int:
-        """``_character_targets_of`` for one state, over Python lists of class rows."""
-        class_row, classes = self.dfa.class_row, self.dfa.byte_classes
-        result = None
-        for sequence in _UTF8_SEQUENCES:
-            at = state
-            for low, high in sequence:
-                row = class_row(at)
-                first, last = int(classes[low]), int(classes[high])
-                at = row[first]
-                if at == DEAD or any(target != at for target in row[first + 1 : last + 1]):
-                    return DEAD
-            if result is None:
-                result = at
-            elif at != result:
-                return DEAD
-        return result
+    def _character_targets(self) -> np.ndarray:
+        """Per state, the one state every valid multi-byte UTF-8 character leads to, else DEAD. Computed
+        with the DFA (a few hundred microseconds for a large schema): only the states where every lead
+        byte lives can have one (inside strings, free text), and asking for a chain's states on its first
+        walk made the first visit of a string the slowest step of a decode."""
+        target = np.zeros(self.dfa.num_states, dtype=np.int64)  # DEAD
+        candidates = np.flatnonzero((self.dfa.transitions[:, _UTF8_LEADS] != DEAD).all(axis=1))
+        if candidates.size:
+            target[candidates] = self._character_targets_of(candidates)
+        return target
 
     def _character_targets_of(self, states: np.ndarray) -> np.ndarray:
         """Per state of ``states``, the one state every valid multi-byte UTF-8 character leads to, else DEAD.
@@ -380,18 +362,46 @@ class LoopWalk:
             for bit, power in enumerate(self._uniform_powers(class_set, longest.bit_length())):
                 starts = np.where((runs >> bit) & 1, power[starts], starts)
             return starts
-        # Usually one or two states follow the exit bytes (a label's start after '.'): where their runs
-        # lead, as a small table, then one gather.
-        step = self._uniform_powers(class_set, 1)[0]
+        # Usually one or two states follow the exit bytes (a label's start after '.', a string's end):
+        # where their runs lead, as a small table, then one gather.
         table = np.empty((distinct.size, longest + 1), dtype=np.int64)
         for row, state in enumerate(distinct.tolist()):
             run = self._runs.setdefault((class_set, state), [state])
             while len(run) <= longest:
-                run.append(step.item(run[-1]))
+                at = run[-1]
+                if at == DEAD:
+                    run.extend([DEAD] * (longest + 1 - len(run)))
+                    break
+                run.append(self._uniform_step(class_set, at))
             table[row] = run[: longest + 1]
         row_of = np.zeros(counts.size, dtype=np.int64)
         row_of[distinct] = np.arange(distinct.size)
         return table[row_of[starts], runs]
+
+    def _uniform_step(self, class_set: int, state: int) -> int:
+        """The state every byte of the byte classes ``class_set`` leads to from ``state``, else DEAD: the
+        first of ``_uniform_powers``, asked state by state while few are (a string's end, after which the
+        run dies at once, needs one; the whole map costs a pass over every state's row)."""
+        powers = self._powers.get(class_set)
+        if powers:
+            return powers[0].item(state)
+        steps = self._steps.setdefault(class_set, {})
+        target = steps.get(state)
+        if target is None:
+            if len(steps) >= _STEPS_ONE_BY_ONE:
+                return self._uniform_powers(class_set, 1)[0].item(state)
+            row = self.dfa.class_transitions[state, self._classes_in(class_set)]
+            target = steps[state] = int(row[0]) if (row == row[0]).all() else DEAD
+        return target
+
+    def _classes_in(self, class_set: int) -> np.ndarray:
+        """The byte classes of the bit set ``class_set``, as an index array."""
+        classes = self._class_indices.get(class_set)
+        if classes is None:
+            classes = self._class_indices[class_set] = np.flatnonzero(
+                [(class_set >> klass) & 1 for klass in range(len(self._class_sizes))]
+            )
+        return classes
 
     def _uniform_powers(self, class_set: int, count: int) -> list[np.ndarray]:
         """``count`` arrays over states: entry ``i`` maps a state to the one ``2**i`` bytes of the byte
@@ -399,9 +409,8 @@ class LoopWalk:
         run of them of that length gets there); DEAD where that fails."""
         powers = self._powers.setdefault(class_set, [])
         if not powers:
-            classes = [klass for klass in range(len(self._class_sizes)) if (class_set >> klass) & 1]
             # Whole class columns (contiguous rows of the transposed table) rather than a strided gather.
-            targets = self.dfa.class_columns[classes]
+            targets = self.dfa.class_columns[self._classes_in(class_set)]
             uniform = (targets == targets[0]).all(axis=0)
             powers.append(np.where(uniform, targets[0], DEAD).astype(np.int64))
         while len(powers) < count:

@@ -46,6 +46,7 @@ class Dfa:
     # whole table of thousands of states would cost milliseconds on a first visit.
     _class_row_of: dict = field(default_factory=dict, repr=False)
     _class_columns: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    _flat_transitions: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     # Moore refinement partitions as (rounds, group of each state), then the stable partition as (None,
     # groups): recorded by minimization, or computed on first use (``indistinguishable_within``).
     _refinement: tuple = field(default=None, repr=False)  # type: ignore[assignment]
@@ -60,6 +61,16 @@ class Dfa:
         if self._rows is None:
             object.__setattr__(self, "_rows", self.transitions.tolist())
         return self._rows
+
+    @property
+    def flat_transitions(self) -> np.ndarray:
+        """``transitions`` flattened to int64 (state ``s`` on byte ``b`` is entry ``s * 256 + b``), for
+        vectorized walks that gather many transitions at once (made on first use)."""
+        if self._flat_transitions is None:
+            flat = self.transitions.reshape(-1).astype(np.int64)
+            flat.setflags(write=False)
+            object.__setattr__(self, "_flat_transitions", flat)
+        return self._flat_transitions
 
     @property
     def class_columns(self) -> np.ndarray:

@@ -184,16 +184,27 @@ def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, bincount
     (OTHER_REGEXES["json_string"], True), (r'"[^"]*"', True), (r"[^\n]{0,12}\n", True),
     (r"(日本|[^\n]){0,12}\n", False), (OTHER_REGEXES["unicode"], False), (r"[α-ω ]{0,20}", False), (SEED_REGEXES["email"], False),
 ])
-def test_character_targets_one_by_one_equal_the_vectorized_ones(pattern, takes_characters):
-    """The loop walk asks where multi-byte characters lead either state by state in Python (a chain's few
-    new states) or for many states at once in numpy; both answer the same for every state."""
-    from outlines_core.loop_walk import LoopWalk
+def test_character_targets_equal_a_walk_of_every_character_kind(pattern, takes_characters):
+    """Where the loop walk says every multi-byte character leads from a state (one vectorized pass over
+    the states, at construction) equals a walk of each character kind's byte ranges, state by state."""
+    from outlines_core.loop_walk import _UTF8_SEQUENCES, LoopWalk
     from outlines_core.regex import compile_dfa
+
+    def walked_target(dfa, state):
+        reached = set()
+        for sequence in _UTF8_SEQUENCES:
+            at = state
+            for low, high in sequence:  # every byte of the range must move alike
+                targets = {int(dfa.transitions[at, byte]) for byte in range(low, high + 1)}
+                at = targets.pop() if len(targets) == 1 else 0
+            reached.add(at)
+        return reached.pop() if len(reached) == 1 else 0
 
     dfa = compile_dfa(pattern)
     walk = LoopWalk(dfa, load_vocabulary("gpt-2"))
-    vectorized = walk._character_targets_of(np.arange(dfa.num_states)).tolist()
-    assert [walk._character_target_of(state) for state in range(dfa.num_states)] == vectorized
+    vectorized = walk._character_target.tolist()
+    assert [walked_target(dfa, state) for state in range(dfa.num_states)] == vectorized
+    assert walk._character_targets_of(np.arange(dfa.num_states)).tolist() == vectorized  # every state asked
     # Where any character goes (strings, [^\n]) some state takes them all alike; not where some characters
     # start a word (日 of 日本) or only some are allowed.
     assert any(target != 0 for target in vectorized) == takes_characters
