@@ -25,7 +25,7 @@ INDEX_BATCH_STATES = 8
 #: states only while their estimated trie expansions (second-level nodes) stay within the budget.
 LOOKAHEAD_STATES = 32
 LOOKAHEAD_SEARCH_STATES = 256
-LOOKAHEAD_EXPANSION_BUDGET = 3_000
+LOOKAHEAD_EXPANSION_BUDGET = 20_000
 #: States where more bytes than this live are never taken by lookahead (their walks are the costly ones),
 #: nor are the states within this many bytes before them.
 LOOKAHEAD_MAX_LIVE_BYTES = 32
