@@ -127,10 +127,11 @@ class Index:
         self._next_state: dict[tuple[int, int], int] = {}
         # Non-accepting states no single-byte token keeps alive: their mask is checked on first use.
         self._dead_end_suspects: np.ndarray | None = None
-        # Per refinement partition (by id): its states sorted by group, and each group's bounds.
-        self._group_members: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._partition_uses: dict[int, int] = {}
+        # Per refinement partition (by id), for ``_alike``: each group's size, how often it was asked,
+        # and, once asked often (``_INDEXED_PARTITION_USES``), its states sorted by group with the bounds.
         self._group_sizes: dict[int, list[int]] = {}
+        self._partition_uses: dict[int, int] = {}
+        self._group_members: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # Read on every step (advance): plain attributes, not properties or method calls.
         self._size = vocabulary.size
         self._eos_ids = frozenset(vocabulary.eos_token_ids)
@@ -266,7 +267,7 @@ class Index:
 
     def _permissive_first(self, states: np.ndarray) -> np.ndarray:
         """``states`` reordered for the eager pass: the permissive ones (inside strings, free text) first,
-        each group in state order. A permissive state's first visit is a loop walk over the whole
+        each kind in the order given. A permissive state's first visit is a loop walk over the whole
         vocabulary, the slowest step a decode can take (up to a millisecond), while a restrictive state's
         first visit is batched with its neighbours by lookahead; so the budget goes to the former."""
         restrictive = (self.dfa.transitions[states] != DEAD).sum(axis=1) <= config.LOOKAHEAD_MAX_LIVE_BYTES

@@ -335,7 +335,7 @@ class TokenTable:
         if count is None:
             count = int(np.count_nonzero(self.within(byte_allowed)))
             with self._runs_lock:
-                while len(self._within_counts) >= MAX_TEXT_RUNS * 8:
+                while len(self._within_counts) >= MAX_WITHIN_COUNTS:
                     self._within_counts.pop(next(iter(self._within_counts)))
                 self._within_counts[key] = count
         return count
@@ -379,6 +379,9 @@ class TokenTable:
 
 #: Byte sets whose ``TextRun`` one vocabulary keeps (each costs a few bytes per token).
 MAX_TEXT_RUNS = 32
+
+#: Byte sets whose ``count_within`` one vocabulary keeps (an integer each).
+MAX_WITHIN_COUNTS = 256
 
 
 @dataclass(frozen=True, eq=False)
