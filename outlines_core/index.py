@@ -545,13 +545,13 @@ class Index:
             allowed[rows, token_ids] = True
             return np.packbits(allowed, axis=1, bitorder="little").view("<i4").astype(np.int32, copy=False)
         token_ids = token_ids.astype(np.int64)
-        # Distinct tokens of a word are distinct powers of two: their sum is their OR, exact in float64.
-        words = np.bincount(
-            rows * self.num_words + (token_ids >> 5),
-            weights=np.left_shift(1, token_ids & 31).astype(np.float64),
-            minlength=num_rows * self.num_words,
-        )
-        return words.astype(np.uint32).view(np.int32).reshape(num_rows, self.num_words)
+        # Distinct tokens of a word are distinct powers of two: their sum is their OR. An unbuffered add
+        # into the zeroed words costs a fifth of a weighted bincount over every word (32 rows: 13 against
+        # 65 us), which also converts the whole float64 result.
+        words = np.zeros(num_rows * self.num_words, dtype=np.uint32)
+        bits = np.left_shift(np.uint32(1), (token_ids & 31).astype(np.uint32))
+        np.add.at(words, rows * self.num_words + (token_ids >> 5), bits)
+        return words.view(np.int32).reshape(num_rows, self.num_words)
 
     def _bitmask_of(self, token_ids: np.ndarray) -> np.ndarray:
         """The packed bitmask of distinct ``token_ids``."""
