@@ -129,7 +129,8 @@ class Index:
         self._dead_end_suspects: np.ndarray | None = None
         # Per refinement partition (by id), for ``_alike``: each group's size, how often it was asked,
         # and, once asked often (``_INDEXED_PARTITION_USES``), its states sorted by group with the bounds.
-        self._group_sizes: dict[int, list[int]] = {}
+        self._group_sizes: dict[int, np.ndarray] = {}
+        self._partitions: dict[int, np.ndarray] = {}  # walk depth d: dfa.indistinguishable_within(d + 1)
         self._partition_uses: dict[int, int] = {}
         self._group_members: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # Read on every step (advance): plain attributes, not properties or method calls.
@@ -390,9 +391,12 @@ class Index:
         the whole vocabulary instead, so they miss these: a 30-field object's keys (``"field_07"``) differ
         only beyond the few bytes any token spans, and 672 states have 88 distinct masks.
         """
-        mask_class, done = self._mask_class_list, self._class_masks
+        mask_class, done, partitions = self._mask_class_list, self._class_masks, self._partitions
         for state, depth in zip(states, depths):
-            alike = self._alike(self.dfa.indistinguishable_within(depth + 1), state)
+            groups = partitions.get(depth)
+            if groups is None:
+                groups = partitions[depth] = self.dfa.indistinguishable_within(depth + 1)
+            alike = self._alike(groups, state)
             if alike is not None:
                 mask = done[mask_class[state]]
                 for member in alike.tolist():
@@ -406,7 +410,7 @@ class Index:
         key = id(groups)
         sizes = self._group_sizes.get(key)
         if sizes is None:
-            sizes = self._group_sizes[key] = np.bincount(groups).tolist()
+            sizes = self._group_sizes[key] = np.bincount(groups)
         if sizes[groups[state]] == 1:
             return None
         members = self._group_members.get(key)
@@ -414,9 +418,9 @@ class Index:
             uses = self._partition_uses[key] = self._partition_uses.get(key, 0) + 1
             if uses < _INDEXED_PARTITION_USES:
                 return np.flatnonzero(groups == groups[state])
-            order = np.argsort(groups, kind="stable")
-            bounds = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2))
-            members = self._group_members[key] = (order, bounds)
+            # Group ids fit 16 bits for all but huge DFAs, where numpy's stable sort is a radix sort.
+            order = np.argsort(groups.astype(np.int16 if sizes.size < 2**15 else np.int64), kind="stable")
+            members = self._group_members[key] = (order, np.concatenate(([0], np.cumsum(sizes))))
         order, bounds = members
         group = int(groups[state])
         return order[bounds[group] : bounds[group + 1]]
