@@ -366,13 +366,17 @@ class LoopWalk:
         # where their runs lead, as a small table, then one gather.
         table = np.empty((distinct.size, longest + 1), dtype=np.int64)
         for row, state in enumerate(distinct.tolist()):
-            run = self._runs.setdefault((class_set, state), [state])
-            while len(run) <= longest:
-                at = run[-1]
-                if at == DEAD:
-                    run.extend([DEAD] * (longest + 1 - len(run)))
-                    break
-                run.append(self._uniform_step(class_set, at))
+            run = self._runs.get((class_set, state))
+            if run is None or len(run) <= longest:
+                # Extended in a copy, then stored whole (``_uniform_powers`` says why).
+                run = [state] if run is None else list(run)
+                while len(run) <= longest:
+                    at = run[-1]
+                    if at == DEAD:
+                        run.extend([DEAD] * (longest + 1 - len(run)))
+                        break
+                    run.append(self._uniform_step(class_set, at))
+                self._runs[(class_set, state)] = run
             table[row] = run[: longest + 1]
         row_of = np.zeros(counts.size, dtype=np.int64)
         row_of[distinct] = np.arange(distinct.size)
@@ -407,14 +411,20 @@ class LoopWalk:
         """``count`` arrays over states: entry ``i`` maps a state to the one ``2**i`` bytes of the byte
         classes ``class_set`` lead to, when every byte of them moves alike at each of those steps (so any
         run of them of that length gets there); DEAD where that fails."""
-        powers = self._powers.setdefault(class_set, [])
-        if not powers:
-            # Whole class columns (contiguous rows of the transposed table) rather than a strided gather.
-            targets = self.dfa.class_columns[self._classes_in(class_set)]
-            uniform = (targets == targets[0]).all(axis=0)
-            powers.append(np.where(uniform, targets[0], DEAD).astype(np.int64))
-        while len(powers) < count:
-            powers.append(powers[-1][powers[-1]])
+        powers = self._powers.get(class_set)
+        if powers is None or len(powers) < count:
+            # Extended in a copy, then stored whole: an index is shared between threads, and two appending
+            # to one list could store a map twice, each later power then wrong.
+            if powers is None:
+                # Whole class columns (contiguous rows of the transposed table) rather than a strided gather.
+                targets = self.dfa.class_columns[self._classes_in(class_set)]
+                uniform = (targets == targets[0]).all(axis=0)
+                powers = [np.where(uniform, targets[0], DEAD).astype(np.int64)]
+            else:
+                powers = list(powers)
+            while len(powers) < count:
+                powers.append(powers[-1][powers[-1]])
+            self._powers[class_set] = powers
         return powers
 
     def _too_few_chain(self, state: int, class_set: int, minimum: float) -> bool:
