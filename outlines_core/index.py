@@ -44,8 +44,39 @@ def _fingerprint_weights(num_words: int) -> np.ndarray:
     return weights
 
 
-#: ``Index._alike`` indexes a partition's groups from this many uses on (scanning it before).
+#: ``_Groups.alike`` indexes a partition's groups from this many questions on (scanning it before).
 _INDEXED_PARTITION_USES = 8
+
+
+class _Groups:
+    """One partition of the DFA's states (a group id per state), asked which states share a state's
+    group: ``_share_with_alike`` asks it for every state a walk made a mask for."""
+
+    __slots__ = ("groups", "sizes", "uses", "order", "bounds")
+
+    def __init__(self, groups: np.ndarray) -> None:
+        self.groups = groups
+        self.sizes = np.bincount(groups)
+        self.uses = 0
+        self.order: np.ndarray | None = None  # states sorted by group, once indexed
+        self.bounds: np.ndarray | None = None
+
+    def alike(self, state: int) -> np.ndarray | None:
+        """The states in ``state``'s group, or None when it is alone there (the usual case). A scan of the
+        partition at first; from its ``_INDEXED_PARTITION_USES``-th question on, through an index of its
+        groups (a sort of every state: too slow for a first visit that asks a dozen partitions once each)."""
+        group = int(self.groups[state])
+        if self.sizes[group] == 1:
+            return None
+        if self.order is None:
+            self.uses += 1
+            if self.uses < _INDEXED_PARTITION_USES:
+                return np.flatnonzero(self.groups == group)
+            # Group ids fit 16 bits for all but huge DFAs, where numpy's stable sort is a radix sort.
+            narrow = np.int16 if self.sizes.size < 2**15 else np.int64
+            self.bounds = np.concatenate(([0], np.cumsum(self.sizes)))
+            self.order = np.argsort(self.groups.astype(narrow), kind="stable")
+        return self.order[self.bounds[group] : self.bounds[group + 1]]
 
 #: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
 FINISHED = -1
@@ -127,12 +158,9 @@ class Index:
         self._next_state: dict[tuple[int, int], int] = {}
         # Non-accepting states no single-byte token keeps alive: their mask is checked on first use.
         self._dead_end_suspects: np.ndarray | None = None
-        # Per refinement partition (by id), for ``_alike``: each group's size, how often it was asked,
-        # and, once asked often (``_INDEXED_PARTITION_USES``), its states sorted by group with the bounds.
-        self._group_sizes: dict[int, np.ndarray] = {}
-        self._partitions: dict[int, np.ndarray] = {}  # walk depth d: dfa.indistinguishable_within(d + 1)
-        self._partition_uses: dict[int, int] = {}
-        self._group_members: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Per walk depth d, the groups of dfa.indistinguishable_within(d + 1) (``_share_with_alike``);
+        # depths with the same recorded partition share one object.
+        self._alike_at_depth: dict[int, _Groups] = {}
         # Read on every step (advance): plain attributes, not properties or method calls.
         self._size = vocabulary.size
         self._eos_ids = frozenset(vocabulary.eos_token_ids)
@@ -266,13 +294,17 @@ class Index:
         done = self._class_masks.keys()
         return np.array([s for s in first.tolist() if self._mask_class_list[s] not in done], dtype=np.int64)
 
+    @functools.cached_property
+    def _permissive(self) -> np.ndarray:
+        """Per state: more than ``config.LOOKAHEAD_MAX_LIVE_BYTES`` bytes live (inside strings, free text)."""
+        return (self.dfa.transitions != DEAD).sum(axis=1) > config.LOOKAHEAD_MAX_LIVE_BYTES
+
     def _permissive_first(self, states: np.ndarray) -> np.ndarray:
-        """``states`` reordered for the eager pass: the permissive ones (inside strings, free text) first,
-        each kind in the order given. A permissive state's first visit is a loop walk over the whole
-        vocabulary, the slowest step a decode can take (up to a millisecond), while a restrictive state's
-        first visit is batched with its neighbours by lookahead; so the budget goes to the former."""
-        restrictive = (self.dfa.transitions[states] != DEAD).sum(axis=1) <= config.LOOKAHEAD_MAX_LIVE_BYTES
-        return states[np.argsort(restrictive, kind="stable")]
+        """``states`` reordered for the eager pass: the permissive ones first, each kind in the order given.
+        A permissive state's first visit is a loop walk over the whole vocabulary, the slowest step a
+        decode can take (up to a millisecond), while a restrictive state's first visit is batched with its
+        neighbours by lookahead; so the budget goes to the former."""
+        return states[np.argsort(~self._permissive[states], kind="stable")]
 
     def _compute_masks(self, states: np.ndarray, deadline: float | None = None) -> None:
         """Walk the token trie from each of ``states`` and store the masks of their classes (a few states
@@ -355,11 +387,10 @@ class Index:
         successor_starts = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
         root_child = self.vocabulary.trie.root_child
         second_level = np.where(root_child != 0, self.vocabulary.trie.child_count[root_child], 0)
-        live_bytes = self.dfa.transitions != DEAD
-        expansion = live_bytes.astype(np.int64) @ (second_level.astype(np.int64) + 1)
+        expansion = (self.dfa.transitions != DEAD).astype(np.int64) @ (second_level.astype(np.int64) + 1)
         # The estimate misses deeper levels, which explode where most bytes live (inside strings): such
         # states, and the states a few bytes before them (an escape, a key's closing quote), stay out.
-        permissive = live_bytes.sum(axis=1) > config.LOOKAHEAD_MAX_LIVE_BYTES
+        permissive = self._permissive
         near_permissive = permissive.copy()
         near_permissive[DEAD] = False
         for _ in range(config.LOOKAHEAD_PERMISSIVE_DISTANCE):
@@ -391,39 +422,27 @@ class Index:
         the whole vocabulary instead, so they miss these: a 30-field object's keys (``"field_07"``) differ
         only beyond the few bytes any token spans, and 672 states have 88 distinct masks.
         """
-        mask_class, done, partitions = self._mask_class_list, self._class_masks, self._partitions
+        mask_class, done = self._mask_class_list, self._class_masks
         for state, depth in zip(states, depths):
-            groups = partitions.get(depth)
-            if groups is None:
-                groups = partitions[depth] = self.dfa.indistinguishable_within(depth + 1)
-            alike = self._alike(groups, state)
+            alike = self._alike_within(depth).alike(state)
             if alike is not None:
                 mask = done[mask_class[state]]
                 for member in alike.tolist():
                     done.setdefault(mask_class[member], mask)
 
-    def _alike(self, groups: np.ndarray, state: int) -> np.ndarray | None:
-        """The states in ``state``'s group of the partition ``groups``, or None when it is alone there (the
-        usual case). A scan of the partition at first; from its ``_INDEXED_PARTITION_USES``-th use on,
-        through an index of its groups (a sort of every state: too slow for a first visit that asks a
-        dozen partitions once each)."""
-        key = id(groups)
-        sizes = self._group_sizes.get(key)
-        if sizes is None:
-            sizes = self._group_sizes[key] = np.bincount(groups)
-        if sizes[groups[state]] == 1:
-            return None
-        members = self._group_members.get(key)
-        if members is None:
-            uses = self._partition_uses[key] = self._partition_uses.get(key, 0) + 1
-            if uses < _INDEXED_PARTITION_USES:
-                return np.flatnonzero(groups == groups[state])
-            # Group ids fit 16 bits for all but huge DFAs, where numpy's stable sort is a radix sort.
-            order = np.argsort(groups.astype(np.int16 if sizes.size < 2**15 else np.int64), kind="stable")
-            members = self._group_members[key] = (order, np.concatenate(([0], np.cumsum(sizes))))
-        order, bounds = members
-        group = int(groups[state])
-        return order[bounds[group] : bounds[group + 1]]
+    def _alike_within(self, depth: int) -> "_Groups":
+        """The groups of states no string of ``depth + 1`` bytes tells apart."""
+        groups = self._alike_at_depth.get(depth)
+        if groups is None:
+            partition = self.dfa.indistinguishable_within(depth + 1)
+            for known in self._alike_at_depth.values():  # a handful: one per recorded round asked
+                if known.groups is partition:
+                    groups = known
+                    break
+            else:
+                groups = _Groups(partition)
+            self._alike_at_depth[depth] = groups
+        return groups
 
     @property
     def num_unique_masks(self) -> int:

@@ -216,15 +216,18 @@ def test_a_walked_mask_is_shared_only_with_states_alike_one_byte_past_its_longes
 
 
 def test_states_alike_are_found_by_scan_and_by_index_alike():
-    # _alike scans a partition for its first few questions, then indexes its groups: both must answer
-    # with exactly the states of the group.
+    # A partition's groups are scanned for its first few questions, then indexed: both must answer with
+    # exactly the states of the group.
     from conftest import load_vocabulary
 
     index = Index(r'\{"a":[0-9]{1,3},"b":"[a-c]{2,9}","ab":(true|false)\}', load_vocabulary("gpt-2"))
-    for length in (1, 2, 3, 8, 64):
-        groups = index.dfa.indistinguishable_within(length)
-        assert length > 3 or len(set(groups.tolist())) < index.num_states  # groups of several states
+    for depth in (0, 1, 2, 7, 63):
+        alike = index._alike_within(depth)
+        groups = index.dfa.indistinguishable_within(depth + 1)
+        assert alike.groups is groups
+        assert depth > 2 or len(set(groups.tolist())) < index.num_states  # groups of several states
         for state in range(index.num_states):
             expected = [s for s in range(index.num_states) if groups[s] == groups[state]]
-            alike = index._alike(groups, state)
-            assert (sorted(alike.tolist()) if alike is not None else [state]) == expected
+            members = alike.alike(state)
+            assert (sorted(members.tolist()) if members is not None else [state]) == expected
+        assert depth > 0 or alike.order is not None  # asked often enough to be indexed
