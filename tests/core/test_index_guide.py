@@ -48,6 +48,9 @@ def test_bitmask_layout_matches_allowed_tokens(vocabulary):
     assert [t for t in range(70) if (int(row[t // 32]) >> (t % 32)) & 1] == [0, 1, 2, 3, 4, 5, EOS]
     with pytest.raises(ValueError, match="expected"):
         guide.fill_bitmask(np.zeros(5, dtype=np.int32))
+    # A 2-D row of the right length is refused with the same message, not broadcast into.
+    with pytest.raises(ValueError, match="expected"):
+        guide.fill_bitmask(np.zeros((len(row), 1), dtype=np.int32))
 
 
 def test_tokens_splitting_a_utf8_character(vocabulary):
