@@ -184,9 +184,10 @@ def _determinize(nfa: Nfa, byte_classes: np.ndarray, n_classes: int, limit: int,
     epsilon, edges, accept = nfa.epsilon, nfa.edges, nfa.accept
     live = _coreachable(nfa) if nfa.may_have_dead_states else None
     # Each edge as (first class, last class, target): classes are contiguous byte ranges.
+    class_of = byte_classes.tolist()  # a list index is far cheaper than a numpy scalar read
     class_edges = [
         [
-            (int(byte_classes[lo]), int(byte_classes[hi]), target)
+            (class_of[lo], class_of[hi], target)
             for lo, hi, target in state_edges
             if live is None or live[target]
         ]
@@ -341,42 +342,94 @@ def _refine(
     """Moore's refinement from ``initial`` to its stable partition, or for ``max_rounds``; returns the
     partition reached (labels 0..n-1) and those of the rounds in ``_RECORDED_ROUNDS`` before it.
 
-    Each round labels a state by a 64-bit hash of its signature (one ``np.unique`` over integers instead of
-    a slow row-wise unique), then checks exactly that every new block has one signature, redoing the round
-    row-wise if a hash collision merged two: every recorded partition is exact. Small tables are refined
-    in Python instead, where a round costs less than numpy's per-call overhead.
+    Each round labels a state by a hash of its signature (one ``np.unique`` over numbers instead of a slow
+    row-wise unique), checked exactly (``_signature_groups``): every recorded partition is exact. A round
+    looks only at the states of blocks with two or more members, since a state alone in its block stays
+    alone: nested-8's 29 rounds look at 65% of the states a full round would. Small tables are refined in
+    Python instead, where a round costs less than numpy's per-call overhead.
     """
     _, block = np.unique(initial, return_inverse=True)
     block = block.reshape(-1)
     n_blocks = int(block.max()) + 1
     if table.size <= _PYTHON_REFINEMENT_CELLS:
         return _refine_rows(table.tolist(), block.tolist(), n_blocks, max_rounds)
-    multipliers = _signature_multipliers(table.shape[1] + 1)
+    n_states = len(block)
+    weights = _exact_float_weights(table.shape[1] + 1, n_states)
     recorded = []
     rounds = 0
+    # The states a round looks at: all those of blocks with two or more members, and maybe a few alone
+    # (they get a label of their own either way); the set shrinks only when that saves a quarter of it.
+    active = np.flatnonzero(np.bincount(block)[block] > 1)
+    rows = table[active]
     with progress("minimizing DFA", " rounds") as bar:  # long counted repetitions take one round per count
         while max_rounds is None or rounds < max_rounds:
             bar.update()
             rounds += 1
-            successors = block[table]
-            with np.errstate(over="ignore"):
-                signature = successors @ multipliers[1:] + block * multipliers[0]
-            _, first, new_block = np.unique(signature, return_index=True, return_inverse=True)
-            new_block = new_block.reshape(-1)
-            representative = first[new_block]
-            if not (
-                np.array_equal(block, block[representative])
-                and np.array_equal(successors, successors[representative])
-            ):
-                _, new_block = np.unique(np.column_stack([block, successors]), axis=0, return_inverse=True)
-                new_block = new_block.reshape(-1)
-            new_count = int(new_block.max()) + 1
+            if not len(active):
+                return block, recorded
+            labels = block.astype(np.float64)
+            inverse = _signature_groups(labels[active], np.take(labels, rows), weights)
+            n_active_blocks = int(inverse.max()) + 1
+            new_count = n_active_blocks + n_states - len(active)  # every other state is a block alone
             if new_count == n_blocks:
                 return block, recorded
+            # Looked-at states take labels 0..k-1, the others (each alone in its block) the labels after.
+            new_block = np.empty(n_states, dtype=np.int64)
+            alone = np.ones(n_states, dtype=bool)
+            alone[active] = False
+            new_block[alone] = np.arange(n_active_blocks, new_count)
+            new_block[active] = inverse
             if rounds in _RECORDED_ROUNDS:
                 recorded.append((rounds, new_block))
             block, n_blocks = new_block, new_count
+            still = np.bincount(inverse)[inverse] > 1
+            if np.count_nonzero(still) * 4 <= len(active) * 3:
+                active, rows = active[still], rows[still]
         return block, recorded
+
+
+def _signature_groups(own: np.ndarray, successors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Group ids 0..k-1 of rows by (own label, successor labels), exactly.
+
+    The hash is one BLAS product with integer weights small enough that every sum is an exact float (any
+    summation order gives the same value for equal rows); equal hashes are then checked row by row. On a
+    collision the round is hashed again modulo 2**64, and grouped row-wise if that collides too.
+    """
+    signature = successors @ weights[1:] + own * weights[0]
+    inverse = _groups_if_exact(signature, own, successors)
+    if inverse is None:
+        own_int, successors_int = own.astype(np.int64), successors.astype(np.int64)
+        multipliers = _signature_multipliers(len(weights))
+        with np.errstate(over="ignore"):
+            signature = successors_int @ multipliers[1:] + own_int * multipliers[0]
+        inverse = _groups_if_exact(signature, own, successors)
+        if inverse is None:
+            _, inverse = np.unique(np.column_stack([own_int, successors_int]), axis=0, return_inverse=True)
+    return inverse.reshape(-1)
+
+
+def _groups_if_exact(signature: np.ndarray, own: np.ndarray, successors: np.ndarray) -> np.ndarray | None:
+    _, first, inverse = np.unique(signature, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    representative = first[inverse]
+    if np.array_equal(own, own[representative]) and np.array_equal(successors, successors[representative]):
+        return inverse
+    return None
+
+
+def _exact_float_weights(count: int, n_labels: int) -> np.ndarray:
+    """``count`` random integer weights as floats, each below ``2**53 / (count * n_labels)``: a weighted
+    sum of ``count`` labels below ``n_labels`` stays an exact float."""
+    bound = max(2, (1 << 53) // (count * max(n_labels, 1)))
+    return np.floor(_unit_weights(count) * (bound - 1)) + 1
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_weights(count: int) -> np.ndarray:
+    """Random floats in [0, 1) (fixed seed: compilation is deterministic)."""
+    weights = np.random.default_rng(0x5EED).random(count)
+    weights.setflags(write=False)
+    return weights
 
 
 #: Tables of at most this many cells (states x byte classes) are refined in plain Python.

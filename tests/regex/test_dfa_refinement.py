@@ -98,14 +98,17 @@ def test_a_dfa_built_by_hand_computes_the_same_groups(pattern, refinement_path):
         ), length
 
 
-def test_hash_collisions_are_caught_and_redone_exactly(monkeypatch):
-    # Equal weights make many different signatures collide: every round must fall back to the exact
-    # row-wise split and still produce the same automaton and the same groups.
+@pytest.mark.parametrize("colliding_hashes", ["float", "float and 64-bit"])
+def test_hash_collisions_are_caught_and_redone_exactly(monkeypatch, colliding_hashes):
+    # Equal weights make many different signatures collide: every round must fall back to the next
+    # hash, or to the exact row-wise split, and still produce the same automaton and the same groups.
     pattern = PATTERNS[2]
     reference = compile_dfa(pattern)
     compile_dfa.cache_clear()
     monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_CELLS", 0)  # the hashed numpy rounds, even here
-    monkeypatch.setattr(dfa_module, "_signature_multipliers", lambda count: np.ones(count, dtype=np.int64))
+    monkeypatch.setattr(dfa_module, "_exact_float_weights", lambda count, n_labels: np.ones(count))
+    if colliding_hashes != "float":
+        monkeypatch.setattr(dfa_module, "_signature_multipliers", lambda count: np.ones(count, dtype=np.int64))
     colliding = compile_dfa(pattern)
     compile_dfa.cache_clear()
     assert np.array_equal(colliding.transitions, reference.transitions)
