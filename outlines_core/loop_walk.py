@@ -275,16 +275,16 @@ class LoopWalk:
 
         The eight character kinds are walked together, one byte position at a time, for all the states
         at once: a counted run's chain asks for a few dozen states, and a walk per kind would cost a
-        hundred small numpy calls. At each position, a (state, kind) row moves when its kind's byte range
-        moves alike (byte classes are contiguous byte ranges, so when its classes do).
+        hundred small numpy calls. At each position, a (state, kind) row moves when every byte class of its
+        kind's byte range leads to one state.
         """
         table = self.dfa.class_transitions
         kinds = len(_UTF8_SEQUENCES)
         reached = np.repeat(states.astype(np.int64), kinds)  # row r: state r // kinds, character kind r % kinds
         kind = np.tile(np.arange(kinds), states.size)
         rows = np.arange(reached.size)
-        for low, high, firsts, columns, has_position in self._character_positions:
-            block = table[reached, low:high]
+        for classes, firsts, columns, has_position in self._character_positions:
+            block = table[reached[:, None], classes]
             first = block[rows, firsts[kind]]
             moves_alike = ~((block != first[:, None]) & columns[kind]).any(axis=1)
             reached = np.where(has_position[kind], np.where(moves_alike, first, DEAD), reached)
@@ -292,28 +292,29 @@ class LoopWalk:
         return np.where((reached == reached[:, :1]).all(axis=1), reached[:, 0], DEAD)
 
     @functools.cached_property
-    def _character_positions(self) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per byte position of a multi-byte UTF-8 character: the byte classes ``low:high`` its kinds'
-        ranges span; per kind, its range's first class (counted from ``low``) and its classes as a mask
-        over the span; and which kinds have that many bytes."""
-        classes = self.dfa.byte_classes
+    def _character_positions(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per byte position of a multi-byte UTF-8 character: the byte classes its kinds' ranges hold (a
+        class need not be a contiguous byte range); per kind, the place among them of its range's first
+        byte's class, and its range's classes as a mask over them; and which kinds have that many bytes."""
+        byte_classes = self.dfa.byte_classes
         kinds = len(_UTF8_SEQUENCES)
         positions = []
         for position in range(max(len(sequence) for sequence in _UTF8_SEQUENCES)):
-            spans = {
-                kind: (int(classes[sequence[position][0]]), int(classes[sequence[position][1]]) + 1)
+            ranges = {
+                kind: np.unique(byte_classes[sequence[position][0] : sequence[position][1] + 1])
                 for kind, sequence in enumerate(_UTF8_SEQUENCES)
                 if position < len(sequence)
             }
-            low, high = min(first for first, _ in spans.values()), max(end for _, end in spans.values())
+            classes = np.unique(np.concatenate(list(ranges.values())))
             firsts = np.zeros(kinds, dtype=np.int64)
-            columns = np.zeros((kinds, high - low), dtype=bool)
+            columns = np.zeros((kinds, classes.size), dtype=bool)
             has_position = np.zeros(kinds, dtype=bool)
-            for kind, (first, end) in spans.items():
-                firsts[kind] = first - low
-                columns[kind, first - low : end - low] = True
+            for kind, in_range in ranges.items():
+                first_byte = _UTF8_SEQUENCES[kind][position][0]
+                firsts[kind] = np.searchsorted(classes, byte_classes[first_byte])
+                columns[kind] = np.isin(classes, in_range)
                 has_position[kind] = True
-            positions.append((low, high, firsts, columns, has_position))
+            positions.append((classes, firsts, columns, has_position))
         return positions
 
     def _majority_move(self, state: int) -> tuple[int, int]:

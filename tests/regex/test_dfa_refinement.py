@@ -45,7 +45,7 @@ def refines(finer, coarser) -> bool:
 @pytest.fixture(params=["numpy", "python"])
 def refinement_path(request, monkeypatch):
     """Run a test through the hashed numpy refinement and through the plain Python one (small tables)."""
-    monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_CELLS", 0 if request.param == "numpy" else 10**9)
+    monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", 0 if request.param == "numpy" else 10**9)
     compile_dfa.cache_clear()
     yield request.param
     compile_dfa.cache_clear()
@@ -105,7 +105,7 @@ def test_hash_collisions_are_caught_and_redone_exactly(monkeypatch, colliding_ha
     pattern = PATTERNS[2]
     reference = compile_dfa(pattern)
     compile_dfa.cache_clear()
-    monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_CELLS", 0)  # the hashed numpy rounds, even here
+    monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", 0)  # the hashed numpy rounds, even here
     monkeypatch.setattr(dfa_module, "_exact_float_weights", lambda count, n_labels: np.ones(count))
     if colliding_hashes != "float":
         monkeypatch.setattr(dfa_module, "_signature_multipliers", lambda count: np.ones(count, dtype=np.int64))
@@ -134,7 +134,7 @@ def test_nfa_states_that_cannot_accept_are_left_out():
 def test_python_and_numpy_refinements_build_the_same_automaton(pattern, monkeypatch):
     built = {}
     for cells in (0, 10**9):
-        monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_CELLS", cells)
+        monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", cells)
         compile_dfa.cache_clear()
         built[cells] = compile_dfa(pattern)
     compile_dfa.cache_clear()
