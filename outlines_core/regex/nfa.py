@@ -167,4 +167,44 @@ def _charset_shape(ranges: tuple[tuple[int, int], ...]) -> tuple[int, tuple[tupl
                     inner_states += 1
                     edges.append((state, byte_range[0], byte_range[1], target))
                 state = target
-    return inner_states, tuple(edges)
+    return _share_suffixes(inner_states, edges)
+
+
+def _share_suffixes(
+    inner_states: int, edges: list[tuple[int, int, int, int]]
+) -> tuple[int, tuple[tuple[int, int, int, int], ...]]:
+    """Merge the inner states of a character set's trie that accept the same byte suffixes (after E1-EC
+    and after EE-EF, two continuation bytes remain either way), and join adjacent ranges to one target.
+
+    Without it, each lead-byte range keeps its own chain of continuation states, and determinization
+    makes a DFA state for every chain at every position of a counted string, which minimization then
+    merges again (nested-8: 927 of its 2,742 subset states).
+    """
+    outgoing: dict[int, list[tuple[int, int, int]]] = {}
+    for source, lo, hi, target in edges:
+        outgoing.setdefault(source, []).append((lo, hi, target))
+    # A trie's children are numbered after their parent: from the highest down, targets are settled first.
+    same_as = {1: 1}
+    by_suffix: dict[tuple, int] = {}
+    for state in range(inner_states + 1, 1, -1):
+        suffix = _joined(outgoing[state], same_as)
+        same_as[state] = by_suffix.setdefault(suffix, state)
+    kept = sorted({same_as[state] for state in range(2, inner_states + 2)})
+    number = {1: 1, 0: 0, **{state: 2 + position for position, state in enumerate(kept)}}
+    shared = []
+    for source in (0, *kept):
+        for lo, hi, target in _joined(outgoing.get(source, []), same_as):
+            shared.append((number[source], lo, hi, number[target]))
+    return len(kept), tuple(shared)
+
+
+def _joined(moves: list[tuple[int, int, int]], same_as: dict[int, int]) -> tuple[tuple[int, int, int], ...]:
+    """``moves`` as (lo, hi, target) with targets replaced by their representative, sorted, and adjacent
+    byte ranges to one target joined."""
+    joined: list[tuple[int, int, int]] = []
+    for lo, hi, target in sorted((lo, hi, same_as[target]) for lo, hi, target in moves):
+        if joined and joined[-1][2] == target and joined[-1][1] + 1 == lo:
+            joined[-1] = (joined[-1][0], hi, target)
+        else:
+            joined.append((lo, hi, target))
+    return tuple(joined)

@@ -6,6 +6,8 @@ import pytest
 
 from outlines_core.regex import DEAD, Dfa, compile_dfa
 from outlines_core.regex import dfa as dfa_module
+from outlines_core.regex.nfa import build_nfa
+from outlines_core.regex.parser import parse
 
 PATTERNS = [
     r"[A-Z][a-z ,]{10,200}\.",
@@ -140,3 +142,15 @@ def test_python_and_numpy_refinements_build_the_same_automaton(pattern, monkeypa
     compile_dfa.cache_clear()
     assert np.array_equal(built[0].class_transitions, built[10**9].class_transitions)
     assert np.array_equal(built[0].accepting, built[10**9].accepting)
+
+
+@pytest.mark.parametrize("charset", [r'[^"\\\x00-\x1f]', r".", r"[^a]", r"[\u0100-\uffff]", r"[α-ω日本]"])
+def test_counted_character_sets_determinize_without_redundant_states(charset):
+    # A character set's UTF-8 chains share their suffixes (after E1-EC and after EE-EF, two continuation
+    # bytes remain either way), so determinization makes no state that minimization would merge again.
+    pattern = charset + "{0,8}x"
+    nfa = build_nfa(parse(pattern), pattern=pattern)
+    byte_classes, n_classes, range_classes = dfa_module._byte_classes(nfa)
+    table, accepting = dfa_module._determinize(nfa, range_classes, n_classes, 10**6, pattern)
+    minimized, _, _ = dfa_module._minimize(table, accepting)
+    assert len(table) == len(minimized)
