@@ -296,25 +296,25 @@ class LoopWalk:
         """Per byte position of a multi-byte UTF-8 character: the byte classes its kinds' ranges hold (a
         class need not be a contiguous byte range); per kind, the place among them of its range's first
         byte's class, and its range's classes as a mask over them; and which kinds have that many bytes."""
-        byte_classes = self.dfa.byte_classes
+        byte_classes = self.dfa.byte_classes.tolist()  # plain lists: a few dozen small sets
         kinds = len(_UTF8_SEQUENCES)
         positions = []
         for position in range(max(len(sequence) for sequence in _UTF8_SEQUENCES)):
             ranges = {
-                kind: np.unique(byte_classes[sequence[position][0] : sequence[position][1] + 1])
+                kind: set(byte_classes[sequence[position][0] : sequence[position][1] + 1])
                 for kind, sequence in enumerate(_UTF8_SEQUENCES)
                 if position < len(sequence)
             }
-            classes = np.unique(np.concatenate(list(ranges.values())))
+            classes = sorted(set().union(*ranges.values()))
+            place = {klass: index for index, klass in enumerate(classes)}
             firsts = np.zeros(kinds, dtype=np.int64)
-            columns = np.zeros((kinds, classes.size), dtype=bool)
+            columns = np.zeros((kinds, len(classes)), dtype=bool)
             has_position = np.zeros(kinds, dtype=bool)
             for kind, in_range in ranges.items():
-                first_byte = _UTF8_SEQUENCES[kind][position][0]
-                firsts[kind] = np.searchsorted(classes, byte_classes[first_byte])
-                columns[kind] = np.isin(classes, in_range)
+                firsts[kind] = place[byte_classes[_UTF8_SEQUENCES[kind][position][0]]]
+                columns[kind, [place[klass] for klass in in_range]] = True
                 has_position[kind] = True
-            positions.append((classes, firsts, columns, has_position))
+            positions.append((np.array(classes, dtype=np.int64), firsts, columns, has_position))
         return positions
 
     def _majority_move(self, state: int) -> tuple[int, int]:
