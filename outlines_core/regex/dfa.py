@@ -161,7 +161,7 @@ def compile_dfa(pattern: str, *, max_states: int | None = None) -> Dfa:
 def _byte_classes(nfa: Nfa) -> tuple[np.ndarray, int, dict[tuple[int, int], tuple[int, ...]]]:
     """Group the bytes every edge treats alike: two bytes share a class when exactly the same edge ranges
     cover them. A class need not be contiguous (``[0-9a-z]`` alone makes digits and letters one class), so
-    there are fewer classes than ranges between edge boundaries (nested-8: 62 instead of 81), and every
+    there are fewer classes than ranges between edge boundaries (nested-8: 71 instead of 81), and every
     class-wide pass of determinization and minimization is shorter.
 
     Returns (class of each byte, numbered by first byte; number of classes; the classes of each range).
@@ -360,8 +360,9 @@ def _refine(
     Each round labels a state by a hash of its signature (one ``np.unique`` over numbers instead of a slow
     row-wise unique), checked exactly (``_signature_groups``): every recorded partition is exact. A round
     looks only at the states of blocks with two or more members, since a state alone in its block stays
-    alone: nested-8's 29 rounds look at 65% of the states a full round would. Small tables are refined in
-    Python instead, where a round costs less than numpy's per-call overhead.
+    alone: nested-8's 29 rounds look at 65% of the states a full round would. Small DFAs
+    (``_PYTHON_REFINEMENT_STATES``) are refined in Python instead, where a round costs less than numpy's
+    per-call overhead.
     """
     _, block = np.unique(initial, return_inverse=True)
     block = block.reshape(-1)
