@@ -392,20 +392,28 @@ class Index:
         rows = np.sort(self.dfa.class_transitions, axis=1)
         keep = rows != DEAD
         keep[:, 1:] &= rows[:, 1:] != rows[:, :-1]
-        successor_starts = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+        successors = rows[keep]  # each state's distinct live successors, state after state
+        successor_starts = np.concatenate([[0], np.cumsum(np.count_nonzero(keep, axis=1))])
         root_child = self.vocabulary.trie.root_child
         second_level = np.where(root_child != 0, self.vocabulary.trie.child_count[root_child], 0)
-        expansion = (self.dfa.transitions != DEAD).astype(np.int64) @ (second_level.astype(np.int64) + 1)
+        # Per byte class, then one float product (BLAS; the counts stay exact): an integer product over
+        # all 256 bytes costs 0.5 ms on nested-8.
+        class_weight = np.bincount(
+            self.dfa.byte_classes, weights=second_level + 1.0, minlength=self.dfa.class_transitions.shape[1]
+        )
+        expansion = ((self.dfa.class_transitions != DEAD) @ class_weight).astype(np.int64)
         # The estimate misses deeper levels, which explode where most bytes live (inside strings): such
         # states, and the states a few bytes before them (an escape, a key's closing quote), stay out.
         permissive = self._permissive
         near_permissive = permissive.copy()
         near_permissive[DEAD] = False
         for _ in range(config.LOOKAHEAD_PERMISSIVE_DISTANCE):
-            near_permissive = near_permissive | near_permissive[self.dfa.class_transitions].any(axis=1)
+            # Whether some successor is near: a count over each state's distinct successors.
+            reached = np.concatenate([[0], np.cumsum(near_permissive[successors])])
+            near_permissive = near_permissive | (reached[successor_starts[1:]] > reached[successor_starts[:-1]])
             near_permissive[DEAD] = False
         return _LookaheadTables(
-            rows[keep].tolist(), successor_starts.tolist(), expansion.tolist(), (~near_permissive).tolist(),
+            successors.tolist(), successor_starts.tolist(), expansion.tolist(), (~near_permissive).tolist(),
             (~permissive).tolist(),
         )
 
