@@ -46,7 +46,7 @@ def refines(finer, coarser) -> bool:
 
 @pytest.fixture(params=["numpy", "python"])
 def refinement_path(request, monkeypatch):
-    """Run a test through the hashed numpy refinement and through the plain Python one (small tables)."""
+    """Run a test through the hashed numpy refinement and through the plain Python one (small DFAs)."""
     monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", 0 if request.param == "numpy" else 10**9)
     compile_dfa.cache_clear()
     yield request.param
@@ -135,10 +135,10 @@ def test_nfa_states_that_cannot_accept_are_left_out():
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_python_and_numpy_refinements_build_the_same_automaton(pattern, monkeypatch):
     built = {}
-    for cells in (0, 10**9):
-        monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", cells)
+    for python_up_to in (0, 10**9):  # states refined in Python: none, all
+        monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", python_up_to)
         compile_dfa.cache_clear()
-        built[cells] = compile_dfa(pattern)
+        built[python_up_to] = compile_dfa(pattern)
     compile_dfa.cache_clear()
     assert np.array_equal(built[0].class_transitions, built[10**9].class_transitions)
     assert np.array_equal(built[0].accepting, built[10**9].accepting)
