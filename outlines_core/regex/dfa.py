@@ -43,9 +43,6 @@ class Dfa:
     class_transitions: np.ndarray
     pattern: str = ""
     _rows: list = field(default=None, repr=False)  # type: ignore[assignment]
-    # Class rows converted one state at a time: a decode touches a few dozen states, and converting a
-    # whole table of thousands of states would cost milliseconds on a first visit.
-    _class_row_of: dict = field(default_factory=dict, repr=False)
     _class_columns: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _flat_transitions: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     # Moore refinement partitions as (rounds, group of each state), then the stable partition as (None,
@@ -108,13 +105,6 @@ class Dfa:
             if rounds is None or rounds >= length:
                 return groups
         raise AssertionError("the stable partition is always recorded")
-
-    def class_row(self, state: int) -> list[int]:
-        """``class_transitions[state]`` as a Python list (converted on first use)."""
-        row = self._class_row_of.get(state)
-        if row is None:
-            row = self._class_row_of[state] = self.class_transitions[state].tolist()
-        return row
 
     def walk(self, data: bytes, state: int | None = None) -> int:
         """The state reached from ``state`` (default: start) after ``data``; ``DEAD`` once it dies."""
