@@ -45,6 +45,10 @@ LOOP_WALK_MIN_BYTES = 16
 LOOP_WALK_MIN_SHARE = 0.1
 #: When this few tokens remain in a loop walk's vectorized pass, they finish byte by byte in Python.
 LOOP_WALK_TAIL_TOKENS = 32
+#: A loop walk takes the bits of tokens up to ``d`` bytes long from a computed state that no string of ``d``
+#: bytes tells apart from its own, for the largest ``d`` listed here, and walks only the longer tokens
+#: (``Index._alike_mask``). Below 8 bytes most of the vocabulary is longer, and the walk saves little.
+LOOP_WALK_ALIKE_DEPTHS = (32, 24, 16, 12, 10, 8)
 
 #: A compile step that lasts longer than this shows a progress bar (``outlines_core.progress``).
 PROGRESS_DELAY_SECONDS = 1.0

@@ -161,6 +161,9 @@ class Index:
         # Per walk depth d, the groups of dfa.indistinguishable_within(d + 1) (``_share_with_alike``);
         # depths with the same recorded partition share one object.
         self._alike_at_depth: dict[int, _Groups] = {}
+        # Per depth of ``config.LOOP_WALK_ALIKE_DEPTHS``: each state's group at that depth, and the computed
+        # mask of a permissive state per group (``_alike_mask``); made at the first permissive mask.
+        self._loop_walk_groups: list[tuple[int, list[int], dict[int, np.ndarray]]] | None = None
         # Read on every step (advance): plain attributes, not properties or method calls.
         self._size = vocabulary.size
         self._eos_ids = frozenset(vocabulary.eos_token_ids)
@@ -328,11 +331,11 @@ class Index:
         for state in todo:
             if deadline is not None and time.perf_counter() >= deadline:
                 return
-            mask = self._loop_walk(state)
+            mask = self._loop_walk(state, self._alike_mask(state) if self._loop_walk_groups else None)
             if mask is None:
                 by_trie.append(state)
             else:
-                self._store_masks([state], mask[None, :])
+                self._store_masks([state], mask[None, :], loop_walked=True)
         if len(by_trie) == 1:  # a first visit: the common case while decoding
             batch = self._with_lookahead(by_trie[0])
             if len(batch) > 1:
@@ -417,15 +420,45 @@ class Index:
             (~permissive).tolist(),
         )
 
-    def _store_masks(self, states: list[int], masks: np.ndarray, depths: list[int] | None = None) -> None:
+    def _store_masks(
+        self, states: list[int], masks: np.ndarray, depths: list[int] | None = None, loop_walked: bool = False
+    ) -> None:
         """Store the masks of ``states`` (and of their mask classes); with the depths of the trie walks that
-        made them, also those of the states they prove alike (``_share_with_alike``)."""
+        made them, also those of the states they prove alike (``_share_with_alike``); those a loop walk made
+        serve the loop walks of states alike to them (``_alike_mask``)."""
         with self._lock:
             for state, shared in zip(states, self._shared(masks)):
                 # Per class only: ``mask`` fills its per-state cache on first visit, after the dead-end check.
                 self._class_masks[self._mask_class_list[state]] = shared
+                if loop_walked:
+                    self._remember_for_loop_walks(state, shared)
             if depths is not None:
                 self._share_with_alike(states, depths)
+
+    def _remember_for_loop_walks(self, state: int, mask: np.ndarray) -> None:
+        """Keep a loop-walked state's mask for the loop walks of the states alike to it (``_alike_mask``)."""
+        if self._loop_walk_groups is None:
+            self._loop_walk_groups = [
+                (depth, self.dfa.indistinguishable_within(depth).tolist(), {})
+                for depth in config.LOOP_WALK_ALIKE_DEPTHS
+            ]
+        for _, groups, known in self._loop_walk_groups:
+            known.setdefault(groups[state], mask)
+
+    def _alike_mask(self, state: int) -> tuple[np.ndarray, int] | None:
+        """A loop-walked state's mask, of a state that no string of ``d`` bytes tells apart from ``state``,
+        with ``d``, the largest of ``config.LOOP_WALK_ALIKE_DEPTHS`` for which one is known; or None.
+
+        Both states allow the same tokens of up to ``d`` bytes, so ``state``'s loop walk walks only the
+        longer ones (``LoopWalk.mask``). A counted run's positions are alike up to the characters left: in a
+        string of at most 16 characters, the state after 4 of them and the one after 2 differ only on
+        tokens of more than 12 bytes (4,961 of llama-bpe's 128,000 tokens).
+        """
+        for depth, groups, known in self._loop_walk_groups:
+            mask = known.get(groups[state])
+            if mask is not None:
+                return mask, depth
+        return None
 
     def _share_with_alike(self, states: list[int], depths: list[int]) -> None:
         """Give each walked state's mask to the states no short string tells apart from it.

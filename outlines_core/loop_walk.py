@@ -60,7 +60,7 @@ class LoopWalk:
         self._steps: dict[int, dict[int, int]] = {}  # class set: state -> _uniform_step, while few are asked
         self._class_indices: dict[int, np.ndarray] = {}
 
-    def mask(self, state: int) -> np.ndarray | None:
+    def mask(self, state: int, alike: tuple[np.ndarray, int] | None = None) -> np.ndarray | None:
         """The mask of a permissive state (inside a JSON string, free text, a counted run of characters)
         without walking the trie.
 
@@ -72,6 +72,10 @@ class LoopWalk:
         (quotes, escapes, multi-byte characters...) are walked, one vectorized step per byte position.
         Returns None when few tokens qualify (restrictive states): the trie walk, which prunes dead
         prefixes, is cheaper there.
+
+        ``alike``: the mask of a state that no string of ``length`` bytes tells apart from ``state``, and
+        that length. Both allow the same tokens of up to ``length`` bytes, so only longer tokens are walked
+        (the others' bits come from that mask): a counted run's next position, a second field's string.
         """
         if np.count_nonzero(self.dfa.transitions[state] != DEAD) < config.LOOP_WALK_MIN_BYTES:
             return None  # the chain below could not make its first move
@@ -104,10 +108,11 @@ class LoopWalk:
             return None
         spans.append((common, length))
         byte_sets = [(self._bytes_of_classes(class_set), up_to) for class_set, up_to in spans]
+        longer_than = 0 if alike is None else alike[1]
         if len(byte_sets) == 1:
-            walk = self._text_chain(state, chain, spans[0][0], spans[0][1], minimum)
+            walk = self._text_chain(state, chain, spans[0][0], spans[0][1], minimum, longer_than)
         else:
-            walk = self._narrowing_chain(state, byte_sets, minimum)
+            walk = self._narrowing_chain(state, byte_sets, minimum, longer_than)
         if walk is None:
             return None
         alive, rest, current_states, position, remaining, chain_classes, resume = walk
@@ -143,16 +148,23 @@ class LoopWalk:
         allowed[: alive.size] = alive
         if self.dfa.accepting[state]:
             allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
-        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+        packed = np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+        if alike is not None:
+            # Chained tokens of any length are exact above; the short ones not walked come from ``alike``.
+            packed |= alike[0] & table.short_words(longer_than, self.num_words)
+        return packed
 
-    def _text_chain(self, state: int, chain: list[tuple[int, int]], classes: int, up_to: int, minimum: float):
+    def _text_chain(
+        self, state: int, chain: list[tuple[int, int]], classes: int, up_to: int, minimum: float, longer_than: int
+    ):
         """The loop walk's start when one byte set ``T`` (the byte classes ``classes``) makes every chain
         move: (tokens alive so far, then the tokens left to walk with their states, byte positions and
         remaining lengths, and ``classes``), or None when too few tokens chain.
 
         Tokens of ``T`` no longer than the chain are alive. Every other token starts with a run of ``T``
         bytes (``TextRun.prefix``, computed once per vocabulary) that walks the chain, so it starts its
-        walk where that run ends, at its first byte outside ``T``.
+        walk where that run ends, at its first byte outside ``T``. Only tokens longer than
+        ``longer_than`` bytes are walked.
         """
         table = self.vocabulary.token_table
         text_bytes = self._bytes_of_classes(classes)
@@ -186,7 +198,11 @@ class LoopWalk:
         if not looping:
             keep |= run.prefix[bounds[256]:] > steps
         picked = np.concatenate([picked, bounds[256] + np.flatnonzero(keep)])
-        rest, prefix, resume = run.others[picked], run.prefix[picked], run.resume[picked]
+        rest = run.others[picked]
+        if longer_than:
+            long_enough = table.lengths[rest] > longer_than
+            picked, rest = picked[long_enough], rest[long_enough]
+        prefix, resume = run.prefix[picked], run.resume[picked]
         jump = prefix if looping else np.minimum(prefix, steps)
         resume = np.where(jump == prefix, resume, 0)  # it counts from the first byte outside T, if next
         current_states = chain_states[np.minimum(jump, steps)]
@@ -199,7 +215,7 @@ class LoopWalk:
             text = text_bytes.copy()
             text[128:] |= characters
             if (self.dfa.transitions[end][text] != DEAD).any():
-                longer = np.flatnonzero(run.is_text & ~chained)
+                longer = np.flatnonzero(run.is_text & ~chained & (table.lengths > longer_than))
                 skip = table.ascii_only[longer]
                 rest = np.concatenate([rest, longer])
                 resume = np.concatenate([resume, np.zeros(longer.size, dtype=np.int64)])
@@ -208,7 +224,7 @@ class LoopWalk:
                 remaining = np.concatenate([remaining, table.lengths[longer] - np.where(skip, up_to, 0)])
         return chained, rest, current_states, position, remaining, classes, resume
 
-    def _narrowing_chain(self, state: int, byte_sets: list[tuple[np.ndarray, int]], minimum: float):
+    def _narrowing_chain(self, state: int, byte_sets: list[tuple[np.ndarray, int]], minimum: float, longer_than: int):
         """The loop walk's start when the chain's byte set narrows along it (``_text_chain``'s result)."""
         table = self.vocabulary.token_table
         chained = None
@@ -220,7 +236,10 @@ class LoopWalk:
         if np.count_nonzero(chained) < minimum:
             return None
         first_live = (self.dfa.transitions[state] != DEAD)[table.first_bytes]  # the others need a walk
-        rest = np.flatnonzero(~chained & first_live & table.content)
+        walked = ~chained & first_live & table.content
+        if longer_than:
+            walked &= table.lengths > longer_than
+        rest = np.flatnonzero(walked)
         current_states = np.full(rest.size, state, dtype=np.int64)
         return chained, rest, current_states, table.offsets[rest], table.lengths[rest], None, None
 

@@ -310,6 +310,7 @@ class TokenTable:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_runs", {})
         object.__setattr__(self, "_within_counts", {})
+        object.__setattr__(self, "_short_words", {})
         object.__setattr__(self, "_runs_lock", threading.Lock())
 
     def within(self, byte_allowed: np.ndarray) -> np.ndarray:
@@ -339,6 +340,21 @@ class TokenTable:
                     self._within_counts.pop(next(iter(self._within_counts)))
                 self._within_counts[key] = count
         return count
+
+    def short_words(self, length: int, num_words: int) -> np.ndarray:
+        """The packed bitmask (``num_words`` int32 words, read-only) of the tokens of at most ``length``
+        bytes, special tokens included (they have none): where two states agree on every such token, a loop
+        walk takes these bits from one state's mask for the other. Kept per length (a handful are asked)."""
+        key = (length, num_words)
+        words = self._short_words.get(key)
+        if words is None:
+            short = np.zeros(num_words * 32, dtype=bool)
+            short[: self.lengths.size] = self.lengths <= length
+            words = np.packbits(short, bitorder="little").view("<i4").astype(np.int32, copy=False)
+            words.setflags(write=False)
+            with self._runs_lock:
+                self._short_words[key] = words
+        return words
 
     @functools.cached_property
     def num_content(self) -> int:

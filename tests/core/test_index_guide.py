@@ -218,6 +218,36 @@ def test_a_walked_mask_is_shared_only_with_states_alike_one_byte_past_its_longes
     assert index.allowed_tokens(index.dfa.walk(b"2a")).tolist() == [4]  # "b"
 
 
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe"])
+def test_first_visits_in_a_counted_string_reuse_an_alike_mask_and_equal_the_trie_walk(tokenizer, monkeypatch):
+    """Inside a string of at most 40 characters, each position's loop walk finds an earlier position alike
+    to it up to the characters left (``Index._alike_mask``) and walks only the longer tokens; the masks
+    are those of the trie walk all the same, visited in either order."""
+    from conftest import load_vocabulary
+
+    from outlines_core import config, loop_walk
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", -1.0)
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)
+    reused = []
+    plain_mask = loop_walk.LoopWalk.mask
+
+    def counting_mask(self, state, alike=None):
+        reused.append(alike is not None)
+        return plain_mask(self, state, alike)
+
+    monkeypatch.setattr(loop_walk.LoopWalk, "mask", counting_mask)
+    vocabulary = load_vocabulary(tokenizer)
+    for order in (1, -1):
+        reused.clear()
+        index = Index(r'\{"s":"([^"\\\x00-\x1f]|\\["\\nt]){0,40}","n":[0-9]{1,3}\}', vocabulary)
+        states = list(range(1, index.num_states))[::order]
+        masks = {state: index.mask(state) for state in states}
+        for state in states:
+            assert np.array_equal(masks[state], index._walk_trie(np.array([state]))[0][0]), (order, state)
+        assert sum(reused) >= 30, (order, sum(reused), len(reused))
+
+
 def test_states_alike_are_found_by_scan_and_by_index_alike():
     # A partition's groups are scanned for its first few questions, then indexed: both must answer with
     # exactly the states of the group.

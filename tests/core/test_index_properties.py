@@ -152,6 +152,7 @@ LOOP_WALK_PATTERNS = [
     r"[a-z ]{2}[a-o][a-z]*[A-Z][a-z]*",
     # After the dot the letters part ways (".bin" dies at its b): no run jump may apply there.
     r"[a-z]+(\.(aaa|[c-z]{3}))*!",
+    r"[a-z ]{0,6}[a-t]{0,8}!",  # the chain's byte set narrows along it (to a-t)
 ]
 
 
@@ -178,6 +179,34 @@ def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, bincount
                 walked += 1
                 assert np.array_equal(mask, index._walk_trie(np.array([state]))[0][0]), (pattern, state)
     assert walked > 50
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe"])
+@pytest.mark.parametrize("tail", [0, 10**9])
+def test_a_loop_walk_from_an_alike_mask_equals_the_trie_walk(tokenizer, tail, monkeypatch):
+    """A loop walk given the mask of a state that no string of ``d`` bytes tells apart from its own walks
+    only the tokens longer than ``d`` and takes the others' bits from that mask: the result is the trie
+    walk's mask, at every depth, including depths far below the tokens' lengths."""
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "LOOP_WALK_TAIL_TOKENS", tail)
+    monkeypatch.setattr(config, "LOOP_WALK_MIN_SHARE", 0.0)
+    vocabulary = load_vocabulary(tokenizer)
+    reused = 0
+    for pattern in LOOP_WALK_PATTERNS:
+        index = Index(pattern, vocabulary)
+        reference = {state: index._walk_trie(np.array([state]))[0][0] for state in range(1, index.num_states)}
+        for depth in (1, 3, 8, 16, 32):
+            groups = index.dfa.indistinguishable_within(depth)
+            for state in range(1, index.num_states):
+                others = [other for other in np.flatnonzero(groups == groups[state]).tolist() if other not in (0, state)]
+                if not others:
+                    continue
+                mask = index._loop_walk(state, (reference[others[0]], depth))
+                if mask is not None:
+                    reused += 1
+                    assert np.array_equal(mask, reference[state]), (pattern, state, others[0], depth)
+    assert reused > 100
 
 
 @pytest.mark.parametrize("pattern, takes_characters", [
