@@ -106,6 +106,13 @@ class Dfa:
                 return groups
         raise AssertionError("the stable partition is always recorded")
 
+    def recorded_refinement(self) -> tuple[tuple[int | None, np.ndarray], ...]:
+        """The partitions ``indistinguishable_within`` answers from, as (rounds, group of each state), the
+        last one stable (rounds None): what an on-disk index saves so a loaded one need not refine again."""
+        if self._refinement is None:
+            self.indistinguishable_within(0)
+        return self._refinement
+
     def walk(self, data: bytes, state: int | None = None) -> int:
         """The state reached from ``state`` (default: start) after ``data``; ``DEAD`` once it dies."""
         step = self.transitions.item  # no conversion of the table: a fresh DFA's first walk stays cheap

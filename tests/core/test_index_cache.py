@@ -73,6 +73,29 @@ def test_roundtrip_real_tokenizer_with_lazy_states(folder):
     assert guide_loaded.is_accepting() and guide_fresh.is_accepting()
 
 
+def test_a_loaded_index_has_the_refinement_partitions_and_never_refines_again(folder, monkeypatch):
+    """The partitions its first walks ask for (``Dfa.indistinguishable_within``) come from the entry: a
+    loaded index that refined its DFA again would pay for it on its first visit (6 ms on nested-8)."""
+    from outlines_core.regex import dfa as dfa_module
+
+    vocabulary = load_vocabulary("gpt-2")
+    pattern = r'\{"s":"[^"\\]{0,30}","n":[0-9]{1,3}\}'
+    built = Index(pattern, vocabulary)
+    index_cache.save(built)
+
+    def no_refinement(*args, **kwargs):
+        raise AssertionError("a loaded index refined its DFA")
+
+    monkeypatch.setattr(dfa_module, "_refine", no_refinement)
+    loaded = index_cache.load(pattern, vocabulary)
+    assert loaded is not None
+    for depth in (0, 1, 5, 16, 24, 100, 10**6):
+        np.testing.assert_array_equal(
+            loaded.dfa.indistinguishable_within(depth), built.dfa.indistinguishable_within(depth)
+        )
+    assert_same_index(built, loaded)  # every first visit of the loaded index, with no refinement
+
+
 def vocabulary_encode(vocabulary: Vocabulary, text: bytes) -> list[int]:
     """Greedy longest-match tokenization over the vocabulary's own bytes (any valid split will do)."""
     by_bytes = {}
