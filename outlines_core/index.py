@@ -562,10 +562,13 @@ class Index:
         """
         trie = self.vocabulary.trie
         transitions = self._flat_transitions
-        node = np.zeros(len(origins), dtype=np.int64)
-        state = origins.astype(np.int64)
-        row = np.arange(len(origins), dtype=np.int64)
-        reached_nodes, reached_rows, reached_states = [], [], []
+        # The first level straight from each origin's live bytes (the root has a child per first byte),
+        # rather than every root child of every origin: 256 entries an origin, most of them dead.
+        targets = self.dfa.transitions[origins]
+        row, first_byte = np.nonzero((targets != DEAD) & (trie.root_child != 0))
+        node = trie.root_child[first_byte].astype(np.int64)
+        state = targets[row, first_byte].astype(np.int64)
+        reached_nodes, reached_rows, reached_states = [node], [row], [state]
         while node.size:
             counts = trie.child_count[node]
             total = int(counts.sum())
