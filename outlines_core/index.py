@@ -536,6 +536,11 @@ class Index:
             total = int(ends[-1])
             if total == 0:
                 break
+            if total <= config.TRIE_WALK_PYTHON_CHILDREN:
+                node, current = node[counts > 0], current[counts > 0]  # as in ``_walk_trie``
+                levels, node, current, _ = self._small_levels(node, current, np.zeros(node.size, dtype=np.int64))
+                reached.extend(level_nodes for level_nodes, _, _ in levels)
+                continue
             child = np.repeat(child_start[node] - (ends - counts), counts) + np.arange(total)
             following = transitions[np.repeat(current, counts) * 256 + node_byte[child]]
             alive = following != DEAD
@@ -574,6 +579,14 @@ class Index:
             total = int(counts.sum())
             if total == 0:
                 break
+            if total <= config.TRIE_WALK_PYTHON_CHILDREN:
+                parents = counts > 0  # a wide last level is mostly leaves: Python sees at most ``total`` nodes
+                levels, node, state, row = self._small_levels(node[parents], state[parents], row[parents])
+                for level_nodes, level_rows, level_states in levels:
+                    reached_nodes.append(level_nodes)
+                    reached_rows.append(level_rows)
+                    reached_states.append(level_states)
+                continue
             if max_frontier is not None and total > max_frontier:
                 return None, None, None
             ends = np.cumsum(counts)
@@ -611,6 +624,43 @@ class Index:
         for level, rows_alive in enumerate(reached_rows, start=1):
             depths[rows_alive] = level
         return packed, successors, depths
+
+    def _small_levels(self, node: np.ndarray, state: np.ndarray, row: np.ndarray):
+        """Trie walk levels expanded in Python while each has at most ``config.TRIE_WALK_PYTHON_CHILDREN``
+        children: a numpy level costs about ten calls however few its entries, and the walks from value
+        states end in long chains of one or two (gpt-2's 16-digit tokens from an integer: 12 levels of one
+        entry, half of a lookahead batch's time). Returns the levels as (nodes, rows, states) arrays and the
+        frontier left (empty, or one that grew past the bound, for the numpy levels)."""
+        trie = self.vocabulary.trie
+        child_count, child_start, node_byte = trie.child_count.item, trie.child_start.item, trie.node_byte.item
+        step = self._flat_transitions.item
+        limit = config.TRIE_WALK_PYTHON_CHILDREN
+        levels = []
+        nodes, states, rows = node.tolist(), state.tolist(), row.tolist()
+        while nodes:
+            counts = [child_count(parent) for parent in nodes]
+            if sum(counts) > limit:
+                break
+            next_nodes, next_states, next_rows = [], [], []
+            for parent, count, at, origin in zip(nodes, counts, states, rows):
+                first = child_start(parent)
+                for child in range(first, first + count):
+                    target = step(at * 256 + node_byte(child))
+                    if target != DEAD:
+                        next_nodes.append(child)
+                        next_states.append(target)
+                        next_rows.append(origin)
+            nodes, states, rows = next_nodes, next_states, next_rows
+            if nodes:
+                levels.append(
+                    (np.array(nodes, dtype=np.int64), np.array(rows, dtype=np.int64), np.array(states, dtype=np.int64))
+                )
+        return (
+            levels,
+            np.array(nodes, dtype=np.int64),
+            np.array(states, dtype=np.int64),
+            np.array(rows, dtype=np.int64),
+        )
 
     def _pack_rows(self, rows: np.ndarray, token_ids: np.ndarray, num_rows: int) -> np.ndarray:
         """Packed bitmask rows from (row, token) pairs, each pair at most once. Sparse rows (the usual

@@ -273,6 +273,30 @@ def reference_masks(index: Index) -> dict[int, np.ndarray]:
     return masks
 
 
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe"])
+def test_trie_walk_levels_in_python_or_numpy_give_the_reference_masks(tokenizer, monkeypatch):
+    """Small levels are expanded in Python (``Index._small_levels``), the others in numpy, switching back
+    and forth as the frontier shrinks and grows: every split gives the reference masks and the same
+    depths, for one origin and for a batch of every state."""
+    from outlines_core import config
+
+    vocabulary = load_vocabulary(tokenizer)
+    patterns = [SEED_REGEXES["ipv4"], SEED_REGEXES["number"], r'\{"a":[0-9]+,"b":"[a-z]{0,5}","c":(true|false)\}']
+    for pattern in patterns:
+        index = Index(pattern, vocabulary)
+        reference = reference_masks(index)
+        states = np.arange(1, index.num_states)
+        depths = {}
+        for children in (0, 1, 16, 400):
+            monkeypatch.setattr(config, "TRIE_WALK_PYTHON_CHILDREN", children)
+            batched, _, batched_depths = index._walk_trie(states)
+            for row, state in enumerate(states.tolist()):
+                one, depth = index._walk_trie_from(state)
+                assert np.array_equal(one, reference[state]), (pattern, children, state)
+                assert np.array_equal(batched[row], reference[state]), (pattern, children, state)
+                assert depth == batched_depths[row] == depths.setdefault(state, depth), (pattern, children, state)
+
+
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
 @pytest.mark.parametrize("lookahead, max_frontier", [(1, 10**9), (32, 10**9), (32, 40)])
 def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahead, max_frontier, monkeypatch):
