@@ -161,8 +161,8 @@ class Index:
         # Per walk depth d, the groups of dfa.indistinguishable_within(d + 1) (``_share_with_alike``);
         # depths with the same recorded partition share one object.
         self._alike_at_depth: dict[int, _Groups] = {}
-        # Per depth of ``config.LOOP_WALK_ALIKE_DEPTHS``: each state's group at that depth, and the computed
-        # mask of a permissive state per group (``_alike_mask``); made at the first permissive mask.
+        # Per depth of ``config.LOOP_WALK_ALIKE_DEPTHS``: each state's group at that depth, and one loop-walked
+        # state's mask per group (``_alike_mask``); made when the first loop-walked mask is stored.
         self._loop_walk_groups: list[tuple[int, list[int], dict[int, np.ndarray]]] | None = None
         # Read on every step (advance): plain attributes, not properties or method calls.
         self._size = vocabulary.size
