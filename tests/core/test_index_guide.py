@@ -244,7 +244,7 @@ def test_first_visits_in_a_counted_string_reuse_an_alike_mask_and_equal_the_trie
         states = list(range(1, index.num_states))[::order]
         masks = {state: index.mask(state) for state in states}
         for state in states:
-            assert np.array_equal(masks[state], index._walk_trie(np.array([state]))[0][0]), (order, state)
+            assert np.array_equal(masks[state], index._trie_walk.masks(np.array([state]))[0][0]), (order, state)
         assert sum(reused) >= 30, (order, sum(reused), len(reused))
 
 

@@ -130,7 +130,7 @@ def test_seed_examples_are_accepted_and_near_misses_rejected(tokenizer):
 def test_states_sharing_a_mask_class_really_have_equal_masks(tokenizer, pattern):
     index = Index(pattern, load_vocabulary(tokenizer))
     for state in range(1, index.num_states):
-        own_mask = index._walk_trie(np.array([state]))[0][0]
+        own_mask = index._trie_walk.masks(np.array([state]))[0][0]
         assert np.array_equal(own_mask, index.mask(state)), state
 
 
@@ -177,7 +177,7 @@ def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, bincount
             mask = index._loop_walk(state)
             if mask is not None:
                 walked += 1
-                assert np.array_equal(mask, index._walk_trie(np.array([state]))[0][0]), (pattern, state)
+                assert np.array_equal(mask, index._trie_walk.masks(np.array([state]))[0][0]), (pattern, state)
     assert walked > 50
 
 
@@ -195,7 +195,7 @@ def test_a_loop_walk_from_an_alike_mask_equals_the_trie_walk(tokenizer, tail, mo
     reused = 0
     for pattern in LOOP_WALK_PATTERNS:
         index = Index(pattern, vocabulary)
-        reference = {state: index._walk_trie(np.array([state]))[0][0] for state in range(1, index.num_states)}
+        reference = {state: index._trie_walk.masks(np.array([state]))[0][0] for state in range(1, index.num_states)}
         for depth in (1, 3, 8, 16, 32):
             groups = index.dfa.indistinguishable_within(depth)
             for state in range(1, index.num_states):
@@ -245,8 +245,8 @@ def test_the_one_state_trie_walk_equals_the_batched_one(tokenizer):
     for pattern in [*LOOP_WALK_PATTERNS, SEED_REGEXES["ipv4"], r"(true|false|null|-?[0-9]{1,4})"]:
         index = Index(pattern, vocabulary)
         for state in range(1, index.num_states):
-            from_one, depth = index._walk_trie_from(state)
-            batched = index._walk_trie(np.array([state]))
+            from_one, depth = index._trie_walk.mask(state)
+            batched = index._trie_walk.masks(np.array([state]))
             assert np.array_equal(from_one, batched[0][0]), (pattern, state)
             assert depth == batched[2][0], (pattern, state)
 
@@ -275,7 +275,7 @@ def reference_masks(index: Index) -> dict[int, np.ndarray]:
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe"])
 def test_trie_walk_levels_in_python_or_numpy_give_the_reference_masks(tokenizer, monkeypatch):
-    """Small levels are expanded in Python (``Index._small_levels``), the others in numpy, switching back
+    """Small levels are expanded in Python (``TrieWalk._small_levels``), the others in numpy, switching back
     and forth as the frontier shrinks and grows: every split gives the reference masks and the same
     depths, for one origin and for a batch of every state."""
     from outlines_core import config
@@ -289,9 +289,9 @@ def test_trie_walk_levels_in_python_or_numpy_give_the_reference_masks(tokenizer,
         depths = {}
         for children in (0, 1, 16, 400):
             monkeypatch.setattr(config, "TRIE_WALK_PYTHON_CHILDREN", children)
-            batched, _, batched_depths = index._walk_trie(states)
+            batched, _, batched_depths = index._trie_walk.masks(states)
             for row, state in enumerate(states.tolist()):
-                one, depth = index._walk_trie_from(state)
+                one, depth = index._trie_walk.mask(state)
                 assert np.array_equal(one, reference[state]), (pattern, children, state)
                 assert np.array_equal(batched[row], reference[state]), (pattern, children, state)
                 assert depth == batched_depths[row] == depths.setdefault(state, depth), (pattern, children, state)
@@ -362,4 +362,4 @@ def test_packing_token_pairs_sparse_or_dense_gives_packbits():
         dense = np.zeros((rows, index.num_words * 32), dtype=bool)
         dense[row_ids, token_ids] = True
         expected = np.packbits(dense, axis=1, bitorder="little").view("<i4")
-        assert np.array_equal(index._pack_rows(row_ids, token_ids, rows), expected), (rows, per_row)
+        assert np.array_equal(index._trie_walk.pack_rows(row_ids, token_ids, rows), expected), (rows, per_row)
