@@ -26,6 +26,9 @@ INDEX_BATCH_STATES = 8
 LOOKAHEAD_STATES = 32
 LOOKAHEAD_SEARCH_STATES = 256
 LOOKAHEAD_EXPANSION_BUDGET = 20_000
+#: ... and, on a decode step (not the constructor's first walk), their third levels' expansions
+#: (``Index._third_level_estimate``) within this one: about 400 us of walk on a cold cache.
+LOOKAHEAD_DEEP_EXPANSION_BUDGET = 8_000
 #: States where more bytes than this live are never taken by lookahead (their walks are the costly ones),
 #: nor are the states within this many bytes before them.
 LOOKAHEAD_MAX_LIVE_BYTES = 32

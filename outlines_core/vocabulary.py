@@ -67,6 +67,19 @@ class TokenTrie:
         child[self.node_byte[children]] = children
         return child
 
+    @functools.cached_property
+    def third_level_counts(self) -> np.ndarray:
+        """``[b1, b2]``: how many tokens' prefixes of three bytes start with ``b1 b2`` (the children of that
+        second-level node), as float64 for the lookahead's cost estimate (``Index._lookahead_tables``)."""
+        parents = self.root_child[self.root_child != 0]
+        first = np.repeat(self.node_byte[parents], self.child_count[parents])
+        second = np.concatenate([np.arange(s, s + c) for s, c in zip(self.child_start[parents].tolist(),
+                                                                     self.child_count[parents].tolist())])
+        counts = np.zeros((256, 256))
+        np.add.at(counts, (first, self.node_byte[second]), self.child_count[second])
+        counts.setflags(write=False)
+        return counts
+
 
 class Vocabulary:
     """The bytes of each token of a tokenizer, and which ids end a sequence.
@@ -160,7 +173,9 @@ class Vocabulary:
     def trie(self) -> TokenTrie:
         """The byte trie of all content tokens, built on first use and kept for the vocabulary's life."""
         if self._trie is None:
-            self._trie = _build_trie(self._tokens)
+            trie = _build_trie(self._tokens)
+            trie.third_level_counts  # with the trie, not in the first Index built on it
+            self._trie = trie
         return self._trie
 
     @property

@@ -298,8 +298,12 @@ def test_trie_walk_levels_in_python_or_numpy_give_the_reference_masks(tokenizer,
 
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
-@pytest.mark.parametrize("lookahead, max_frontier", [(1, 10**9), (32, 10**9), (32, 40)])
-def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahead, max_frontier, monkeypatch):
+@pytest.mark.parametrize(
+    "lookahead, max_frontier, deep_budget", [(1, 10**9, 10**9), (32, 10**9, 10**9), (32, 40, 10**9), (32, 10**9, 300)]
+)
+def test_first_visits_with_lookahead_give_the_reference_masks(
+    tokenizer, lookahead, max_frontier, deep_budget, monkeypatch
+):
     """A first visit walks nearby restrictive states in the same batch (or, when the batch fans out too
     far, the visited state alone); every mask, whichever visit computed it and in whatever order states
     are visited, is the token-by-token reference."""
@@ -309,6 +313,7 @@ def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahe
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)
     monkeypatch.setattr(config, "LOOKAHEAD_STATES", lookahead)
     monkeypatch.setattr(config, "LOOKAHEAD_MAX_FRONTIER", max_frontier)
+    monkeypatch.setattr(config, "LOOKAHEAD_DEEP_EXPANSION_BUDGET", deep_budget)
     schema = {
         "type": "object",
         "properties": {"id": {"type": "string", "format": "uuid"}, "n": {"type": "integer"},
@@ -322,6 +327,72 @@ def test_first_visits_with_lookahead_give_the_reference_masks(tokenizer, lookahe
         assert np.array_equal(index.mask(state), expected[state]), state
     if max_frontier < 100:
         assert not all(index._lookahead_tables.takeable)  # aborted batches are not batched again
+
+
+#: Runs of digits and hex digits, whose walks' third levels are the large ones, between fixed keys.
+RUNS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "created": {"type": "string", "format": "date-time"},
+        "score": {"type": "integer"},
+    },
+    "required": ["id", "created", "score"],
+}
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe", "qwen2"])
+def test_the_third_level_estimate_is_the_third_level_a_walk_expands(tokenizer):
+    """``_third_level_estimate`` counts, per state, the trie nodes of three bytes whose first two bytes
+    live from it: exactly the entries the walk's third level expands (before their own byte is tested)."""
+    from outlines_core.types import json_schema_to_regex
+
+    vocabulary = load_vocabulary(tokenizer)
+    trie = vocabulary.trie
+    for pattern in (json_schema_to_regex(RUNS_SCHEMA), r"[0-9]{1,6}(\.[0-9a-f]{2,5})?", r"ab|[^a]b?c"):
+        index = Index(pattern, vocabulary)
+        estimate = index._deep_expansion
+        for state in range(1, index.num_states):
+            expanded = 0
+            for first in np.flatnonzero(index.dfa.transitions[state] != 0).tolist():
+                node = trie.root_child[first]
+                if node == 0:
+                    continue
+                after_first = index.dfa.transitions[state, first]
+                for second in range(trie.child_start[node], trie.child_start[node] + trie.child_count[node]):
+                    if index.dfa.transitions[after_first, trie.node_byte[second]] != 0:
+                        expanded += int(trie.child_count[second])
+            assert estimate[state] == expanded, (pattern, state)
+
+
+def test_lookahead_batches_keep_within_both_expansion_budgets(monkeypatch):
+    """A decode step's batch adds states while their second-level and third-level estimates fit the
+    budgets left after the visited state's: a UUID's run of hex digits (a third level of about a thousand
+    each on gpt-2) is spread over several first visits rather than walked at once."""
+    from outlines_core import config, index as index_module
+    from outlines_core.types import json_schema_to_regex
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)
+    monkeypatch.setattr(config, "LOOKAHEAD_DEEP_EXPANSION_BUDGET", 3000)
+    batches = []
+    plain = index_module.Index._with_lookahead
+
+    def recording(self, state):
+        batch = plain(self, state)
+        if self._decoding:  # the constructor's batch is compile time, not bounded by the third level
+            batches.append(batch)
+        return batch
+
+    monkeypatch.setattr(index_module.Index, "_with_lookahead", recording)
+    index = Index(json_schema_to_regex(RUNS_SCHEMA), load_vocabulary("gpt-2"))
+    for state in range(1, index.num_states):
+        index.mask(state)
+    tables = index._lookahead_tables
+    hex_runs = [batch for batch in batches if any(index._deep_expansion[s] > 500 for s in batch)]
+    for batch in batches:
+        assert sum(index._deep_expansion[s] for s in batch[1:]) <= max(0, 3000 - index._deep_expansion[batch[0]])
+        assert sum(tables.expansion[s] for s in batch[1:]) <= config.LOOKAHEAD_EXPANSION_BUDGET
+    assert len(hex_runs) >= 3  # the UUID's 32 hex positions, at most three a batch
 
 
 def test_lookahead_does_not_search_past_a_permissive_state(monkeypatch):
