@@ -447,27 +447,12 @@ def _text_run(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> Te
     else:
         is_text = table.within(text_bytes)
     others = np.flatnonzero(~is_text & table.content)
-    # Every other token has a byte outside the single-move set, so this stays inside each token; most
-    # stop at their first or second byte.
-    prefix = np.zeros(others.size, dtype=np.int64)
+    # Every other token has a byte outside the single-move set, so its prefix stops inside it.
     starts = table.offsets[others]
-    going, depth = np.arange(others.size), 0
-    while going.size:
-        going = going[single[table.flat[starts[going] + depth]]]
-        depth += 1
-        prefix[going] = depth
+    lengths = table.lengths[others]
+    prefix = _leading_runs(table.flat, single, starts, lengths)
     # The run of single-move bytes right after that first outside byte (``.com`` after ``.``).
-    resume = np.zeros(others.size, dtype=np.int64)
-    after = starts + prefix + 1
-    left = table.lengths[others] - prefix - 1  # bytes after the outside one
-    going = np.flatnonzero(left > 0)
-    at, left = after[going], left[going]
-    while going.size:
-        keep = single[table.flat[at]]
-        going, at, left = going[keep], at[keep] + 1, left[keep] - 1
-        resume[going] += 1
-        more = left > 0
-        going, at, left = going[more], at[more], left[more]
+    resume = _leading_runs(table.flat, single, starts + prefix + 1, lengths - prefix - 1)
     bare = np.zeros(table.content.size, dtype=bool)
     bare[others[prefix == 0]] = True
     by_lead = table.by_first_byte
@@ -480,6 +465,34 @@ def _text_run(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> Te
     others = np.concatenate([bare_by_lead, others[jumping]])
     prefix = np.concatenate([np.zeros(bare_by_lead.size, dtype=np.int64), prefix[jumping]])
     return TextRun(is_text, others, prefix, resume_of[others], lead_bounds, exit_byte)
+
+
+#: ``_leading_runs`` steps byte by byte while more runs than this go on, then takes the rest at once.
+_RUNS_STEPPED = 512
+
+
+def _leading_runs(flat: np.ndarray, single: np.ndarray, at: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Per entry, how many bytes of ``flat`` from ``at`` on are in ``single`` (256 bools), at most
+    ``limit``. Stepping a byte at a time costs a few operations per step over the runs still going, and
+    most runs stop within two bytes; but a vocabulary's longest tokens (rows of dashes, of spaces) keep a
+    handful going for a hundred steps: those finish in one pass over all their remaining bytes."""
+    runs = np.zeros(at.size, dtype=np.int64)
+    going = np.flatnonzero(limit > 0)
+    depth = 0
+    while going.size > _RUNS_STEPPED:
+        going = going[single[flat[at[going] + depth]]]
+        depth += 1
+        runs[going] = depth
+        going = going[limit[going] > depth]
+    if going.size:
+        left = limit[going] - depth
+        segment_starts = np.cumsum(left) - left
+        total = int(left.sum())
+        positions = np.repeat(at[going] + depth - segment_starts, left) + np.arange(total)
+        stops = np.where(single[flat[positions]], total, np.arange(total))
+        first_stop = np.minimum.reduceat(stops, segment_starts)
+        runs[going] = depth + np.where(first_stop == total, left, first_stop - segment_starts)
+    return runs
 
 
 def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:

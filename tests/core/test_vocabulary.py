@@ -158,3 +158,36 @@ def test_counts_of_tokens_within_a_byte_set_match_the_tokens(name):
         expected = int(np.count_nonzero(table.within(byte_set)))
         assert table.count_within(byte_set) == expected == table.count_within(byte_set.copy())  # kept
     assert 0 < table.count_within(hex_digits) < table.count_within(~hex_digits)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    tokens=st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=60),
+    single=st.lists(st.booleans(), min_size=256, max_size=256),
+    stepped=st.sampled_from([0, 3, 10**6]),
+)
+def test_leading_runs_count_the_bytes_in_the_set_from_each_start(tokens, single, stepped):
+    """``_leading_runs`` (text runs' prefixes and resumes): stepped byte by byte while many runs go on, the
+    rest in one pass; either way, per start, the bytes in the set up to the limit."""
+    from outlines_core import vocabulary as vocabulary_module
+
+    flat = np.frombuffer(b"".join(tokens), dtype=np.uint8)
+    offsets = np.cumsum([0] + [len(token) for token in tokens])[:-1]
+    starts, limits, expected = [], [], []
+    for offset, token in zip(offsets.tolist(), tokens):
+        for skip in (0, len(token) // 2):
+            starts.append(offset + skip)
+            limits.append(len(token) - skip)
+            run = 0
+            while run < len(token) - skip and single[token[skip + run]]:
+                run += 1
+            expected.append(run)
+    saved = vocabulary_module._RUNS_STEPPED
+    vocabulary_module._RUNS_STEPPED = stepped
+    try:
+        runs = vocabulary_module._leading_runs(
+            flat, np.array(single), np.array(starts, dtype=np.int64), np.array(limits, dtype=np.int64)
+        )
+    finally:
+        vocabulary_module._RUNS_STEPPED = saved
+    assert runs.tolist() == expected
