@@ -82,6 +82,10 @@ class _Groups:
             self.order = np.argsort(self.groups.astype(narrow), kind="stable")
         return self.order[self.bounds[group] : self.bounds[group + 1]]
 
+#: ``Index._prepare_loop_walks`` follows the chains of this many uncomputed permissive states one by one
+#: (tens of microseconds each); past it, one per distinct set of live bytes.
+_PREPARED_ONE_BY_ONE = 64
+
 #: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
 FINISHED = -1
 
@@ -123,6 +127,7 @@ class Index:
         self._check_no_dead_ends()
         if len(self._class_masks) < self.num_mask_classes - 1:  # some are left for their first visits
             self._deep_expansion
+            self._prepare_loop_walks()
         self._decoding = True  # from now on a first visit is a decode step (``_with_lookahead``)
 
     @classmethod
@@ -179,7 +184,8 @@ class Index:
         # An allowed token other than EOS is content, so within the list.
         self._token_bytes = vocabulary.token_list
         self._token_count = len(self._token_bytes)  # may be below size: ids past it have no bytes
-        self._loop_walk = LoopWalk(dfa, vocabulary).mask  # permissive states (loop_walk.py)
+        self._loop_walker = LoopWalk(dfa, vocabulary)  # permissive states (loop_walk.py)
+        self._loop_walk = self._loop_walker.mask
         self._trie_walk = TrieWalk(dfa, vocabulary)  # restrictive states (trie_walk.py)
         transitions = self.dfa.transitions
         self._step = transitions.item  # (state, byte) -> state, without converting the table
@@ -443,6 +449,25 @@ class Index:
             successors.tolist(), successor_starts.tolist(), expansion.tolist(), (~near_permissive).tolist(),
             (~permissive).tolist(),
         )
+
+    def _prepare_loop_walks(self) -> None:
+        """Build, at construction, the vocabulary's text runs that the loop walks of uncomputed states
+        will ask for: one per byte set and vocabulary, 1 to 6 ms each the first time (an e-mail's domain
+        labels, a JSON string's characters), which would otherwise fall into a decode step. Past
+        ``_PREPARED_ONE_BY_ONE`` states, one state per distinct set of live bytes stands for the others
+        (the positions of a string share theirs), which may miss a set."""
+        computed = self._class_masks
+        # The states a loop walk may take (``LoopWalk.mask`` declines those with fewer live bytes).
+        walkable = (self.dfa.transitions != DEAD).sum(axis=1) >= config.LOOP_WALK_MIN_BYTES
+        pending = [s for s in np.flatnonzero(walkable).tolist() if self._mask_class_list[s] not in computed]
+        if not pending:
+            return
+        if len(pending) > _PREPARED_ONE_BY_ONE:
+            live = np.packbits(self.dfa.transitions[pending] != DEAD, axis=1)
+            _, first = np.unique(live.view(np.dtype((np.void, live.shape[1]))).reshape(-1), return_index=True)
+            pending = [pending[at] for at in first.tolist()]
+        for state in pending:
+            self._loop_walker.prepare(state)
 
     @functools.cached_property
     def _deep_expansion(self) -> list[int]:

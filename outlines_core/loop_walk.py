@@ -77,36 +77,12 @@ class LoopWalk:
         that length. Both allow the same tokens of up to ``length`` bytes, so only longer tokens are walked
         (the others' bits come from that mask): a counted run's next position, a second field's string.
         """
-        if np.count_nonzero(self.dfa.transitions[state] != DEAD) < config.LOOP_WALK_MIN_BYTES:
-            return None  # the chain below could not make its first move
-        table = self.vocabulary.token_table
-        longest = table.longest
-        # Byte sets as Python ints over byte classes (bit k: class k), so the chain costs a few integer
-        # operations per step; a counted run's states recur in the chains of its neighbours (memoized).
-        spans: list[tuple[int, int]] = []  # (I, longest length it holds for), I shrinking
-        chain: list[tuple[int, int]] = []  # the moves (c(i), c(i+1)) made so far
-        current, common, length = state, None, 0
-        minimum = config.LOOP_WALK_MIN_SHARE * table.num_content
-        while length < longest:
-            target, moves = self._majority_move(current)
-            if target == DEAD:
-                break
-            narrowed = moves if common is None else common & moves
-            if self._bytes_in_classes(narrowed) < config.LOOP_WALK_MIN_BYTES:
-                break
-            if common is None and self._too_few_chain(state, narrowed, minimum):
-                return None
-            if common is not None and narrowed != common:
-                spans.append((common, length))
-            common, length = narrowed, length + 1
-            chain.append((current, target))
-            if target == current:  # a self-loop: I stays the same for every longer token
-                length = longest
-                break
-            current = target
-        if common is None:
+        found = self._chain(state)
+        if found is None:
             return None
-        spans.append((common, length))
+        spans, chain = found
+        table = self.vocabulary.token_table
+        minimum = config.LOOP_WALK_MIN_SHARE * table.num_content
         byte_sets = [(self._bytes_of_classes(class_set), up_to) for class_set, up_to in spans]
         longer_than = 0 if alike is None else alike[1]
         if len(byte_sets) == 1:
@@ -154,6 +130,58 @@ class LoopWalk:
             packed |= alike[0] & table.short_words(longer_than, self.num_words)
         return packed
 
+    def _chain(self, state: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]] | None:
+        """The chain of majority moves from ``state`` (``mask``): the byte sets ``I`` as (class bit set,
+        longest length it holds for), ``I`` shrinking, and the moves made; None when the state is not one for
+        a loop walk (too few bytes move alike, too few tokens chain)."""
+        if np.count_nonzero(self.dfa.transitions[state] != DEAD) < config.LOOP_WALK_MIN_BYTES:
+            return None  # the chain could not make its first move
+        table = self.vocabulary.token_table
+        longest = table.longest
+        # Byte sets as Python ints over byte classes (bit k: class k), so the chain costs a few integer
+        # operations per step; a counted run's states recur in the chains of its neighbours (memoized).
+        spans: list[tuple[int, int]] = []  # (I, longest length it holds for), I shrinking
+        chain: list[tuple[int, int]] = []  # the moves (c(i), c(i+1)) made so far
+        current, common, length = state, None, 0
+        minimum = config.LOOP_WALK_MIN_SHARE * table.num_content
+        while length < longest:
+            target, moves = self._majority_move(current)
+            if target == DEAD:
+                break
+            narrowed = moves if common is None else common & moves
+            if self._bytes_in_classes(narrowed) < config.LOOP_WALK_MIN_BYTES:
+                break
+            if common is None and self._too_few_chain(state, narrowed, minimum):
+                return None
+            if common is not None and narrowed != common:
+                spans.append((common, length))
+            common, length = narrowed, length + 1
+            chain.append((current, target))
+            if target == current:  # a self-loop: I stays the same for every longer token
+                length = longest
+                break
+            current = target
+        if common is None:
+            return None
+        spans.append((common, length))
+        return spans, chain
+
+    def prepare(self, state: int) -> None:
+        """Build the vocabulary's text run that ``mask(state)`` would ask for, if any (5 ms on a 128k
+        vocabulary for a byte set met for the first time: at construction rather than in a decode step)."""
+        found = self._chain(state)
+        if found is not None and len(found[0]) == 1:
+            text_bytes, characters = self._text_kind(found[0][0][0], found[1])
+            self.vocabulary.token_table.text_run(text_bytes, characters)
+
+    def _text_kind(self, classes: int, chain: list[tuple[int, int]]) -> tuple[np.ndarray, bool]:
+        """The byte set of ``classes`` and whether the chain moves alike on whole UTF-8 characters."""
+        text_bytes = self._bytes_of_classes(classes)
+        # Every multi-byte character makes the same move as the ASCII bytes of T (inside JSON strings, free
+        # text): a UTF-8 token of T's ASCII bytes and other characters walks the chain one character at a
+        # time, so its character count decides it (a cut last character included).
+        return text_bytes, not text_bytes[128:].any() and self._characters_follow(chain)
+
     def _text_chain(
         self, state: int, chain: list[tuple[int, int]], classes: int, up_to: int, minimum: float, longer_than: int
     ):
@@ -167,12 +195,8 @@ class LoopWalk:
         ``longer_than`` bytes are walked.
         """
         table = self.vocabulary.token_table
-        text_bytes = self._bytes_of_classes(classes)
         looping = chain[-1][0] == chain[-1][1]
-        # Every multi-byte character makes the same move as the ASCII bytes of T (inside JSON strings, free
-        # text): a UTF-8 token of T's ASCII bytes and other characters walks the chain one character at a
-        # time, so its character count decides it (a cut last character included).
-        characters = not text_bytes[128:].any() and self._characters_follow(chain)
+        text_bytes, characters = self._text_kind(classes, chain)
         run = table.text_run(text_bytes, characters)
         if characters:
             chained = run.is_text & (table.char_counts <= min(up_to, table.longest))  # also drops non-UTF-8

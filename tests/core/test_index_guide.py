@@ -264,3 +264,36 @@ def test_states_alike_are_found_by_scan_and_by_index_alike():
             members = alike.alike(state)
             assert (sorted(members.tolist()) if members is not None else [state]) == expected
         assert depth > 0 or alike.order is not None  # asked often enough to be indexed
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.[a-zA-Z]{2,}",
+        r'\{"name":"([^"\\\x00-\x1f]|\\["\\nt])*","city":"[^"]{0,12}","tag":"[a-z]{1,8}"\}',
+    ],
+)
+def test_the_constructor_builds_the_text_runs_its_first_visits_need(pattern, monkeypatch):
+    """A new byte set's text run costs milliseconds (``Index._prepare_loop_walks``): the constructor builds
+    those its lazy states' loop walks will ask for, so no first visit in a decode builds one."""
+    from conftest import load_vocabulary
+
+    from outlines_core import config, vocabulary as vocabulary_module
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", -1.0)
+    vocabulary = load_vocabulary("llama-bpe")
+    vocabulary.token_table._runs.clear()
+    built = []
+    plain = vocabulary_module._text_run
+
+    def recording(table, text_bytes, characters):
+        built.append(bytes(np.flatnonzero(text_bytes).tolist()))
+        return plain(table, text_bytes, characters)
+
+    monkeypatch.setattr(vocabulary_module, "_text_run", recording)
+    index = Index(pattern, vocabulary)
+    assert built  # the start's loop walk or the preparation built some
+    built.clear()
+    for state in range(1, index.num_states):
+        index.mask(state)
+    assert built == []
