@@ -167,12 +167,15 @@ class LoopWalk:
         return spans, chain
 
     def prepare(self, state: int) -> None:
-        """Build the vocabulary's text run that ``mask(state)`` would ask for, if any (5 ms on a 128k
-        vocabulary for a byte set met for the first time: at construction rather than in a decode step)."""
+        """Build what ``mask(state)`` would build on first use, if anything: the vocabulary's text run of its
+        byte set (5 ms on a 128k vocabulary for a set met for the first time) and its run regex: at
+        construction rather than in a decode step."""
         found = self._chain(state)
         if found is not None and len(found[0]) == 1:
-            text_bytes, characters = self._text_kind(found[0][0][0], found[1])
+            classes = found[0][0][0]
+            text_bytes, characters = self._text_kind(classes, found[1])
             self.vocabulary.token_table.text_run(text_bytes, characters)
+            self._run_pattern(classes)  # for the walk's last tokens (``_walk_tail``)
 
     def _text_kind(self, classes: int, chain: list[tuple[int, int]]) -> tuple[np.ndarray, bool]:
         """The byte set of ``classes`` and whether the chain moves alike on whole UTF-8 characters."""
@@ -274,11 +277,7 @@ class LoopWalk:
         flat, walk = self.vocabulary.token_table.flat, self.dfa.walk
         run = None
         if chain_classes is not None and chain:
-            if chain_classes not in self._run_patterns:
-                ascii_run = np.flatnonzero(self._bytes_of_classes(chain_classes)[:128]).astype(np.uint8).tobytes()
-                pattern = re.compile(b"[" + re.escape(ascii_run) + b"]*") if ascii_run else None
-                self._run_patterns[chain_classes] = pattern
-            run = self._run_patterns[chain_classes]
+            run = self._run_pattern(chain_classes)
             # c(0) .. c(L); a chain that ends in a self-loop has c(L) == c(L-1), which takes any run.
             states = [chain[0][0], *(target for _, target in chain)]
             where = {at: index for index, at in enumerate(states[:-1])}
@@ -293,6 +292,15 @@ class LoopWalk:
                 data = data[jump if looping and reached == len(states) - 1 else reached - index :]
             if walk(data, at) != DEAD:
                 alive[token] = True
+
+    def _run_pattern(self, chain_classes: int) -> re.Pattern | None:
+        """The regex matching a run of the ASCII bytes of the byte classes ``chain_classes`` (compiling it
+        costs 0.4 ms the first time in a process: ``prepare`` does it at construction)."""
+        if chain_classes not in self._run_patterns:
+            ascii_run = np.flatnonzero(self._bytes_of_classes(chain_classes)[:128]).astype(np.uint8).tobytes()
+            pattern = re.compile(b"[" + re.escape(ascii_run) + b"]*") if ascii_run else None
+            self._run_patterns[chain_classes] = pattern
+        return self._run_patterns[chain_classes]
 
     def _characters_follow(self, chain: list[tuple[int, int]]) -> bool:
         """Whether, at every move ``(state, target)`` of ``chain``, every valid multi-byte UTF-8 character
