@@ -82,8 +82,9 @@ class _Groups:
             self.order = np.argsort(self.groups.astype(narrow), kind="stable")
         return self.order[self.bounds[group] : self.bounds[group + 1]]
 
-#: ``Index._prepare_loop_walks`` follows the chains of this many uncomputed permissive states one by one
-#: (tens of microseconds each); past it, one per distinct set of live bytes.
+
+#: ``Index._prepare_loop_walks`` follows the chains of this many uncomputed states one by one (tens of
+#: microseconds each); past it, one per distinct set of live bytes.
 _PREPARED_ONE_BY_ONE = 64
 
 #: Pseudo-state of a guide that has consumed EOS: only EOS stays allowed (finished batch rows pad with it).
@@ -126,7 +127,7 @@ class Index:
             self._compute_masks(pending[begin : begin + config.INDEX_BATCH_STATES], deadline)
         self._check_no_dead_ends()
         if len(self._class_masks) < self.num_mask_classes - 1:  # some are left for their first visits
-            self._deep_expansion
+            self._deep_expansion  # a cached property: made now, at compile time, for the decode's lookahead
             self._prepare_loop_walks()
         self._decoding = True  # from now on a first visit is a decode step (``_with_lookahead``)
 

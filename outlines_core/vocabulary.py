@@ -70,11 +70,13 @@ class TokenTrie:
     @functools.cached_property
     def third_level_counts(self) -> np.ndarray:
         """``[b1, b2]``: how many tokens' prefixes of three bytes start with ``b1 b2`` (the children of that
-        second-level node), as float64 for the lookahead's cost estimate (``Index._lookahead_tables``)."""
+        second-level node), as float64 for the lookahead's cost estimate (``Index._third_level_estimate``)."""
         parents = self.root_child[self.root_child != 0]
-        first = np.repeat(self.node_byte[parents], self.child_count[parents])
-        second = np.concatenate([np.arange(s, s + c) for s, c in zip(self.child_start[parents].tolist(),
-                                                                     self.child_count[parents].tolist())])
+        children = self.child_count[parents]
+        ends = np.cumsum(children)
+        total = int(ends[-1]) if ends.size else 0
+        first = np.repeat(self.node_byte[parents], children)
+        second = np.repeat(self.child_start[parents] - (ends - children), children) + np.arange(total)
         counts = np.zeros((256, 256))
         np.add.at(counts, (first, self.node_byte[second]), self.child_count[second])
         counts.setflags(write=False)
