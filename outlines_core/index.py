@@ -322,9 +322,14 @@ class Index:
         return np.array([s for s in first.tolist() if self._mask_class_list[s] not in done], dtype=np.int64)
 
     @functools.cached_property
+    def _live_byte_counts(self) -> np.ndarray:
+        """Per state, how many bytes do not lead to the dead state."""
+        return (self.dfa.transitions != DEAD).sum(axis=1)
+
+    @functools.cached_property
     def _permissive(self) -> np.ndarray:
         """Per state: more than ``config.LOOKAHEAD_MAX_LIVE_BYTES`` bytes live (inside strings, free text)."""
-        return (self.dfa.transitions != DEAD).sum(axis=1) > config.LOOKAHEAD_MAX_LIVE_BYTES
+        return self._live_byte_counts > config.LOOKAHEAD_MAX_LIVE_BYTES
 
     def _permissive_first(self, states: np.ndarray) -> np.ndarray:
         """``states`` reordered for the eager pass: the permissive ones first, each kind in the order given.
@@ -459,7 +464,7 @@ class Index:
         (the positions of a string share theirs), which may miss a set."""
         computed = self._class_masks
         # The states a loop walk may take (``LoopWalk.mask`` declines those with fewer live bytes).
-        walkable = (self.dfa.transitions != DEAD).sum(axis=1) >= config.LOOP_WALK_MIN_BYTES
+        walkable = self._live_byte_counts >= config.LOOP_WALK_MIN_BYTES
         pending = [s for s in np.flatnonzero(walkable).tolist() if self._mask_class_list[s] not in computed]
         if not pending:
             return

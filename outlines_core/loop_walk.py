@@ -82,7 +82,7 @@ class LoopWalk:
             return None
         spans, chain = found
         table = self.vocabulary.token_table
-        minimum = config.LOOP_WALK_MIN_SHARE * table.num_content
+        minimum = self._minimum_chained()
         byte_sets = [(self._bytes_of_classes(class_set), up_to) for class_set, up_to in spans]
         longer_than = 0 if alike is None else alike[1]
         if len(byte_sets) == 1:
@@ -143,7 +143,7 @@ class LoopWalk:
         spans: list[tuple[int, int]] = []  # (I, longest length it holds for), I shrinking
         chain: list[tuple[int, int]] = []  # the moves (c(i), c(i+1)) made so far
         current, common, length = state, None, 0
-        minimum = config.LOOP_WALK_MIN_SHARE * table.num_content
+        minimum = self._minimum_chained()
         while length < longest:
             target, moves = self._majority_move(current)
             if target == DEAD:
@@ -165,6 +165,10 @@ class LoopWalk:
             return None
         spans.append((common, length))
         return spans, chain
+
+    def _minimum_chained(self) -> float:
+        """How many tokens must chain for a loop walk to beat the trie walk (``config.LOOP_WALK_MIN_SHARE``)."""
+        return config.LOOP_WALK_MIN_SHARE * self.vocabulary.token_table.num_content
 
     def prepare(self, state: int) -> None:
         """Build what ``mask(state)`` would build on first use, if anything: the vocabulary's text run of its
