@@ -137,7 +137,7 @@ def test_a_lazy_dead_end_is_reported_on_first_visit_whichever_walk_made_its_mask
         guide.allowed_tokens()
 
 
-def test_the_eager_pass_walks_permissive_states_first(monkeypatch):
+def test_the_eager_pass_walks_permissive_states_first_then_the_cheapest(monkeypatch):
     from outlines_core import config
 
     monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)  # the start's walk batches no neighbours
@@ -154,6 +154,9 @@ def test_the_eager_pass_walks_permissive_states_first(monkeypatch):
     permissive = [live[state] > config.LOOKAHEAD_MAX_LIVE_BYTES for state in walked[1:]]  # after the start
     assert any(permissive) and not all(permissive)
     assert permissive == sorted(permissive, reverse=True)  # every permissive state before any restrictive one
+    # Then the restrictive ones by their walk's estimated cost, cheapest first (quotes and dashes before digits).
+    costs = [index._lookahead_tables.expansion[state] for state in walked[1 + sum(permissive) :]]
+    assert len(set(costs)) > 1 and costs == sorted(costs)
 
 
 def test_multi_byte_tokens_are_enough_when_no_single_byte_fits():
