@@ -118,13 +118,12 @@ class Index:
         # the other mask classes within a time budget; whatever is left is computed on first visit.
         deadline = time.perf_counter() + config.EAGER_INDEX_BUDGET_SECONDS
         self._compute_masks(np.array([self.dfa.start]))
-        pending = self._eager_order(self._uncomputed_representatives())
         # In batches of one trie walk, the clock checked before each walk: a permissive state's loop walk
         # costs far more than a restrictive state's share of a batch, and the budget must hold either way.
-        for begin in range(0, len(pending), config.INDEX_BATCH_STATES):
+        for batch in self._eager_batches(self._eager_order(self._uncomputed_representatives())):
             if time.perf_counter() >= deadline:
                 break
-            self._compute_masks(pending[begin : begin + config.INDEX_BATCH_STATES], deadline)
+            self._compute_masks(batch, deadline, batch_states=len(batch))
         self._check_no_dead_ends()
         if len(self._class_masks) < self.num_mask_classes - 1:  # some are left for their first visits
             self._deep_expansion  # a cached property: made now, at compile time, for the decode's lookahead
@@ -348,10 +347,37 @@ class Index:
         cost = np.where(self._permissive[states], -1, expansion)
         return states[np.argsort(cost, kind="stable")]
 
-    def _compute_masks(self, states: np.ndarray, deadline: float | None = None) -> None:
-        """Walk the token trie from each of ``states`` and store the masks of their classes (a few states
-        per batch, bounding the frontier's memory on permissive states). Past ``deadline`` (a
-        ``time.perf_counter`` value), the states not started yet are left for their first visit."""
+    def _eager_batches(self, states: np.ndarray):
+        """The eager pass's batches of ``states`` (in ``_eager_order``): permissive states
+        ``config.INDEX_BATCH_STATES`` at a time, restrictive ones as a lookahead batch takes them, up to
+        ``config.LOOKAHEAD_STATES`` whose estimated expansions sum within ``config.LOOKAHEAD_EXPANSION_BUDGET``.
+        A trie walk costs about 100 us of numpy calls however small its origins, so batches of eight
+        restrictive states (a key's positions, a digit run) spent most of the budget on that overhead."""
+        if not len(states):
+            return
+        expansion = self._lookahead_tables.expansion
+        batch: list[int] = []
+        batch_permissive, cost = False, 0
+        for state, permissive in zip(states.tolist(), self._permissive[states].tolist()):
+            state_cost = 0 if permissive else expansion[state]
+            limit = config.INDEX_BATCH_STATES if permissive else config.LOOKAHEAD_STATES
+            full = len(batch) >= limit or cost + state_cost > config.LOOKAHEAD_EXPANSION_BUDGET
+            if batch and (full or permissive != batch_permissive):
+                yield np.array(batch, dtype=np.int64)
+                batch, cost = [], 0
+            batch.append(state)
+            batch_permissive = permissive
+            cost += state_cost
+        if batch:
+            yield np.array(batch, dtype=np.int64)
+
+    def _compute_masks(
+        self, states: np.ndarray, deadline: float | None = None, batch_states: int | None = None
+    ) -> None:
+        """Walk the token trie from each of ``states`` and store the masks of their classes, ``batch_states``
+        states a walk (default ``config.INDEX_BATCH_STATES``: a few, bounding the frontier's memory on
+        permissive states). Past ``deadline`` (a ``time.perf_counter`` value), the states not started yet
+        are left for their first visit."""
         todo, classes = [], set()
         for state in (int(s) for s in states):
             klass = self._mask_class_list[state]
@@ -382,8 +408,9 @@ class Index:
             mask, depth = self._trie_walk.mask(batch[0])
             self._store_masks(batch[:1], mask[None, :], [depth])
             return
-        for begin in range(0, len(by_trie), config.INDEX_BATCH_STATES):
-            batch = np.array(by_trie[begin : begin + config.INDEX_BATCH_STATES], dtype=np.int64)
+        batch_states = batch_states or config.INDEX_BATCH_STATES
+        for begin in range(0, len(by_trie), batch_states):
+            batch = np.array(by_trie[begin : begin + batch_states], dtype=np.int64)
             masks, _, depths = self._trie_walk.masks(batch)
             self._store_masks(batch.tolist(), masks, depths.tolist())
 

@@ -144,9 +144,12 @@ def test_the_eager_pass_walks_permissive_states_first_then_the_cheapest(monkeypa
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every state, whatever the machine
     walked = []
     original = Index._compute_masks
-    monkeypatch.setattr(
-        Index, "_compute_masks", lambda self, states, *rest: (walked.extend(states.tolist()), original(self, states, *rest))
-    )
+
+    def recording(self, states, *rest, **options):
+        walked.extend(states.tolist())
+        return original(self, states, *rest, **options)
+
+    monkeypatch.setattr(Index, "_compute_masks", recording)
     # Digits and dashes (restrictive) before and after a run of any character but '"' (permissive).
     tokens = [bytes([byte]) for byte in range(32, 127)] + [b"12", b"ab", b"-x", None]
     index = Index(r'[0-9]{2}-[0-9]{2}-"[^"]{0,3}"-[0-9]{2}', Vocabulary(tokens, [len(tokens) - 1]))
@@ -157,6 +160,32 @@ def test_the_eager_pass_walks_permissive_states_first_then_the_cheapest(monkeypa
     # Then the restrictive ones by their walk's estimated cost, cheapest first (quotes and dashes before digits).
     costs = [index._lookahead_tables.expansion[state] for state in walked[1 + sum(permissive) :]]
     assert len(set(costs)) > 1 and costs == sorted(costs)
+
+
+def test_the_eager_pass_batches_restrictive_states_within_the_lookahead_limits(monkeypatch):
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)  # the start's walk batches no neighbours
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)
+    tokens = [bytes([byte]) for byte in range(32, 127)] + [b"12", b"ab", b"-x", None]
+    index = Index(r'[0-9]{2}-[0-9]{2}-"[^"]{0,3}"-[0-9]{2}', Vocabulary(tokens, [len(tokens) - 1]))
+    states = index._eager_order(np.arange(1, index.num_states))
+    expansion, permissive = index._lookahead_tables.expansion, index._permissive
+    monkeypatch.setattr(config, "INDEX_BATCH_STATES", 2)
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", 4)
+    monkeypatch.setattr(config, "LOOKAHEAD_EXPANSION_BUDGET", 12)
+    batches = [batch.tolist() for batch in index._eager_batches(states)]
+    assert [state for batch in batches for state in batch] == states.tolist()  # every state, in order
+    kinds = [{bool(permissive[state]) for state in batch} for batch in batches]
+    assert all(len(kind) == 1 for kind in kinds)  # a batch is all permissive or all restrictive
+    for batch, (is_permissive,) in zip(batches, kinds):
+        if is_permissive:
+            assert len(batch) <= 2
+        else:
+            assert len(batch) <= 4
+            assert len(batch) == 1 or sum(expansion[state] for state in batch) <= 12
+    restrictive = [batch for batch, (is_permissive,) in zip(batches, kinds) if not is_permissive]
+    assert max(map(len, restrictive)) == 4 and any(len(batch) < 4 for batch in restrictive[:-1])  # both limits bit
 
 
 def test_multi_byte_tokens_are_enough_when_no_single_byte_fits():
