@@ -13,7 +13,7 @@ import numpy as np
 
 from . import config
 from .regex.dfa import DEAD, Dfa
-from .vocabulary import Vocabulary
+from .vocabulary import Vocabulary, concatenated_ranges
 
 #: The byte ranges of every valid multi-byte UTF-8 character (RFC 3629), one tuple per lead-byte kind.
 _UTF8_SEQUENCES = (
@@ -219,9 +219,7 @@ class LoopWalk:
         bounds = run.lead_bounds
         leads = np.flatnonzero(self.dfa.transitions[state] != DEAD)
         begins, counts = bounds[leads], bounds[leads + 1] - bounds[leads]
-        total = int(counts.sum())
-        ends = np.cumsum(counts)
-        picked = np.repeat(begins - (ends - counts), counts) + np.arange(total)
+        picked = concatenated_ranges(begins, counts, int(counts.sum()))
         # Others with a prefix leave T at their exit byte, taken in a chain state: only those whose exit
         # byte lives in some chain state need a walk, plus, on a counted run, those whose prefix outruns
         # the chain (they leave T beyond it).

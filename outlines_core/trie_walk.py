@@ -14,7 +14,7 @@ import numpy as np
 
 from . import config
 from .regex.dfa import DEAD, Dfa
-from .vocabulary import Vocabulary
+from .vocabulary import Vocabulary, concatenated_ranges
 
 
 class TrieWalk:
@@ -42,8 +42,7 @@ class TrieWalk:
         child_start, child_count, node_byte = trie.child_start, trie.child_count, trie.node_byte
         while node.size:
             counts = child_count[node]
-            ends = np.cumsum(counts)
-            total = int(ends[-1])
+            total = int(counts.sum())
             if total == 0:
                 break
             if total <= config.TRIE_WALK_PYTHON_CHILDREN:
@@ -51,7 +50,7 @@ class TrieWalk:
                 levels, node, current, _ = self._small_levels(node, current, np.zeros(node.size, dtype=np.int64))
                 reached.extend(level_nodes for level_nodes, _, _ in levels)
                 continue
-            child = np.repeat(child_start[node] - (ends - counts), counts) + np.arange(total)
+            child = concatenated_ranges(child_start[node], counts, total)
             following = transitions[np.repeat(current, counts) * 256 + node_byte[child]]
             alive = following != DEAD
             node, current = child[alive], following[alive]
@@ -59,9 +58,7 @@ class TrieWalk:
         nodes = np.concatenate(reached)
         begins = trie.token_start[nodes]
         counts = trie.token_start[nodes + 1] - begins
-        ends = np.cumsum(counts)
-        total = int(ends[-1]) if ends.size else 0
-        mask = self.bitmask_of(trie.token_ids[np.repeat(begins - (ends - counts), counts) + np.arange(total)])
+        mask = self.bitmask_of(trie.token_ids[concatenated_ranges(begins, counts, int(counts.sum()))])
         depth = sum(1 for level in reached if level.size)
         return (mask | self.eos_mask if self.dfa.accepting[state] else mask), depth
 
@@ -99,8 +96,7 @@ class TrieWalk:
                 continue
             if max_frontier is not None and total > max_frontier:
                 return None, None, None
-            ends = np.cumsum(counts)
-            child = np.repeat(trie.child_start[node] - (ends - counts), counts) + np.arange(total)
+            child = concatenated_ranges(trie.child_start[node], counts, total)
             parent_state = np.repeat(state, counts)
             row = np.repeat(row, counts)
             next_state = transitions[parent_state * 256 + trie.node_byte[child]]
@@ -118,8 +114,7 @@ class TrieWalk:
             counts = trie.token_start[nodes + 1] - first
             total = int(counts.sum())
             if total:
-                ends = np.cumsum(counts)
-                positions = np.repeat(first - (ends - counts), counts) + np.arange(total)
+                positions = concatenated_ranges(first, counts, total)
                 packed = self.pack_rows(np.repeat(rows, counts), trie.token_ids[positions], len(origins))
             if with_successors:  # only the rare dead-end check needs them
                 states = np.concatenate(reached_states)

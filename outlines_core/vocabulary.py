@@ -40,6 +40,14 @@ def _gpt2_unicode_to_byte() -> dict[str, int]:
     return mapping
 
 
+def concatenated_ranges(starts: np.ndarray, counts: np.ndarray, total: int) -> np.ndarray:
+    """The ranges ``starts[i]`` to ``starts[i] + counts[i] - 1``, one after the other (``total`` is
+    ``counts.sum()``, which callers compute first to test it): a trie level's children, the tokens ending
+    at a set of nodes."""
+    ends = np.cumsum(counts)
+    return np.repeat(starts - (ends - counts), counts) + np.arange(total)
+
+
 @dataclass(frozen=True, eq=False)
 class TokenTrie:
     """The vocabulary's token bytes as a trie in breadth-first order.
@@ -73,10 +81,8 @@ class TokenTrie:
         second-level node), as float64 for the lookahead's cost estimate (``Index._third_level_estimate``)."""
         parents = self.root_child[self.root_child != 0]
         children = self.child_count[parents]
-        ends = np.cumsum(children)
-        total = int(ends[-1]) if ends.size else 0
         first = np.repeat(self.node_byte[parents], children)
-        second = np.repeat(self.child_start[parents] - (ends - children), children) + np.arange(total)
+        second = concatenated_ranges(self.child_start[parents], children, int(children.sum()))
         counts = np.zeros((256, 256))
         np.add.at(counts, (first, self.node_byte[second]), self.child_count[second])
         counts.setflags(write=False)

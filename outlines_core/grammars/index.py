@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import config
 from ..errors import GrammarError
-from ..vocabulary import Vocabulary
+from ..vocabulary import Vocabulary, concatenated_ranges
 from .grammar import Grammar
 from .lexer import NO_TERMINAL, terminal_bitset
 from .parser import REJECTED, StackStore
@@ -333,8 +333,7 @@ class GrammarIndex:
         total = int(counts.sum())
         if total == 0:
             return None, None
-        ends = np.cumsum(counts)
-        children = np.repeat(trie.child_start[trie_nodes] - (ends - counts), counts) + np.arange(total)
+        children = concatenated_ranges(trie.child_start[trie_nodes], counts, total)
         parents = np.repeat(np.arange(len(trie_nodes)), counts)
         return children, parents
 
@@ -347,8 +346,7 @@ class GrammarIndex:
         total = int(counts.sum())
         if total == 0:
             return np.empty(0, dtype=np.int64)
-        ends = np.cumsum(counts)
-        positions = np.repeat(first - (ends - counts), counts) + np.arange(total)
+        positions = concatenated_ranges(first, counts, total)
         return trie.token_ids[positions].astype(np.int64)
 
     def _bits(self, tokens: np.ndarray) -> np.ndarray:
