@@ -205,32 +205,46 @@ class LoopWalk:
         looping = chain[-1][0] == chain[-1][1]
         text_bytes, characters = self._text_kind(classes, chain)
         run = table.text_run(text_bytes, characters)
+        # With an alike state's mask for the tokens up to ``longer_than`` bytes, only the longer ones are
+        # decided here (a few hundred to a few thousand of the vocabulary): every test below runs on them
+        # alone, and the count of chained tokens is not asked (the walk is cheap whatever it is).
+        tokens = table.longer_than(longer_than) if longer_than else None
+        is_text = run.is_text if tokens is None else run.is_text[tokens]
         if characters:
-            chained = run.is_text & (table.char_counts <= min(up_to, table.longest))  # also drops non-UTF-8
+            counts = table.char_counts if tokens is None else table.char_counts[tokens]
+            chained = is_text & (counts <= min(up_to, table.longest))  # also drops non-UTF-8
         elif looping:
-            chained = run.is_text.copy()
+            chained = is_text.copy()
         else:
-            chained = run.is_text & (table.lengths <= up_to)
-        if np.count_nonzero(chained) < minimum:
+            chained = is_text & ((table.lengths if tokens is None else table.lengths[tokens]) <= up_to)
+        if tokens is None and np.count_nonzero(chained) < minimum:
             return None
         chain_states = np.array([state, *(target for _, target in chain)], dtype=np.int64)
         steps = len(chain)
         # Others with no prefix start with a byte outside T: only those whose first byte lives need a walk.
-        bounds = run.lead_bounds
-        leads = np.flatnonzero(self.dfa.transitions[state] != DEAD)
-        begins, counts = bounds[leads], bounds[leads + 1] - bounds[leads]
-        picked = concatenated_ranges(begins, counts, int(counts.sum()))
         # Others with a prefix leave T at their exit byte, taken in a chain state: only those whose exit
         # byte lives in some chain state need a walk, plus, on a counted run, those whose prefix outruns
         # the chain (they leave T beyond it).
-        keep = (self.dfa.transitions[chain_states] != DEAD).any(axis=0)[run.exit_byte]
-        if not looping:
-            keep |= run.prefix[bounds[256]:] > steps
-        picked = np.concatenate([picked, bounds[256] + np.flatnonzero(keep)])
+        bounds = run.lead_bounds
+        first_live = self.dfa.transitions[state] != DEAD
+        exit_live = (self.dfa.transitions[chain_states] != DEAD).any(axis=0)
+        if tokens is None:
+            leads = np.flatnonzero(first_live)
+            begins, lead_counts = bounds[leads], bounds[leads + 1] - bounds[leads]
+            picked = concatenated_ranges(begins, lead_counts, int(lead_counts.sum()))
+            keep = exit_live[run.exit_byte]
+            if not looping:
+                keep |= run.prefix[bounds[256]:] > steps
+            picked = np.concatenate([picked, bounds[256] + np.flatnonzero(keep)])
+        else:
+            picked = run.others_longer_than(longer_than, table.lengths)  # positions in ``others``
+            bare = picked < bounds[256]
+            exit_byte = run.exit_byte[np.where(bare, 0, picked - bounds[256])] if run.exit_byte.size else 0
+            keep = np.where(bare, first_live[table.first_bytes[run.others[picked]]], exit_live[exit_byte])
+            if not looping:
+                keep |= ~bare & (run.prefix[picked] > steps)
+            picked = picked[keep]
         rest = run.others[picked]
-        if longer_than:
-            long_enough = table.lengths[rest] > longer_than
-            picked, rest = picked[long_enough], rest[long_enough]
         prefix, resume = run.prefix[picked], run.resume[picked]
         jump = prefix if looping else np.minimum(prefix, steps)
         resume = np.where(jump == prefix, resume, 0)  # it counts from the first byte outside T, if next
@@ -244,13 +258,19 @@ class LoopWalk:
             text = text_bytes.copy()
             text[128:] |= characters
             if (self.dfa.transitions[end][text] != DEAD).any():
-                longer = np.flatnonzero(run.is_text & ~chained & (table.lengths > longer_than))
+                longer = np.flatnonzero(is_text & ~chained)
+                if tokens is not None:
+                    longer = tokens[longer]
                 skip = table.ascii_only[longer]
                 rest = np.concatenate([rest, longer])
                 resume = np.concatenate([resume, np.zeros(longer.size, dtype=np.int64)])
                 current_states = np.concatenate([current_states, np.where(skip, end, state)])
                 position = np.concatenate([position, table.offsets[longer] + np.where(skip, up_to, 0)])
                 remaining = np.concatenate([remaining, table.lengths[longer] - np.where(skip, up_to, 0)])
+        if tokens is not None:
+            alive = np.zeros(table.lengths.size, dtype=bool)
+            alive[tokens] = chained
+            chained = alive
         return chained, rest, current_states, position, remaining, classes, resume
 
     def _narrowing_chain(self, state: int, byte_sets: list[tuple[np.ndarray, int]], minimum: float, longer_than: int):

@@ -334,6 +334,7 @@ class TokenTable:
         object.__setattr__(self, "_runs", {})
         object.__setattr__(self, "_within_counts", {})
         object.__setattr__(self, "_short_words", {})
+        object.__setattr__(self, "_longer_than", {})
         object.__setattr__(self, "_runs_lock", threading.Lock())
 
     def within(self, byte_allowed: np.ndarray) -> np.ndarray:
@@ -378,6 +379,17 @@ class TokenTable:
             with self._runs_lock:
                 self._short_words[key] = words
         return words
+
+    def longer_than(self, length: int) -> np.ndarray:
+        """The ids of the tokens of more than ``length`` bytes (read-only): the ones a loop walk decides
+        itself when an alike state's mask gives it the shorter ones. Kept per length (a handful are asked)."""
+        ids = self._longer_than.get(length)
+        if ids is None:
+            ids = np.flatnonzero(self.lengths > length)
+            ids.setflags(write=False)
+            with self._runs_lock:
+                self._longer_than[length] = ids
+        return ids
 
     @functools.cached_property
     def num_content(self) -> int:
@@ -443,6 +455,19 @@ class TextRun:
     resume: np.ndarray
     lead_bounds: np.ndarray
     exit_byte: np.ndarray  # of the others with a prefix (``others[lead_bounds[256]:]``): their byte after it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_longer_than", {})
+
+    def others_longer_than(self, length: int, lengths: np.ndarray) -> np.ndarray:
+        """The positions in ``others`` of the tokens of more than ``length`` bytes (``lengths``: the
+        vocabulary's token lengths), in order; kept per length, like ``TokenTable.longer_than``."""
+        positions = self._longer_than.get(length)
+        if positions is None:
+            positions = np.flatnonzero(lengths[self.others] > length)
+            positions.setflags(write=False)
+            self._longer_than[length] = positions
+        return positions
 
 
 def _text_run(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> TextRun:
