@@ -200,11 +200,13 @@ def _determinize(
     """
     epsilon, edges, accept = nfa.epsilon, nfa.edges, nfa.accept
     live = _coreachable(nfa) if nfa.may_have_dead_states else None
-    # Each edge as (the classes of its byte range, target).
+    # Each edge as (the classes of its byte range as a bit set, target).
+    range_bits = {key: sum(1 << klass for klass in classes) for key, classes in range_classes.items()}
     class_edges = [
-        [(range_classes[lo, hi], target) for lo, hi, target in state_edges if live is None or live[target]]
+        [(range_bits[lo, hi], target) for lo, hi, target in state_edges if live is None or live[target]]
         for state_edges in edges
     ]
+    classes_of_bits: dict[int, list[int]] = {}  # a class bit set -> its classes, in order
 
     single_closures: dict[int, frozenset[int]] = {}
 
@@ -240,10 +242,14 @@ def _determinize(
         return np.zeros((2, n_classes), dtype=np.int64), np.zeros(2, dtype=bool)
     ids: dict[frozenset[int], int] = {start: START}
     subsets = [frozenset(), start]  # indexed by DFA id: the dead state's set is empty
-    rows: list[list[int]] = [[DEAD] * n_classes]
+    # The table's live entries, a group of classes at a time: (source, target, how many classes) and the
+    # classes themselves, filled in at the end (most of a row is dead; a table of Python lists costs more).
+    group_sources: list[int] = []
+    group_targets: list[int] = []
+    group_sizes: list[int] = []
+    group_classes: list[int] = []
     # Memo from the raw move set (before closure) to a DFA id: many classes share one move set.
     move_memo: dict[frozenset[int], int] = {}
-    empty_row = [DEAD] * n_classes
     index = START
     bar = progress("regex -> DFA", " states")
     while index < len(subsets):
@@ -251,19 +257,36 @@ def _determinize(
         index += 1
         if not index & 1023:
             bar.update(1024)
-        # Only the classes some edge covers (most of a row is usually empty).
-        moves: dict[int, set[int]] = {}
+        # The classes some edge covers, split into groups moving to the same NFA states: a few groups
+        # (one per distinct set of edges), where a JSON string's character edge alone spans 30 classes.
+        groups: list[tuple[int, tuple[int, ...]]] = []
+        covered = 0
         for state in subset:
-            for classes, target in class_edges[state]:
-                for klass in classes:
-                    bucket = moves.get(klass)
-                    if bucket is None:
-                        moves[klass] = {target}
-                    else:
-                        bucket.add(target)
-        row = empty_row.copy()
-        for klass in sorted(moves):  # in class order, so states are numbered as a full scan would
-            key = frozenset(moves[klass])
+            for bits, target in class_edges[state]:
+                if bits & covered:
+                    split = []
+                    for group_bits, targets in groups:
+                        inside = group_bits & bits
+                        if not inside:
+                            split.append((group_bits, targets))
+                            continue
+                        split.append((inside, (*targets, target)))
+                        if inside != group_bits:
+                            split.append((group_bits & ~bits, targets))
+                    groups = split
+                fresh = bits & ~covered
+                if fresh:
+                    groups.append((fresh, (target,)))
+                    covered |= fresh
+        # By lowest class, so states are numbered as a scan of the classes in order would number them.
+        if len(groups) == 2:
+            (first, _), (second, _) = groups
+            if second & -second < first & -first:
+                groups.reverse()
+        elif len(groups) > 2:
+            groups = [group for _, group in sorted([(bits & -bits, (bits, targets)) for bits, targets in groups])]
+        for bits, targets in groups:
+            key = frozenset(targets)
             target_id = move_memo.get(key)
             if target_id is None:
                 closed = closure(key)
@@ -280,12 +303,31 @@ def _determinize(
                     ids[closed] = target_id
                     subsets.append(closed)
                 move_memo[key] = target_id
-            row[klass] = target_id
-        rows.append(row)
+            classes = classes_of_bits.get(bits)
+            if classes is None:
+                classes = classes_of_bits[bits] = _set_bits(bits)
+            group_sources.append(index - 1)
+            group_targets.append(target_id)
+            group_sizes.append(len(classes))
+            group_classes.extend(classes)
     bar.close()
-    table = np.array(rows, dtype=np.int64).reshape(len(subsets), n_classes)
+    table = np.zeros((len(subsets), n_classes), dtype=np.int64)
+    sizes = np.array(group_sizes, dtype=np.int64)
+    table[np.repeat(np.array(group_sources, dtype=np.int64), sizes), np.array(group_classes, dtype=np.int64)] = (
+        np.repeat(np.array(group_targets, dtype=np.int64), sizes)
+    )
     accepting = np.array([accept in subset for subset in subsets], dtype=bool)
     return table, accepting
+
+
+def _set_bits(bits: int) -> list[int]:
+    """The positions of the set bits of ``bits``, lowest first."""
+    positions = []
+    while bits:
+        lowest = bits & -bits
+        positions.append(lowest.bit_length() - 1)
+        bits ^= lowest
+    return positions
 
 
 def _coreachable(nfa: Nfa) -> list[bool]:
