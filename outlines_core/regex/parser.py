@@ -46,6 +46,12 @@ ANY = CharSet.of([(0, MAX_CODE_POINT)])
 _FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-([imsx]*))?[:)]")
 #: Bound on {m,n} counts: larger counts are almost certainly a mistake and would unroll into huge automata.
 MAX_REPEAT = 100_000
+#: A run of characters with no meaning outside a class: literals, parsed a run at a time (a JSON schema's
+#: regex is mostly its keys and punctuation).
+_LITERAL_RUN = re.compile(r"[^\\\[\](){}|.*+?^$]+")
+#: A character class's whole text (up to the first unescaped ']' after its first character): a pattern
+#: repeats the same classes (a JSON string's characters, hex digits), each parsed once.
+_CLASS_TEXT = re.compile(r"\[\^?\]?(?:\\.|[^\]\\])*\]")
 
 
 def uses_lazy_quantifiers(pattern: str) -> bool:
@@ -79,6 +85,7 @@ class _Parser:
         self.ignore_case = False
         self.dot_all = False
         self.saw_lazy = False
+        self._classes: dict[tuple[str, bool], CharSet] = {}  # a class's text and case flag -> its set
 
     # -- helpers -------------------------------------------------------------------------------------
     def error(self, message: str, position: int | None = None) -> RegexSyntaxError:
@@ -113,6 +120,11 @@ class _Parser:
     def parse_concatenation(self) -> Node:
         items: list[Node] = []
         while not self.at_end() and self.peek() not in "|)":
+            run = _LITERAL_RUN.match(self.pattern, self.pos)
+            if run is not None and run.end() - self.pos > 1:
+                # Every literal of the run but the last, which a quantifier may follow (below).
+                items.extend(self._cased(_literal(ord(char))) for char in self.pattern[self.pos : run.end() - 1])
+                self.pos = run.end() - 1
             atom = self.parse_atom()
             if atom is None:
                 continue
@@ -205,7 +217,7 @@ class _Parser:
                 result = CharSet.of([(result, result)])
             return self._cased(result)
         self.pos += 1
-        return self._cased(CharSet.of([(ord(char), ord(char))]))
+        return self._cased(_literal(ord(char)))
 
     def _cased(self, charset: CharSet) -> CharSet:
         return with_case_variants(charset) if self.ignore_case else charset
@@ -273,6 +285,20 @@ class _Parser:
         return node
 
     def parse_class(self) -> CharSet:
+        whole = _CLASS_TEXT.match(self.pattern, self.pos)
+        if whole is None:
+            return self._parse_class()
+        key = (whole.group(0), self.ignore_case)
+        charset = self._classes.get(key)
+        if charset is not None:
+            self.pos = whole.end()
+            return charset
+        charset = self._parse_class()
+        if self.pos == whole.end():  # the parse read exactly that text: the next copy can skip it
+            self._classes[key] = charset
+        return charset
+
+    def _parse_class(self) -> CharSet:
         start = self.pos
         self.pos += 1  # '['
         negate = False
@@ -289,8 +315,11 @@ class _Parser:
                 self.pos += 1
                 break
             first = False
+            item_start = self.pos
             low = self.parse_class_item()
             if isinstance(low, CharSet):
+                if self.peek() == "-" and self.peek(1) not in (None, "]"):
+                    raise self.error("bad character range: a class escape cannot start a range", item_start)
                 ranges.extend(low.ranges)
                 continue
             # A range 'a-z' (a '-' right before ']' is a literal).
@@ -368,6 +397,12 @@ class _Parser:
         if value > MAX_CODE_POINT:
             raise self.error(f"bad escape: code point {value:#x} is beyond U+10FFFF", start)
         return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _literal(code: int) -> CharSet:
+    """The set of the one code point ``code`` (shared: nodes are immutable)."""
+    return CharSet.of([(code, code)])
 
 
 @functools.lru_cache(maxsize=1)

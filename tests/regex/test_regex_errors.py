@@ -32,6 +32,8 @@ from outlines_core.regex import compile_dfa
         ("ab)", "unbalanced parenthesis", 2),
         ("[abc", "unterminated character class", 0),
         ("[z-a]", "bad character range", 1),
+        (r"[\d-z]", "a class escape cannot start a range", 1),  # Python rejects it too
+        (r"[a-\w]", "a class escape cannot end a range", 2),
         ("*a", "nothing to repeat", 0),
         ("a**", "multiple repeat", 2),
         ("a{3,1}", "min repeat greater than max", 1),
@@ -51,6 +53,16 @@ def test_unsupported_or_malformed_pattern_names_construct_and_position(pattern, 
     # The caret line points at the position.
     assert str(error).splitlines()[-1] == "  " + " " * position + "^"
     assert isinstance(error, ValueError)
+
+
+def test_repeated_classes_and_literal_runs_parse_as_written():
+    """The parser reads runs of literals at once and each distinct class text once per pattern; the
+    copies must keep their own quantifiers, flags and neighbours."""
+    pattern = r'"[^"\\]{2}"-[^"\\]*x(?i:yz[a-c]+)[a-c]{1,2}"[^"\\]{2}"ab+'
+    dfa = compile_dfa(pattern)
+    texts = ['"xy"-zzzxYzAbCab"qr"abb', '"xy"-xyzaCa"qr"ab', '"xy"-xyZAaC"qr"ab', '"x"-xyza"qr"ab', '"xy"-xYZaa"qr"a']
+    for text in texts:
+        assert dfa.matches(text.encode()) == bool(re.fullmatch(pattern, text)), text
 
 
 def test_non_string_pattern_is_a_type_error():
