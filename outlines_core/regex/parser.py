@@ -315,11 +315,10 @@ class _Parser:
                 self.pos += 1
                 break
             first = False
-            item_start = self.pos
             low = self.parse_class_item()
             if isinstance(low, CharSet):
-                if self.peek() == "-" and self.peek(1) not in (None, "]"):
-                    raise self.error("bad character range: a class escape cannot start a range", item_start)
+                # '[\w-.]': the dash after a class escape is a literal, as in JSON Schema's ECMA-262 patterns
+                # (Python's re rejects it).
                 ranges.extend(low.ranges)
                 continue
             # A range 'a-z' (a '-' right before ']' is a literal).
