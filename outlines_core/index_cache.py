@@ -46,7 +46,7 @@ def engine_version() -> str:
 
     digest = hashlib.sha256(FORMAT_VERSION.encode())
     package = Path(__file__).resolve().parent
-    deciding = ["index.py", "trie_walk.py", "loop_walk.py", "vocabulary.py"]
+    deciding = ["index.py", "trie_walk.py", "loop_walk.py", "vocabulary.py", "arrays.py"]
     sources = [package / name for name in deciding] + list((package / "regex").glob("*.py"))
     for source in sorted(sources):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())

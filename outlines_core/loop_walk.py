@@ -12,8 +12,9 @@ import re
 import numpy as np
 
 from . import config
+from .arrays import concatenated_ranges
 from .regex.dfa import DEAD, Dfa
-from .vocabulary import Vocabulary, concatenated_ranges
+from .vocabulary import Vocabulary
 
 #: The byte ranges of every valid multi-byte UTF-8 character (RFC 3629), one tuple per lead-byte kind.
 _UTF8_SEQUENCES = (

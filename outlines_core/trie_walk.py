@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import config
+from .arrays import concatenated_ranges
 from .regex.dfa import DEAD, Dfa
-from .vocabulary import Vocabulary, concatenated_ranges
+from .vocabulary import Vocabulary
 
 
 class TrieWalk:

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .arrays import concatenated_ranges
 from .errors import VocabularyError
 
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
@@ -38,14 +39,6 @@ def _gpt2_unicode_to_byte() -> dict[str, int]:
             mapping[chr(256 + extra)] = byte
             extra += 1
     return mapping
-
-
-def concatenated_ranges(starts: np.ndarray, counts: np.ndarray, total: int) -> np.ndarray:
-    """The ranges ``starts[i]`` to ``starts[i] + counts[i] - 1``, one after the other (``total`` is
-    ``counts.sum()``, which callers compute first to test it): a trie level's children, the tokens ending
-    at a set of nodes."""
-    ends = np.cumsum(counts)
-    return np.repeat(starts - (ends - counts), counts) + np.arange(total)
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,8 +30,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import config
+from ..arrays import concatenated_ranges
 from ..errors import GrammarError
-from ..vocabulary import Vocabulary, concatenated_ranges
+from ..vocabulary import Vocabulary
 from .grammar import Grammar
 from .lexer import NO_TERMINAL, terminal_bitset
 from .parser import REJECTED, StackStore

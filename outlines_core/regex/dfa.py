@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import config
+from ..arrays import concatenated_ranges
 from ..errors import DfaTooLargeError
 from ..progress import progress
 from .nfa import Nfa, build_nfa
@@ -95,7 +96,7 @@ class Dfa:
         if by_liveness:
             live = (np.arange(self.num_states) != DEAD).astype(np.int64)
             block, _ = _refine(self.class_transitions, live, max_rounds=length)
-            return np.unique(block * 2 + self.accepting, return_inverse=True)[1].reshape(-1)
+            return _by_first_appearance(block * 2 + self.accepting)
         if self._refinement is None:
             initial = self.accepting.astype(np.int64)
             initial[DEAD] = 2
@@ -367,6 +368,7 @@ def _minimize(table: np.ndarray, accepting: np.ndarray):
     block, recorded = _refine(table, initial)
     n_blocks = int(block.max()) + 1
     if n_blocks == n_states:
+        recorded = [(rounds, _by_first_appearance(groups)) for rounds, groups in recorded]
         return table.astype(np.int32), accepting, (*recorded, (None, np.arange(n_states)))
     # Renumber blocks: dead 0, start 1, others by first appearance.
     _, first_state = np.unique(block, return_index=True)
@@ -386,8 +388,17 @@ def _minimize(table: np.ndarray, accepting: np.ndarray):
     for rounds, groups in recorded:
         on_blocks = np.empty(n_blocks, dtype=np.int64)
         on_blocks[renumber] = groups[representative]
-        projected.append((rounds, np.unique(on_blocks, return_inverse=True)[1].reshape(-1)))
+        projected.append((rounds, _by_first_appearance(on_blocks)))
     return new_table.astype(np.int32), new_accepting, (*projected, (None, np.arange(n_blocks)))
+
+
+def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
+    """``labels`` renumbered 0..k-1 in order of first appearance: a partition's group ids then follow the
+    states' order (the index walks one state per group in that order), whatever algorithm labelled it."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.reshape(-1)]
 
 
 def _refine(
@@ -396,12 +407,14 @@ def _refine(
     """Moore's refinement from ``initial`` to its stable partition, or for ``max_rounds``; returns the
     partition reached (labels 0..n-1) and those of the rounds in ``_RECORDED_ROUNDS`` before it.
 
-    Each round labels a state by a hash of its signature (one ``np.unique`` over numbers instead of a slow
-    row-wise unique), checked exactly (``_signature_groups``): every recorded partition is exact. A round
-    looks only at the states of blocks with two or more members, since a state alone in its block stays
-    alone: nested-8's 29 rounds look at 65% of the states a full round would. Small DFAs
-    (``_PYTHON_REFINEMENT_STATES``) are refined in Python instead, where a round costs less than numpy's
-    per-call overhead.
+    A round gives each state the signature (its block, the blocks of its successors) and splits blocks by
+    signature. Only the states whose signature can have changed are looked at: in the first round those
+    of blocks with two or more members, then the predecessors of the states that moved to a new block in
+    the last round (the members of a block that keep its id did not move). A counted run splits one or two
+    blocks a round for as many rounds as it counts (``[a-z ,]{10,200}``: 200 rounds of a few states each,
+    where every round looked at most of the DFA before). Signatures are grouped by a hash checked exactly
+    (``_signature_groups``): every recorded partition is exact. Small DFAs (``_PYTHON_REFINEMENT_STATES``)
+    are refined in Python instead, where a round costs less than numpy's per-call overhead.
     """
     _, block = np.unique(initial, return_inverse=True)
     block = block.reshape(-1)
@@ -410,37 +423,108 @@ def _refine(
         return _refine_rows(table.tolist(), block.tolist(), n_blocks, max_rounds)
     n_states = len(block)
     weights = _exact_float_weights(table.shape[1] + 1, n_states)
+    predecessor_of, predecessor_starts = _predecessors(table)
+    sizes = np.bincount(block, minlength=n_states)  # per block id; ids stay below the state count
     recorded = []
     rounds = 0
-    # The states a round looks at: all those of blocks with two or more members, and maybe a few alone
-    # (they get a label of their own either way); the set shrinks only when that saves a quarter of it.
-    active = np.flatnonzero(np.bincount(block)[block] > 1)
-    rows = table[active]
+    looked_at = np.flatnonzero(sizes[block] > 1)
     with progress("minimizing DFA", " rounds") as bar:  # long counted repetitions take one round per count
         while max_rounds is None or rounds < max_rounds:
             bar.update()
             rounds += 1
-            if not len(active):
-                return block, recorded
-            labels = block.astype(np.float64)
-            inverse = _signature_groups(labels[active], np.take(labels, rows), weights)
-            n_active_blocks = int(inverse.max()) + 1
-            new_count = n_active_blocks + n_states - len(active)  # every other state is a block alone
-            if new_count == n_blocks:
-                return block, recorded
-            # Looked-at states take labels 0..k-1, the others (each alone in its block) the labels after.
-            new_block = np.empty(n_states, dtype=np.int64)
-            alone = np.ones(n_states, dtype=bool)
-            alone[active] = False
-            new_block[alone] = np.arange(n_active_blocks, new_count)
-            new_block[active] = inverse
+            if not looked_at.size:
+                break
+            if looked_at.size <= _PYTHON_ROUND_STATES:
+                moved, n_blocks = _split_few(block, sizes, n_blocks, looked_at.tolist(), table)
+            else:
+                labels = block.astype(np.float64)
+                group = _signature_groups(labels[looked_at], np.take(labels, table[looked_at]), weights)
+                moved, n_blocks = _split_blocks(block, sizes, n_blocks, looked_at, group)
+            if not moved.size:
+                break
             if rounds in _RECORDED_ROUNDS:
-                recorded.append((rounds, new_block))
-            block, n_blocks = new_block, new_count
-            still = np.bincount(inverse)[inverse] > 1
-            if np.count_nonzero(still) * 4 <= len(active) * 3:
-                active, rows = active[still], rows[still]
-        return block, recorded
+                recorded.append((rounds, block.copy()))
+            # Next round: the predecessors of the moved states, in blocks that can still split.
+            counts = predecessor_starts[moved + 1] - predecessor_starts[moved]
+            candidates = predecessor_of[concatenated_ranges(predecessor_starts[moved], counts, int(counts.sum()))]
+            if candidates.size <= _PYTHON_ROUND_STATES:
+                looked_at = np.array(sorted({c for c in candidates.tolist() if sizes[block[c]] > 1}), dtype=np.int64)
+            else:
+                flagged = np.zeros(n_states, dtype=bool)
+                flagged[candidates] = True
+                flagged &= sizes[block] > 1
+                looked_at = np.flatnonzero(flagged)
+    return block, recorded
+
+
+#: A round looking at this few states runs in Python (a counted run's rounds look at one to four), where
+#: grouping signatures by hash and splitting blocks cost a few dozen numpy calls.
+_PYTHON_ROUND_STATES = 16
+
+
+def _split_few(block: np.ndarray, sizes: np.ndarray, n_blocks: int, looked_at: list[int], table: np.ndarray):
+    """``_split_blocks`` for a few states, with tuples as signatures."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    rows = block[table[looked_at]].tolist()
+    for state, own, row in zip(looked_at, block[looked_at].tolist(), rows):
+        groups.setdefault((own, *row), []).append(state)
+    by_block: dict[int, list[list[int]]] = {}
+    for key, members in groups.items():
+        by_block.setdefault(key[0], []).append(members)
+    moved: list[int] = []
+    for old, parts in by_block.items():
+        if sum(map(len, parts)) == sizes[old]:  # every member looked at: the largest part keeps the id
+            parts = sorted(parts, key=len, reverse=True)[1:]
+        for part in parts:
+            block[part] = n_blocks
+            sizes[n_blocks] = len(part)
+            sizes[old] -= len(part)
+            n_blocks += 1
+            moved.extend(part)
+    return np.array(moved, dtype=np.int64), n_blocks
+
+
+def _split_blocks(block: np.ndarray, sizes: np.ndarray, n_blocks: int, looked_at: np.ndarray, group: np.ndarray):
+    """One round's splits, made in ``block`` and ``sizes`` (per block id): ``group`` holds the signature
+    group (0..k-1) of each state of ``looked_at`` (a group lies within one block, the block being part of
+    the signature). States not looked at keep their block's id, and so does, in a block whose members
+    were all looked at, its largest group; every other group takes a new id. Returns the states that took
+    a new id and the new count of blocks."""
+    block_of_group = np.empty(int(group.max()) + 1, dtype=np.int64)
+    block_of_group[group] = block[looked_at]
+    group_size = np.bincount(group)
+    looked_per_block = np.bincount(block[looked_at], minlength=n_blocks)
+    wholly_looked = looked_per_block[block_of_group] == sizes[block_of_group]
+    # The largest group of each wholly looked-at block keeps its id (ties: the lowest group).
+    order = np.lexsort((np.arange(group_size.size), -group_size, block_of_group))
+    first_of_block = np.ones(order.size, dtype=bool)
+    first_of_block[1:] = block_of_group[order[1:]] != block_of_group[order[:-1]]
+    keeps = np.zeros(group_size.size, dtype=bool)
+    keeps[order[first_of_block]] = True
+    keeps &= wholly_looked
+    new_groups = np.flatnonzero(~keeps)
+    if not new_groups.size:
+        return new_groups, n_blocks
+    new_id = np.empty(group_size.size, dtype=np.int64)
+    new_id[new_groups] = n_blocks + np.arange(new_groups.size)
+    moving = ~keeps[group]
+    moved = looked_at[moving]
+    np.subtract.at(sizes, block[moved], 1)
+    sizes[new_id[new_groups]] = group_size[new_groups]
+    block[moved] = new_id[group[moving]]
+    return moved, n_blocks + new_groups.size
+
+
+def _predecessors(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per state, the states with a move to it (the dead state excluded), as a flat array and its starts:
+    state ``t``'s are ``flat[starts[t]:starts[t + 1]]`` (a state may be listed once per class)."""
+    n_states, n_classes = table.shape
+    targets = table.reshape(-1)
+    live = np.flatnonzero(targets != DEAD)
+    order = np.argsort(targets[live], kind="stable")
+    sources = live[order] // n_classes
+    starts = np.concatenate([[0], np.cumsum(np.bincount(targets[live], minlength=n_states))])
+    return sources, starts
 
 
 def _signature_groups(own: np.ndarray, successors: np.ndarray, weights: np.ndarray) -> np.ndarray:

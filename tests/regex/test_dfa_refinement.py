@@ -44,10 +44,12 @@ def refines(finer, coarser) -> bool:
     return all(owner.setdefault(f, c) == c for f, c in zip(finer, coarser))
 
 
-@pytest.fixture(params=["numpy", "python"])
+@pytest.fixture(params=["numpy", "numpy, rounds of few states in Python", "python"])
 def refinement_path(request, monkeypatch):
-    """Run a test through the hashed numpy refinement and through the plain Python one (small DFAs)."""
-    monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", 0 if request.param == "numpy" else 10**9)
+    """Run a test through the hashed numpy refinement (its rounds vectorized whatever their size, or those
+    of a few states in Python, as in use) and through the plain Python one (small DFAs)."""
+    monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", 10**9 if request.param == "python" else 0)
+    monkeypatch.setattr(dfa_module, "_PYTHON_ROUND_STATES", 0 if request.param == "numpy" else 16)
     compile_dfa.cache_clear()
     yield request.param
     compile_dfa.cache_clear()
