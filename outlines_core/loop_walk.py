@@ -210,14 +210,17 @@ class LoopWalk:
         # decided here (a few hundred to a few thousand of the vocabulary): every test below runs on them
         # alone, and the count of chained tokens is not asked (the walk is cheap whatever it is).
         tokens = table.longer_than(longer_than) if longer_than else None
-        is_text = run.is_text if tokens is None else run.is_text[tokens]
+
+        def decided(per_token: np.ndarray) -> np.ndarray:
+            return per_token if tokens is None else per_token[tokens]
+
+        is_text = decided(run.is_text)
         if characters:
-            counts = table.char_counts if tokens is None else table.char_counts[tokens]
-            chained = is_text & (counts <= min(up_to, table.longest))  # also drops non-UTF-8
+            chained = is_text & (decided(table.char_counts) <= min(up_to, table.longest))  # also drops non-UTF-8
         elif looping:
             chained = is_text.copy()
         else:
-            chained = is_text & ((table.lengths if tokens is None else table.lengths[tokens]) <= up_to)
+            chained = is_text & (decided(table.lengths) <= up_to)
         if tokens is None and np.count_nonzero(chained) < minimum:
             return None
         chain_states = np.array([state, *(target for _, target in chain)], dtype=np.int64)
