@@ -625,18 +625,23 @@ class Index:
         """Each row of ``masks`` (read-only from now on) or the stored mask equal to it. A row's key is a
         32-bit fingerprint (each word times a random odd weight, xor-folded: a third of a microsecond,
         where hashing the row's 16 KB costs six); rows with the same key are compared byte for byte."""
-        with np.errstate(over="ignore"):
-            keys = np.bitwise_xor.reduce(masks.view(np.uint32) * _fingerprint_weights(masks.shape[1]), axis=1)
+        # Array arithmetic wraps silently (only numpy scalars warn on overflow).
+        keys = np.bitwise_xor.reduce(masks.view(np.uint32) * _fingerprint_weights(masks.shape[1]), axis=1)
+        masks.setflags(write=False)  # and so every row view taken below
+        unique = self._unique_masks
         shared = []
         for key, mask in zip(keys.tolist(), masks):
-            bucket = self._unique_masks.setdefault(key, [])
-            data = mask.tobytes() if bucket else None
+            bucket = unique.get(key)
+            if bucket is None:
+                unique[key] = [mask]
+                shared.append(mask)
+                continue
+            data = mask.tobytes()
             for candidate in bucket:
                 if candidate.tobytes() == data:
                     shared.append(candidate)
                     break
             else:
-                mask.setflags(write=False)
                 bucket.append(mask)
                 shared.append(mask)
         return shared

@@ -310,7 +310,7 @@ class TokenTable:
     per 64 byte values) so testing every token against a byte set is 4 vector operations. Id order lets a
     per-token result pack straight into a token bitmask."""
 
-    lengths: np.ndarray
+    lengths: np.ndarray  # int16 unless some token has 32k bytes or more
     offsets: np.ndarray
     flat: np.ndarray
     byte_sets: np.ndarray  # special tokens: every bit set, so they fit no byte set short of all 256
@@ -537,9 +537,13 @@ def _token_table(tokens: Sequence[bytes | None]) -> TokenTable:
     first_byte_counts = np.bincount(first_bytes[content], minlength=256)
     char_counts = np.fromiter((_utf8_char_count(token) if token else -1 for token in data), dtype=np.int64, count=len(data))
     char_counts = np.where(char_counts < 0, NOT_TEXT, np.minimum(char_counts, NOT_TEXT - 1)).astype(np.int16)
+    longest = int(lengths.max()) if lengths.size else 0
+    # Narrow lengths: a loop walk compares all of them on a first visit, which a decode makes with its
+    # caches cold (the model ran in between): 1 MB of int64 for 128k tokens cost a tenth of such a walk.
+    narrow = np.int16 if longest < 2**15 else np.int64
     return TokenTable(
-        lengths, offsets, flat, np.ascontiguousarray(byte_sets.T), content, first_bytes, first_byte_counts,
-        char_counts, int(lengths.max()) if lengths.size else 0,
+        lengths.astype(narrow), offsets, flat, np.ascontiguousarray(byte_sets.T), content, first_bytes,
+        first_byte_counts, char_counts, longest,
     )
 
 

@@ -191,3 +191,23 @@ def test_leading_runs_count_the_bytes_in_the_set_from_each_start(tokens, single,
     finally:
         vocabulary_module._RUNS_STEPPED = saved
     assert runs.tolist() == expected
+
+
+def test_token_lengths_are_stored_narrow_unless_a_token_is_too_long_for_it():
+    """``TokenTable.lengths`` is int16 (a loop walk reads all of it on a first visit); a token of 32k
+    bytes or more keeps the lengths int64, exact either way, and a loop walk over it still decides right."""
+    from outlines_core import Index, Guide
+
+    short = Vocabulary([b"a", b"ab", b"b" * 300, b"<eos>"], [3])
+    assert short.token_table.lengths.dtype == np.int16
+    assert short.token_table.lengths.tolist() == [1, 2, 300, 0]  # the special token has no bytes
+    huge = b"a" * 40_000
+    tokens = [bytes([byte]) for byte in range(256)] + [huge, b"<eos>"]
+    vocabulary = Vocabulary(tokens, [257])
+    table = vocabulary.token_table
+    assert table.lengths.dtype == np.int64 and table.lengths[256] == 40_000 and table.longest == 40_000
+    # Inside a run of letters (a loop walk's state), the 40,000-byte token of letters fits; without
+    # ``a`` in the run, it does not.
+    assert Guide(Index("[a-z ]*!", vocabulary)).is_allowed(256)
+    guide = Guide(Index("[b-z ]*!", vocabulary))
+    assert guide.is_allowed(ord("b")) and not guide.is_allowed(256)
