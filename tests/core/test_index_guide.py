@@ -137,6 +137,12 @@ def test_a_lazy_dead_end_is_reported_on_first_visit_whichever_walk_made_its_mask
         guide.allowed_tokens()
 
 
+def _restrictive_around_permissive_index() -> Index:
+    """Digits and dashes (restrictive states) before and after a run of any character but '"' (permissive)."""
+    tokens = [bytes([byte]) for byte in range(32, 127)] + [b"12", b"ab", b"-x", None]
+    return Index(r'[0-9]{2}-[0-9]{2}-"[^"]{0,3}"-[0-9]{2}', Vocabulary(tokens, [len(tokens) - 1]))
+
+
 def test_the_eager_pass_walks_permissive_states_first_then_the_cheapest(monkeypatch):
     from outlines_core import config
 
@@ -150,9 +156,7 @@ def test_the_eager_pass_walks_permissive_states_first_then_the_cheapest(monkeypa
         return original(self, states, *rest, **options)
 
     monkeypatch.setattr(Index, "_compute_masks", recording)
-    # Digits and dashes (restrictive) before and after a run of any character but '"' (permissive).
-    tokens = [bytes([byte]) for byte in range(32, 127)] + [b"12", b"ab", b"-x", None]
-    index = Index(r'[0-9]{2}-[0-9]{2}-"[^"]{0,3}"-[0-9]{2}', Vocabulary(tokens, [len(tokens) - 1]))
+    index = _restrictive_around_permissive_index()
     live = (index.dfa.transitions != 0).sum(axis=1)
     permissive = [live[state] > config.LOOKAHEAD_MAX_LIVE_BYTES for state in walked[1:]]  # after the start
     assert any(permissive) and not all(permissive)
@@ -167,8 +171,7 @@ def test_the_eager_pass_batches_restrictive_states_within_the_lookahead_limits(m
 
     monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)  # the start's walk batches no neighbours
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)
-    tokens = [bytes([byte]) for byte in range(32, 127)] + [b"12", b"ab", b"-x", None]
-    index = Index(r'[0-9]{2}-[0-9]{2}-"[^"]{0,3}"-[0-9]{2}', Vocabulary(tokens, [len(tokens) - 1]))
+    index = _restrictive_around_permissive_index()
     states = index._eager_order(np.arange(1, index.num_states))
     expansion, permissive = index._lookahead_tables.expansion, index._permissive
     monkeypatch.setattr(config, "INDEX_BATCH_STATES", 2)
