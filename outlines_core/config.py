@@ -37,6 +37,10 @@ LOOKAHEAD_PERMISSIVE_DISTANCE = 3
 #: state is walked alone, the others never batched again): it bounds the batch's memory to a few MB.
 LOOKAHEAD_MAX_FRONTIER = 100_000
 
+#: Walk the trie of restrictive states with the C kernel (``outlines_core/_native.c``) when it is built; False
+#: forces the numpy walk (the fallback where no C compiler was at hand; tests compare the two).
+NATIVE_TRIE_WALK = True
+
 #: A trie walk expands a level in Python instead of numpy when it has at most this many children (a
 #: numpy level costs 12 to 15 us however small; Python about half a microsecond a child).
 TRIE_WALK_PYTHON_CHILDREN = 16

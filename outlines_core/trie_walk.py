@@ -17,6 +17,16 @@ from .arrays import concatenated_ranges
 from .regex.dfa import DEAD, Dfa
 from .vocabulary import Vocabulary
 
+try:
+    from . import _native
+except ImportError:  # installed without a C compiler: the numpy walk
+    _native = None
+
+
+def native_available() -> bool:
+    """Whether the C trie walk was built (``setup.py`` builds it when a C compiler is at hand)."""
+    return _native is not None
+
 
 class TrieWalk:
     """The trie walks of one DFA over one vocabulary; holds no per-walk state, so it is thread-safe."""
@@ -28,11 +38,36 @@ class TrieWalk:
         self.num_words = (vocabulary.size + 31) // 32
         self.eos_mask = self.bitmask_of(np.array(vocabulary.eos_token_ids, dtype=np.int64))
         self.eos_mask.setflags(write=False)
+        trie = self.trie
+        # The C walk's arguments, in the dtypes it checks (no copies: these are the tables' own).
+        self._native_tables = (
+            np.ascontiguousarray(trie.child_start, dtype=np.int64),
+            np.ascontiguousarray(trie.child_count, dtype=np.int64),
+            np.ascontiguousarray(trie.node_byte, dtype=np.int32),
+            np.ascontiguousarray(trie.token_start, dtype=np.int64),
+            np.ascontiguousarray(trie.token_ids, dtype=np.int32),
+            np.ascontiguousarray(trie.root_child, dtype=np.int64),
+            np.ascontiguousarray(dfa.transitions, dtype=np.int32),
+        )
+
+    def _native_masks(self, origins: np.ndarray, max_nodes: int | None):
+        """``masks`` by the C walk: the masks (None past ``max_nodes`` visited trie nodes) and the depths."""
+        origins = np.ascontiguousarray(origins, dtype=np.int64)
+        packed = np.zeros((len(origins), self.num_words), dtype=np.int32)
+        depths = np.zeros(len(origins), dtype=np.int64)
+        limit = max_nodes if max_nodes is not None else np.iinfo(np.int64).max
+        if _native.trie_masks(*self._native_tables, origins, packed, depths, limit) < 0:
+            return None, None
+        packed[self.dfa.accepting[origins]] |= self.eos_mask
+        return packed, depths
 
     def mask(self, state: int) -> tuple[np.ndarray, int]:
         """``masks`` for one origin, with fewer operations per level: the first level comes straight
         from the state's live bytes (the root has a child per first byte), and no origin rows are kept.
         Returns the mask and the walk's depth (``masks``)."""
+        if _native is not None and config.NATIVE_TRIE_WALK:
+            packed, depths = self._native_masks(np.array([state]), None)
+            return packed[0], int(depths[0])
         trie = self.trie
         transitions = self.flat_transitions
         targets = self.dfa.transitions[state]
@@ -72,7 +107,11 @@ class TrieWalk:
         that stops the walk and the masks are None (it bounds the memory of speculative batches).
         Returns (masks, successors, depths): an origin's depth is the length of the longest token prefix
         alive from it (``Index._share_with_alike`` proves masks for alike states with it).
+        The C walk bounds the nodes it visits by ``max_frontier`` instead (it holds no frontier).
         """
+        if _native is not None and config.NATIVE_TRIE_WALK and not with_successors:
+            packed, depths = self._native_masks(origins, max_frontier)
+            return packed, None if packed is None else [np.empty(0, dtype=np.int64)] * len(origins), depths
         trie = self.trie
         transitions = self.flat_transitions
         # The first level straight from each origin's live bytes (the root has a child per first byte),

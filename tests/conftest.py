@@ -10,6 +10,7 @@ import time
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
@@ -50,6 +51,28 @@ def hf_tokenizer(tokenizer_name):
 @pytest.fixture
 def vocabulary(tokenizer_name):
     return load_vocabulary(tokenizer_name)
+
+
+def reference_masks(index) -> dict:
+    """Every state's mask of ``index`` (an ``outlines_core.Index``) from walking every token's bytes through
+    the DFA, one byte position at a time over the whole vocabulary: no trie, no lookahead, no loop walk."""
+    vocabulary = index.vocabulary
+    tokens = [vocabulary.token_bytes(t) or b"" for t in range(vocabulary.size)]
+    lengths = np.array([len(t) for t in tokens])
+    padded = np.zeros((vocabulary.size, lengths.max()), dtype=np.int64)
+    for t, token in enumerate(tokens):
+        padded[t, : len(token)] = np.frombuffer(token, dtype=np.uint8)
+    masks = {}
+    for state in range(1, index.num_states):
+        states = np.full(vocabulary.size, state)
+        for position in range(padded.shape[1]):
+            going = lengths > position
+            states[going] = index.dfa.transitions[states[going], padded[going, position]]
+        allowed = (lengths > 0) & (states != 0)
+        if index.dfa.accepting[state]:
+            allowed[list(vocabulary.eos_token_ids)] = True
+        masks[state] = np.packbits(np.pad(allowed, (0, index.num_words * 32 - vocabulary.size)), bitorder="little").view("<i4")
+    return masks
 
 
 @functools.lru_cache(maxsize=None)

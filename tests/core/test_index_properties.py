@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_vocabulary
+from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_vocabulary, reference_masks
 from outlines_core import Guide, Index
 from outlines_core.types.formats import FORMAT_REGEXES
 
@@ -240,7 +240,11 @@ def test_character_targets_equal_a_walk_of_every_character_kind(pattern, takes_c
 
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
-def test_the_one_state_trie_walk_equals_the_batched_one(tokenizer):
+@pytest.mark.parametrize("native", [True, False])
+def test_the_one_state_trie_walk_equals_the_batched_one(tokenizer, native, monkeypatch):
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "NATIVE_TRIE_WALK", native)
     vocabulary = load_vocabulary(tokenizer)
     for pattern in [*LOOP_WALK_PATTERNS, SEED_REGEXES["ipv4"], r"(true|false|null|-?[0-9]{1,4})"]:
         index = Index(pattern, vocabulary)
@@ -251,35 +255,15 @@ def test_the_one_state_trie_walk_equals_the_batched_one(tokenizer):
             assert depth == batched[2][0], (pattern, state)
 
 
-def reference_masks(index: Index) -> dict[int, np.ndarray]:
-    """Every state's mask from walking every token's bytes through the DFA, one byte position at a time
-    over the whole vocabulary: no trie, no lookahead, no loop walk."""
-    vocabulary = index.vocabulary
-    tokens = [vocabulary.token_bytes(t) or b"" for t in range(vocabulary.size)]
-    lengths = np.array([len(t) for t in tokens])
-    padded = np.zeros((vocabulary.size, lengths.max()), dtype=np.int64)
-    for t, token in enumerate(tokens):
-        padded[t, : len(token)] = np.frombuffer(token, dtype=np.uint8)
-    masks = {}
-    for state in range(1, index.num_states):
-        states = np.full(vocabulary.size, state)
-        for position in range(padded.shape[1]):
-            going = lengths > position
-            states[going] = index.dfa.transitions[states[going], padded[going, position]]
-        allowed = (lengths > 0) & (states != 0)
-        if index.dfa.accepting[state]:
-            allowed[list(vocabulary.eos_token_ids)] = True
-        masks[state] = np.packbits(np.pad(allowed, (0, index.num_words * 32 - vocabulary.size)), bitorder="little").view("<i4")
-    return masks
-
-
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe"])
 def test_trie_walk_levels_in_python_or_numpy_give_the_reference_masks(tokenizer, monkeypatch):
     """Small levels are expanded in Python (``TrieWalk._small_levels``), the others in numpy, switching back
     and forth as the frontier shrinks and grows: every split gives the reference masks and the same
-    depths, for one origin and for a batch of every state."""
+    depths, for one origin and for a batch of every state. (The numpy walk: the C walk, where built,
+    is compared with the same reference in test_native_trie_walk.py.)"""
     from outlines_core import config
 
+    monkeypatch.setattr(config, "NATIVE_TRIE_WALK", False)
     vocabulary = load_vocabulary(tokenizer)
     patterns = [SEED_REGEXES["ipv4"], SEED_REGEXES["number"], r'\{"a":[0-9]+,"b":"[a-z]{0,5}","c":(true|false)\}']
     for pattern in patterns:
@@ -301,15 +285,18 @@ def test_trie_walk_levels_in_python_or_numpy_give_the_reference_masks(tokenizer,
 @pytest.mark.parametrize(
     "lookahead, max_frontier, deep_budget", [(1, 10**9, 10**9), (32, 10**9, 10**9), (32, 40, 10**9), (32, 10**9, 300)]
 )
+@pytest.mark.parametrize("native", [True, False])
 def test_first_visits_with_lookahead_give_the_reference_masks(
-    tokenizer, lookahead, max_frontier, deep_budget, monkeypatch
+    tokenizer, lookahead, max_frontier, deep_budget, native, monkeypatch
 ):
     """A first visit walks nearby restrictive states in the same batch (or, when the batch fans out too
     far, the visited state alone); every mask, whichever visit computed it and in whatever order states
-    are visited, is the token-by-token reference."""
+    are visited, is the token-by-token reference. The C walk bounds its visited nodes where the numpy
+    walk bounds a level's frontier: either aborts the batch."""
     from outlines_core import config
     from outlines_core.types import json_schema_to_regex
 
+    monkeypatch.setattr(config, "NATIVE_TRIE_WALK", native)
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)
     monkeypatch.setattr(config, "LOOKAHEAD_STATES", lookahead)
     monkeypatch.setattr(config, "LOOKAHEAD_MAX_FRONTIER", max_frontier)

@@ -1,0 +1,140 @@
+"""The C trie walk (``outlines_core/_native.c``) against the numpy walk and the token-by-token reference:
+the same masks and depths on real vocabularies, its node bound, and clear errors on malformed input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import load_vocabulary, reference_masks
+from outlines_core import Index, config
+from outlines_core.trie_walk import native_available
+from outlines_core.types import json_schema_to_regex
+
+
+PATTERNS = [
+    r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)",
+    r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.[a-zA-Z]{2,}",
+    r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){0,12}"',
+    r"(日本語|héllo|[α-ω]{1,3}|🎉)( (日本語|héllo|[α-ω]{1,3}|🎉)){0,3}",
+    json_schema_to_regex({
+        "type": "object",
+        "properties": {"id": {"type": "string", "format": "uuid"}, "n": {"type": "integer"},
+                       "at": {"type": "string", "format": "date-time"}, "on": {"type": "boolean"}},
+        "required": ["id", "n", "at"],
+    }),
+]
+
+
+def walks(index: Index, states: np.ndarray, native: bool, monkeypatch) -> tuple[np.ndarray, np.ndarray, list]:
+    """The batched masks and depths of ``states``, and the one-origin walks, by the C or the numpy walk."""
+    monkeypatch.setattr(config, "NATIVE_TRIE_WALK", native)
+    masks, _, depths = index._trie_walk.masks(states)
+    ones = [index._trie_walk.mask(int(state)) for state in states]
+    return masks, depths, ones
+
+
+def test_the_c_trie_walk_is_built():
+    # setup.py builds it wherever a C compiler is at hand (CI's machines have one); without it the package
+    # still works, through the numpy walk, 8 to 10 times slower on restrictive states.
+    assert native_available(), "outlines_core._native was not built: reinstall with a C compiler (gcc, clang)"
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm", "qwen2"])
+def test_c_and_numpy_walks_give_the_reference_masks_and_the_same_depths(tokenizer, monkeypatch):
+    vocabulary = load_vocabulary(tokenizer)
+    for pattern in PATTERNS:
+        index = Index(pattern, vocabulary)
+        states = np.arange(1, index.num_states)
+        reference = reference_masks(index)
+        c_masks, c_depths, c_ones = walks(index, states, True, monkeypatch)
+        numpy_masks, numpy_depths, numpy_ones = walks(index, states, False, monkeypatch)
+        assert np.array_equal(c_depths, numpy_depths), pattern
+        for row, state in enumerate(states.tolist()):
+            assert np.array_equal(c_masks[row], reference[state]), (pattern, state)
+            assert np.array_equal(numpy_masks[row], reference[state]), (pattern, state)
+            assert np.array_equal(c_ones[row][0], reference[state]) and c_ones[row][1] == c_depths[row], (pattern, state)
+            assert c_ones[row][1] == numpy_ones[row][1], (pattern, state)
+
+
+PIECES = ["a", "ab", "0", "12", " ", '"', "\\\\", "é", "日本", "[a-z]", "[0-9]", "[^\"]", "[α-ω]", "\\.", "[ -~]"]
+
+
+@st.composite
+def small_regexes(draw, depth=0):
+    """Random regexes over literals (multi-byte ones included), classes, alternation and repetition."""
+    if depth >= 3 or draw(st.booleans()):
+        return draw(st.sampled_from(PIECES))
+    parts = draw(st.lists(small_regexes(depth=depth + 1), min_size=1, max_size=3))
+    kind = draw(st.sampled_from(["concat", "alt", "star", "opt", "count"]))
+    if kind == "concat":
+        return "".join(f"({part})" for part in parts)
+    if kind == "alt":
+        return "|".join(f"({part})" for part in parts)
+    low = draw(st.integers(0, 3))
+    suffix = {"star": "*", "opt": "?", "count": f"{{{low},{low + draw(st.integers(0, 4))}}}"}[kind]
+    return f"({''.join(parts)}){suffix}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern=small_regexes())
+def test_c_walk_equals_the_numpy_walk_on_random_regexes(pattern):
+    vocabulary = load_vocabulary("gpt-2")
+    index = Index(pattern, vocabulary)
+    states = np.arange(1, index.num_states)
+    saved = config.NATIVE_TRIE_WALK
+    try:
+        config.NATIVE_TRIE_WALK = True
+        c_masks, _, c_depths = index._trie_walk.masks(states)
+        config.NATIVE_TRIE_WALK = False
+        numpy_masks, _, numpy_depths = index._trie_walk.masks(states)
+    finally:
+        config.NATIVE_TRIE_WALK = saved
+    assert np.array_equal(c_masks, numpy_masks), pattern
+    assert np.array_equal(c_depths, numpy_depths), pattern
+
+
+def test_the_c_walk_stops_past_its_node_bound(monkeypatch):
+    monkeypatch.setattr(config, "NATIVE_TRIE_WALK", True)
+    index = Index(r"[a-z]{1,8}", load_vocabulary("gpt-2"))
+    origins = np.array([index.initial_state])
+    masks, successors, depths = index._trie_walk.masks(origins, max_frontier=50)
+    assert masks is None and successors is None and depths is None
+    masks, _, depths = index._trie_walk.masks(origins, max_frontier=10**9)
+    assert masks is not None and depths[0] == 8
+
+
+def c_walk_arguments(index: Index, origins: np.ndarray) -> list:
+    walk = index._trie_walk
+    return [*walk._native_tables, origins, np.zeros((len(origins), walk.num_words), dtype=np.int32),
+            np.zeros(len(origins), dtype=np.int64), 10**9]
+
+
+def test_the_c_walk_rejects_malformed_input_with_a_clear_error():
+    from outlines_core import _native
+
+    index = Index(r"[0-9]{1,3}", load_vocabulary("gpt-2"))
+    good = c_walk_arguments(index, np.array([index.initial_state]))
+    assert _native.trie_masks(*good) > 0
+    wrong_dtype = list(good)
+    wrong_dtype[7] = good[7].astype(np.int32)  # origins must be int64
+    with pytest.raises(TypeError, match="origins must have 8-byte items"):
+        _native.trie_masks(*wrong_dtype)
+    for origin in (0, index.num_states):  # the dead state, past the table
+        with pytest.raises(ValueError, match=f"origin {origin} is not a live state"):
+            _native.trie_masks(*c_walk_arguments(index, np.array([origin])))
+    read_only = list(good)
+    read_only[8] = good[8].copy()
+    read_only[8].setflags(write=False)
+    with pytest.raises((BufferError, TypeError, ValueError)):
+        _native.trie_masks(*read_only)
+    short = list(good)
+    short[3] = good[3][:-1]  # token_start must have a node more than the others
+    with pytest.raises(ValueError, match="array sizes do not fit together"):
+        _native.trie_masks(*short)
+    bad_ids = list(good)
+    bad_ids[4] = np.full_like(good[4], 10**8)  # token ids past the mask's words
+    with pytest.raises(ValueError, match="malformed"):
+        _native.trie_masks(*bad_ids)
