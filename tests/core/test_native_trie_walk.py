@@ -38,7 +38,7 @@ def walks(index: Index, states: np.ndarray, native: bool, monkeypatch) -> tuple[
 
 def test_the_c_trie_walk_is_built():
     # setup.py builds it wherever a C compiler is at hand (CI's machines have one); without it the package
-    # still works, through the numpy walk, 8 to 10 times slower on restrictive states.
+    # still works, through the numpy walk, 3 to 9 times slower on restrictive states.
     assert native_available(), "outlines_core._native was not built: reinstall with a C compiler (gcc, clang)"
 
 
