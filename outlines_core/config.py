@@ -29,6 +29,10 @@ LOOKAHEAD_EXPANSION_BUDGET = 20_000
 #: ... and, on a decode step (not the constructor's first walk), their third levels' expansions
 #: (``Index._third_level_estimate``) within this one: about 400 us of walk on a cold cache.
 LOOKAHEAD_DEEP_EXPANSION_BUDGET = 8_000
+#: The eager pass takes restrictive states whose estimated expansion is at most this before the permissive
+#: ones (``Index._eager_order``): keys, digits, fixed words, whose batches of 32 cost the C trie walk tens of
+#: microseconds, where a decode's first visit to them costs a lookahead search, a walk and a store.
+EAGER_CHEAP_EXPANSION = 50
 #: States where more bytes than this live are never taken by lookahead (their walks are the costly ones),
 #: nor are the states within this many bytes before them.
 LOOKAHEAD_MAX_LIVE_BYTES = 32

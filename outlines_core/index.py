@@ -331,20 +331,26 @@ class Index:
         return self._live_byte_counts > config.LOOKAHEAD_MAX_LIVE_BYTES
 
     def _eager_order(self, states: np.ndarray) -> np.ndarray:
-        """``states`` reordered for the eager pass: the permissive ones first, in the order given, then the
-        restrictive ones by their walk's estimated cost (``_LookaheadTables.expansion``), cheapest first.
+        """``states`` reordered for the eager pass: the cheapest restrictive ones first (estimated expansion,
+        ``_LookaheadTables.expansion``, at most ``config.EAGER_CHEAP_EXPANSION``), then the permissive ones
+        in the order given, then the other restrictive ones; restrictive states cheapest first.
 
         A permissive state's first visit is a loop walk over the whole vocabulary, the slowest step a
         decode can take (up to a millisecond), while a restrictive state's first visit is batched with its
-        neighbours by lookahead; so the budget goes to the former. Cheapest first among the others: the
-        budget then covers the most states, and leaves the costly ones, which a decode seldom visits (a
-        string's ``\\uXXXX`` digits). In the DFA's own order it spent itself on the first fields' escapes
-        and left the last fields' keys to the decode (wide-30: 9 first visits of 130 to 270 us, none now).
+        neighbours by lookahead; so the budget goes to the former, except for the cheapest restrictive
+        states (keys, digits, fixed words): the C trie walk takes 32 of them in tens of microseconds, where
+        the decode's first visits to them cost 50 to 100 us each (nested-8's mean on llama-spm: 19.8 ->
+        14.6 us, defs-anyOf's on llama-bpe 21 -> 16 us; a threshold of 100 or more took the budget from
+        loop walks a decode then met: qwen2's largest step 564 -> 768 us). Cheapest first among the
+        others: the budget then covers the most states, and leaves the costly ones, which a decode seldom
+        visits (a string's ``\\uXXXX`` digits). In the DFA's own order it spent itself on the first
+        fields' escapes and left the last fields' keys to the decode (wide-30: 9 first visits of 130 to
+        270 us, none now).
         """
         if not len(states):
             return states
-        expansion = np.asarray(self._lookahead_tables.expansion)[states]
-        cost = np.where(self._permissive[states], -1, expansion)
+        expansion = np.asarray(self._lookahead_tables.expansion, dtype=np.float64)[states]
+        cost = np.where(self._permissive[states], config.EAGER_CHEAP_EXPANSION + 0.5, expansion)
         return states[np.argsort(cost, kind="stable")]
 
     def _eager_batches(self, states: np.ndarray):

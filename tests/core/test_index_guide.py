@@ -143,9 +143,11 @@ def _restrictive_around_permissive_index() -> Index:
     return Index(r'[0-9]{2}-[0-9]{2}-"[^"]{0,3}"-[0-9]{2}', Vocabulary(tokens, [len(tokens) - 1]))
 
 
-def test_the_eager_pass_walks_permissive_states_first_then_the_cheapest(monkeypatch):
+@pytest.mark.parametrize("cheap", [-1, 2, 10**9])
+def test_the_eager_pass_walks_cheap_restrictive_then_permissive_states_then_the_cheapest(cheap, monkeypatch):
     from outlines_core import config
 
+    monkeypatch.setattr(config, "EAGER_CHEAP_EXPANSION", cheap)
     monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)  # the start's walk batches no neighbours
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every state, whatever the machine
     walked = []
@@ -158,12 +160,18 @@ def test_the_eager_pass_walks_permissive_states_first_then_the_cheapest(monkeypa
     monkeypatch.setattr(Index, "_compute_masks", recording)
     index = _restrictive_around_permissive_index()
     live = (index.dfa.transitions != 0).sum(axis=1)
-    permissive = [live[state] > config.LOOKAHEAD_MAX_LIVE_BYTES for state in walked[1:]]  # after the start
+    after_start = walked[1:]
+    permissive = [live[state] > config.LOOKAHEAD_MAX_LIVE_BYTES for state in after_start]
     assert any(permissive) and not all(permissive)
-    assert permissive == sorted(permissive, reverse=True)  # every permissive state before any restrictive one
-    # Then the restrictive ones by their walk's estimated cost, cheapest first (quotes and dashes before digits).
-    costs = [index._lookahead_tables.expansion[state] for state in walked[1 + sum(permissive) :]]
-    assert len(set(costs)) > 1 and costs == sorted(costs)
+    first, last = permissive.index(True), len(permissive) - permissive[::-1].index(True)
+    assert all(permissive[first:last])  # the permissive states in one run
+    expansion = index._lookahead_tables.expansion
+    before, after = [expansion[s] for s in after_start[:first]], [expansion[s] for s in after_start[last:]]
+    # Restrictive states by their walk's estimated cost, cheapest first (quotes and dashes before digits),
+    # those within the threshold before the permissive run.
+    assert all(cost <= cheap for cost in before) and all(cost > cheap for cost in after)
+    assert before == sorted(before) and after == sorted(after)
+    assert {-1: not before and len(set(after)) > 1, 2: before and after, 10**9: not after and len(set(before)) > 1}[cheap]
 
 
 def test_the_eager_pass_batches_restrictive_states_within_the_lookahead_limits(monkeypatch):
