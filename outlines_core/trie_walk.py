@@ -107,11 +107,13 @@ class TrieWalk:
         that stops the walk and the masks are None (it bounds the memory of speculative batches).
         Returns (masks, successors, depths): an origin's depth is the length of the longest token prefix
         alive from it (``Index._share_with_alike`` proves masks for alike states with it).
-        The C walk bounds the nodes it visits by ``max_frontier`` instead (it holds no frontier).
+        The C walk bounds the trie nodes it visits in all by ``max_frontier`` instead.
         """
         if _native is not None and config.NATIVE_TRIE_WALK and not with_successors:
             packed, depths = self._native_masks(origins, max_frontier)
-            return packed, None if packed is None else [np.empty(0, dtype=np.int64)] * len(origins), depths
+            if packed is None:
+                return None, None, None
+            return packed, [np.empty(0, dtype=np.int64)] * len(origins), depths
         trie = self.trie
         transitions = self.flat_transitions
         # The first level straight from each origin's live bytes (the root has a child per first byte),
