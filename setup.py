@@ -1,6 +1,7 @@
 """The build's one native part: ``outlines_core/_native.c``, the trie walk of restrictive states (metadata
 lives in pyproject.toml). Optional: without a C compiler the package installs all the same and
-``trie_walk.py`` walks with numpy (slower, same masks); ``outlines_core.native_available()`` tells which."""
+``trie_walk.py`` walks with numpy (slower, same masks); ``outlines_core.trie_walk.native_available()``
+tells which."""
 
 from setuptools import Extension, setup
 

@@ -71,7 +71,7 @@ static PyObject *trie_masks(PyObject *self, PyObject *args) {
     const int64_t *origins = views[ORIGINS].buf;
     uint32_t *out = views[OUT].buf;
     int64_t *depths = views[DEPTHS].buf;
-    const Py_ssize_t n_nodes = views[NODE_BYTE].len / 4, n_tokens = views[TOKEN_IDS].len / 4;
+    const Py_ssize_t n_nodes = views[NODE_BYTE].len / 4;
     const Py_ssize_t n_states = views[TRANSITIONS].len / (4 * 256), n_origins = views[ORIGINS].len / 8;
     if (views[ROOT_CHILD].len != 256 * 8 || views[CHILD_START].len / 8 != n_nodes ||
         views[CHILD_COUNT].len / 8 != n_nodes || views[TOKEN_START].len / 8 != n_nodes + 1 ||
@@ -170,7 +170,6 @@ static PyObject *trie_masks(PyObject *self, PyObject *args) {
         free(frontier.state[level]);
     }
     Py_END_ALLOW_THREADS
-    (void)n_tokens;
     for (int i = 0; i < N_ARRAYS; i++) PyBuffer_Release(&views[i]);
     if (status == WALK_NO_MEMORY) return PyErr_NoMemory();
     if (status == WALK_BAD_TRIE) {

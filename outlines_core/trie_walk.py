@@ -28,6 +28,11 @@ def native_available() -> bool:
     return _native is not None
 
 
+def _walk_in_c() -> bool:
+    """The C walk is built and not turned off (``config.NATIVE_TRIE_WALK``)."""
+    return _native is not None and config.NATIVE_TRIE_WALK
+
+
 class TrieWalk:
     """The trie walks of one DFA over one vocabulary; holds no per-walk state, so it is thread-safe."""
 
@@ -65,7 +70,7 @@ class TrieWalk:
         """``masks`` for one origin, with fewer operations per level: the first level comes straight
         from the state's live bytes (the root has a child per first byte), and no origin rows are kept.
         Returns the mask and the walk's depth (``masks``)."""
-        if _native is not None and config.NATIVE_TRIE_WALK:
+        if _walk_in_c():
             packed, depths = self._native_masks(np.array([state]), None)
             return packed[0], int(depths[0])
         trie = self.trie
@@ -109,7 +114,7 @@ class TrieWalk:
         alive from it (``Index._share_with_alike`` proves masks for alike states with it).
         The C walk bounds the trie nodes it visits in all by ``max_frontier`` instead.
         """
-        if _native is not None and config.NATIVE_TRIE_WALK and not with_successors:
+        if _walk_in_c() and not with_successors:
             packed, depths = self._native_masks(origins, max_frontier)
             if packed is None:
                 return None, None, None
