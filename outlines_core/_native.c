@@ -13,6 +13,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { CHILD_START, CHILD_COUNT, NODE_BYTE, TOKEN_START, TOKEN_IDS, ROOT_CHILD, TRANSITIONS, ORIGINS, OUT, DEPTHS, N_ARRAYS };
 
@@ -182,6 +183,760 @@ fail:
     return NULL;
 }
 
+/* ---- Moore partition refinement (regex/dfa.py's ``_refine``; its numpy and Python versions are the
+ * fallback and the tests' reference).
+ *
+ * Why native code: minimizing a DFA and finding its mask classes refine a partition one round per byte of
+ * the longest string that tells two states apart, and a JSON schema's counted runs (a label of up to 63
+ * characters) take a hundred rounds or more. A round in numpy costs a few dozen calls whatever its size
+ * (nested-8: 8 ms of a 38 ms compile), in Python about half a microsecond a state; in C it costs what its
+ * states do.
+ *
+ * A round gives each state looked at the signature (its block, the blocks of its successors) and splits
+ * blocks by signature. Only states whose signature can have changed are looked at: in the first round
+ * those of blocks with two or more members, then the predecessors of the states that moved to a new
+ * block. A looked-at state has a successor that just moved, so it differs from every member of its block
+ * that was not looked at: those keep the block's id, and so does, in a block whose members were all
+ * looked at, its largest group (ties: the first seen); every other group takes a new id. */
+
+static inline uint64_t mix64(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* ``labels`` (ids below n) renumbered 0..k-1 in order of first appearance into ``out``; ``map``: n entries. */
+static void by_first_appearance(const int32_t *labels, int64_t *out, int32_t *map, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) map[i] = -1;
+    int32_t next = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (map[labels[i]] < 0) map[labels[i]] = next++;
+        out[i] = map[labels[i]];
+    }
+}
+
+static PyObject *refine_partition(PyObject *self, PyObject *args) {
+    PyObject *objects[3];
+    Py_ssize_t max_rounds;
+    if (!PyArg_ParseTuple(args, "OOOn:refine_partition", &objects[0], &objects[1], &objects[2], &max_rounds))
+        return NULL;
+    Py_buffer views[3];
+    int held = 0;
+    for (; held < 3; held++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (held == 1 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objects[held], &views[held], flags) < 0) break;
+    }
+    PyObject *result = NULL;
+    int32_t *work = NULL;
+    int64_t *recorded_blocks = NULL, *recorded_rounds = NULL;
+    if (held < 3) goto done;
+    const Py_ssize_t n = views[1].len / 8, n_recordable = views[2].len / 8;
+    if (views[0].itemsize != 4 || views[1].itemsize != 8 || views[2].itemsize != 8) {
+        PyErr_SetString(PyExc_TypeError, "refine_partition: table must have int32 items, block and rounds int64");
+        goto done;
+    }
+    if (n == 0 || views[0].len == 0 || views[0].len % (4 * n) != 0 || n > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "refine_partition: the table must have one non-empty row per state");
+        goto done;
+    }
+    const Py_ssize_t k = views[0].len / 4 / n;
+    const int32_t *table = views[0].buf;
+    int64_t *block_io = views[1].buf;
+    const int64_t *record_at = views[2].buf;
+    for (Py_ssize_t i = 0; i < n * k; i++) {
+        if (table[i] < 0 || table[i] >= n) {
+            PyErr_Format(PyExc_ValueError, "refine_partition: table entry %lld is not a state", (long long)table[i]);
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (block_io[i] < 0 || block_io[i] >= n) {
+            PyErr_Format(PyExc_ValueError, "refine_partition: block id %lld is out of range", (long long)block_io[i]);
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 1; i < n_recordable; i++) {
+        if (record_at[i] <= record_at[i - 1]) {
+            PyErr_SetString(PyExc_ValueError, "refine_partition: the rounds to record must increase");
+            goto done;
+        }
+    }
+    Py_ssize_t slots = 16;
+    while (slots < 2 * n) slots *= 2;
+    /* One allocation: a hash weight per column (8 bytes), 13 arrays of n entries, two row starts (n + 1
+     * each), the rows' entries as columns and targets, the predecessors (one per entry) and the hash
+     * slots. */
+    work = malloc((size_t)(2 * k + 15 * n + 2 + 3 * n * k + slots) * sizeof(int32_t));
+    recorded_blocks = n_recordable ? malloc((size_t)(n_recordable * n) * sizeof(int64_t)) : NULL;
+    recorded_rounds = n_recordable ? malloc((size_t)n_recordable * sizeof(int64_t)) : NULL;
+    if (!work || (n_recordable && (!recorded_blocks || !recorded_rounds))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint64_t *weights = (uint64_t *)work; /* first: 8-byte aligned */
+    int32_t *block = work + 2 * k, *size = block + n, *looked_at = size + n, *next_looked = looked_at + n;
+    int32_t *group_of = next_looked + n, *group_rep = group_of + n, *group_size = group_rep + n;
+    int32_t *new_id = group_size + n, *looked_per_block = new_id + n, *keeper = looked_per_block + n;
+    int32_t *stamp = keeper + n, *moved = stamp + n, *cursor = moved + n, *pred_start = cursor + n;
+    int32_t *entry_start = pred_start + n + 1, *entry_column = entry_start + n + 1;
+    int32_t *entry_target = entry_column + n * k, *preds = entry_target + n * k, *slot = preds + n * k;
+    Py_ssize_t n_recorded = 0, next_record = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    int32_t n_blocks = 0;
+    for (Py_ssize_t c = 0; c < k; c++) weights[c] = mix64((uint64_t)c + 0x5EEDULL) | 1;
+    for (Py_ssize_t s = 0; s < n; s++) {
+        block[s] = (int32_t)block_io[s];
+        size[s] = 0;
+        looked_per_block[s] = 0;
+        keeper[s] = -1;
+        stamp[s] = 0;
+    }
+    for (Py_ssize_t s = 0; s < n; s++) {
+        size[block[s]]++;
+        if (block[s] + 1 > n_blocks) n_blocks = block[s] + 1;
+    }
+    /* Rows as their entries (column, target). Where state 0 (the dead state) is alone in its block it stays
+     * alone, so a move to it tells nothing a row's other entries do not: rows keep only their moves to
+     * other states (nested-8: 16 of 71 a row), and two rows are alike when those are. */
+    const int sparse = size[block[0]] == 1;
+    Py_ssize_t n_entries = 0;
+    for (Py_ssize_t s = 0; s < n; s++) {
+        entry_start[s] = (int32_t)n_entries;
+        for (Py_ssize_t c = 0; c < k; c++) {
+            const int32_t target = table[s * k + c];
+            entry_column[n_entries] = (int32_t)c;
+            entry_target[n_entries] = target;
+            n_entries += !sparse || target != 0;
+        }
+    }
+    entry_start[n] = (int32_t)n_entries;
+    /* Each state's predecessors over the entries, as compressed rows. */
+    for (Py_ssize_t s = 0; s <= n; s++) pred_start[s] = 0;
+    for (Py_ssize_t e = 0; e < n_entries; e++) pred_start[entry_target[e] + 1]++;
+    for (Py_ssize_t s = 0; s < n; s++) {
+        pred_start[s + 1] += pred_start[s];
+        cursor[s] = pred_start[s];
+    }
+    for (Py_ssize_t s = 0; s < n; s++)
+        for (int32_t e = entry_start[s]; e < entry_start[s + 1]; e++) preds[cursor[entry_target[e]]++] = (int32_t)s;
+    Py_ssize_t n_looked = 0;
+    for (Py_ssize_t s = 0; s < n; s++)
+        if (size[block[s]] > 1) looked_at[n_looked++] = (int32_t)s;
+
+    int64_t rounds = 0;
+    while (max_rounds < 0 || rounds < max_rounds) {
+        rounds++;
+        if (n_looked == 0) break;
+        /* Group the looked-at states by signature: a hash table of group ids, rows compared exactly. */
+        for (Py_ssize_t i = 0; i < slots; i++) slot[i] = -1;
+        int32_t n_groups = 0;
+        for (Py_ssize_t i = 0; i < n_looked; i++) {
+            const int32_t s = looked_at[i], first = entry_start[s], count = entry_start[s + 1] - first;
+            /* A weighted sum (the products independent of each other, unlike a chained hash), mixed once. */
+            uint64_t h = (uint64_t)block[s] * 0x9e3779b97f4a7c15ULL + (uint64_t)count;
+            for (int32_t e = first; e < first + count; e++)
+                h += ((uint64_t)block[entry_target[e]] + 1) * weights[entry_column[e]];
+            h = mix64(h);
+            Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(slots - 1));
+            int32_t group = -1;
+            while (slot[at] >= 0) {
+                const int32_t r = group_rep[slot[at]], other = entry_start[r];
+                if (block[r] == block[s] && entry_start[r + 1] - other == count) {
+                    int32_t e = 0;
+                    while (e < count && entry_column[other + e] == entry_column[first + e] &&
+                           block[entry_target[other + e]] == block[entry_target[first + e]])
+                        e++;
+                    if (e == count) {
+                        group = slot[at];
+                        break;
+                    }
+                }
+                at = (at + 1) & (slots - 1);
+            }
+            if (group < 0) {
+                group = n_groups++;
+                slot[at] = group;
+                group_rep[group] = s;
+                group_size[group] = 0;
+            }
+            group_size[group]++;
+            group_of[i] = group;
+            looked_per_block[block[s]]++;
+        }
+        /* In a wholly looked-at block the largest group keeps the id; every other group takes a new one. */
+        for (int32_t g = 0; g < n_groups; g++) {
+            const int32_t b = block[group_rep[g]];
+            if (looked_per_block[b] == size[b] && (keeper[b] < 0 || group_size[g] > group_size[keeper[b]]))
+                keeper[b] = g;
+        }
+        for (int32_t g = 0; g < n_groups; g++) {
+            const int32_t b = block[group_rep[g]];
+            new_id[g] = keeper[b] == g ? b : n_blocks++;
+        }
+        for (int32_t g = 0; g < n_groups; g++) {
+            const int32_t b = block[group_rep[g]];
+            looked_per_block[b] = 0;
+            keeper[b] = -1;
+        }
+        Py_ssize_t n_moved = 0;
+        for (Py_ssize_t i = 0; i < n_looked; i++) {
+            const int32_t s = looked_at[i], to = new_id[group_of[i]];
+            if (to != block[s]) {
+                size[block[s]]--;
+                size[to]++;
+                block[s] = to;
+                moved[n_moved++] = s;
+            }
+        }
+        if (n_moved == 0) break;
+        while (next_record < n_recordable && record_at[next_record] < rounds) next_record++;
+        if (next_record < n_recordable && record_at[next_record] == rounds) {
+            by_first_appearance(block, recorded_blocks + n_recorded * n, group_rep, n);
+            recorded_rounds[n_recorded++] = rounds;
+        }
+        /* Next round: the predecessors of the moved states, in blocks that can still split. */
+        Py_ssize_t n_next = 0;
+        for (Py_ssize_t i = 0; i < n_moved; i++) {
+            const int32_t s = moved[i];
+            for (int32_t at = pred_start[s]; at < pred_start[s + 1]; at++) {
+                const int32_t p = preds[at];
+                if (stamp[p] != rounds && size[block[p]] > 1) {
+                    stamp[p] = (int32_t)rounds;
+                    next_looked[n_next++] = p;
+                }
+            }
+        }
+        int32_t *swap = looked_at;
+        looked_at = next_looked;
+        next_looked = swap;
+        n_looked = n_next;
+    }
+    by_first_appearance(block, block_io, group_rep, n);
+    Py_END_ALLOW_THREADS
+
+    result = PyList_New(n_recorded);
+    for (Py_ssize_t i = 0; result && i < n_recorded; i++) {
+        PyObject *data = PyByteArray_FromStringAndSize((const char *)(recorded_blocks + i * n), n * 8);
+        PyObject *entry = data ? Py_BuildValue("(LN)", (long long)recorded_rounds[i], data) : NULL;
+        if (!entry) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, entry);
+    }
+done:
+    free(work);
+    free(recorded_blocks);
+    free(recorded_rounds);
+    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    return result;
+}
+
+/* ---- Subset construction (regex/dfa.py's ``_byte_classes`` and ``_determinize``, whose Python versions
+ * are the fallback and the tests' reference: both build the same table, state for state).
+ *
+ * Why native code: a DFA state is a set of NFA states, found again by hashing, and each of its byte
+ * classes moves to the closure of another such set. Sets, dictionaries and closures are Python's most
+ * costly objects and none of it vectorizes: nested-8's 1,851 states cost 12 ms of a 33 ms compile. */
+
+/* A growable array of int32 or of Py_ssize_t. */
+typedef struct { int32_t *data; Py_ssize_t size, capacity; } Ints;
+typedef struct { Py_ssize_t *data; Py_ssize_t size, capacity; } Sizes;
+
+static int ints_reserve(Ints *v, Py_ssize_t extra) {
+    if (v->size + extra <= v->capacity) return 0;
+    Py_ssize_t capacity = v->capacity ? v->capacity : 256;
+    while (capacity < v->size + extra) capacity *= 2;
+    int32_t *data = realloc(v->data, (size_t)capacity * sizeof(int32_t));
+    if (!data) return -1;
+    v->data = data;
+    v->capacity = capacity;
+    return 0;
+}
+
+static int sizes_push(Sizes *v, Py_ssize_t value) {
+    if (v->size == v->capacity) {
+        Py_ssize_t capacity = v->capacity ? 2 * v->capacity : 256;
+        Py_ssize_t *data = realloc(v->data, (size_t)capacity * sizeof(Py_ssize_t));
+        if (!data) return -1;
+        v->data = data;
+        v->capacity = capacity;
+    }
+    v->data[v->size++] = value;
+    return 0;
+}
+
+/* Sets of NFA states (sorted, distinct) stored one after the other, each mapped to a value, found by hash. */
+typedef struct {
+    Ints members;
+    Sizes offsets; /* set i is members[offsets[i] .. offsets[i + 1]) */
+    Ints values;
+    int32_t *slots; /* set ids, -1 where empty */
+    Py_ssize_t n_slots;
+} SetMap;
+
+static uint64_t hash_members(const int32_t *members, Py_ssize_t count) {
+    uint64_t h = (uint64_t)count * 0x9e3779b97f4a7c15ULL;
+    for (Py_ssize_t i = 0; i < count; i++) h = (h ^ (uint32_t)members[i]) * 0x100000001b3ULL;
+    return mix64(h);
+}
+
+static int setmap_init(SetMap *map) {
+    memset(map, 0, sizeof *map);
+    map->n_slots = 1024;
+    map->slots = malloc((size_t)map->n_slots * sizeof(int32_t));
+    if (!map->slots || sizes_push(&map->offsets, 0) < 0) return -1;
+    for (Py_ssize_t i = 0; i < map->n_slots; i++) map->slots[i] = -1;
+    return 0;
+}
+
+static void setmap_free(SetMap *map) {
+    free(map->members.data);
+    free(map->offsets.data);
+    free(map->values.data);
+    free(map->slots);
+}
+
+/* The slot holding this set, or the empty slot where it would go. */
+static Py_ssize_t setmap_slot(const SetMap *map, const int32_t *members, Py_ssize_t count, uint64_t h) {
+    Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(map->n_slots - 1));
+    while (map->slots[at] >= 0) {
+        const int32_t id = map->slots[at];
+        const Py_ssize_t begin = map->offsets.data[id], length = map->offsets.data[id + 1] - begin;
+        if (length == count && memcmp(map->members.data + begin, members, (size_t)count * sizeof(int32_t)) == 0)
+            return at;
+        at = (at + 1) & (map->n_slots - 1);
+    }
+    return at;
+}
+
+static int32_t setmap_get(const SetMap *map, const int32_t *members, Py_ssize_t count, uint64_t h) {
+    const int32_t id = map->slots[setmap_slot(map, members, count, h)];
+    return id < 0 ? -1 : map->values.data[id];
+}
+
+static int setmap_add(SetMap *map, const int32_t *members, Py_ssize_t count, uint64_t h, int32_t value) {
+    const Py_ssize_t n_sets = map->offsets.size - 1;
+    if (2 * (n_sets + 1) > map->n_slots) { /* grow and re-slot every set */
+        Py_ssize_t n_slots = 2 * map->n_slots;
+        int32_t *slots = malloc((size_t)n_slots * sizeof(int32_t));
+        if (!slots) return -1;
+        for (Py_ssize_t i = 0; i < n_slots; i++) slots[i] = -1;
+        free(map->slots);
+        map->slots = slots;
+        map->n_slots = n_slots;
+        for (Py_ssize_t id = 0; id < n_sets; id++) {
+            const Py_ssize_t begin = map->offsets.data[id], length = map->offsets.data[id + 1] - begin;
+            const int32_t *set = map->members.data + begin;
+            map->slots[setmap_slot(map, set, length, hash_members(set, length))] = (int32_t)id;
+        }
+    }
+    if (ints_reserve(&map->members, count) < 0 || ints_reserve(&map->values, 1) < 0) return -1;
+    const Py_ssize_t at = setmap_slot(map, members, count, h);
+    memcpy(map->members.data + map->members.size, members, (size_t)count * sizeof(int32_t));
+    map->members.size += count;
+    if (sizes_push(&map->offsets, map->members.size) < 0) return -1;
+    map->values.data[map->values.size++] = value;
+    map->slots[at] = (int32_t)n_sets;
+    return 0;
+}
+
+static int compare_ints(const void *a, const void *b) {
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void sort_ints(int32_t *values, Py_ssize_t count) {
+    if (count > 32) {
+        qsort(values, (size_t)count, sizeof(int32_t), compare_ints);
+        return;
+    }
+    for (Py_ssize_t i = 1; i < count; i++) { /* insertion sort: most move sets have one to a few members */
+        const int32_t value = values[i];
+        Py_ssize_t j = i;
+        for (; j > 0 && values[j - 1] > value; j--) values[j] = values[j - 1];
+        values[j] = value;
+    }
+}
+
+/* Compressed rows from (row, value) pairs, ``rows[i * row_stride]`` and ``values[i * value_stride]`` (the
+pair's index where ``values`` is NULL), pairs where ``keep`` is 0 left out: starts (n_rows + 1 entries)
+and the values, row by row. */
+static int compress(Py_ssize_t n_rows, Py_ssize_t n_pairs, const int32_t *rows, Py_ssize_t row_stride,
+                    const int32_t *values, Py_ssize_t value_stride, const uint8_t *keep, Py_ssize_t **starts_out,
+                    int32_t **values_out) {
+    Py_ssize_t *starts = calloc((size_t)n_rows + 1, sizeof(Py_ssize_t));
+    int32_t *out = malloc((size_t)(n_pairs ? n_pairs : 1) * sizeof(int32_t));
+    Py_ssize_t *cursor = malloc((size_t)(n_rows ? n_rows : 1) * sizeof(Py_ssize_t));
+    if (!starts || !out || !cursor) {
+        free(starts);
+        free(out);
+        free(cursor);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n_pairs; i++)
+        if (!keep || keep[i]) starts[rows[i * row_stride] + 1]++;
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        starts[r + 1] += starts[r];
+        cursor[r] = starts[r];
+    }
+    for (Py_ssize_t i = 0; i < n_pairs; i++)
+        if (!keep || keep[i]) out[cursor[rows[i * row_stride]]++] = values ? values[i * value_stride] : (int32_t)i;
+    free(cursor);
+    *starts_out = starts;
+    *values_out = out;
+    return 0;
+}
+
+enum { DET_OK, DET_NO_MEMORY, DET_TOO_LARGE };
+
+/* Everything one determinization allocates, freed at once. */
+typedef struct {
+    int32_t *range_of_key, *range_lo, *range_hi, *edge_range, *byte_class, *range_class, *edge_target_live;
+    uint64_t *covering;
+    Py_ssize_t *range_class_start, *reverse_start, *edge_start, *eps_start, *closure_start;
+    int32_t *reverse, *edges, *eps, *stack, *visited, *in_set, *closure_length, *counts, *bucket, *bucket_start;
+    uint8_t *live, *important, *keep;
+    Ints closures, scratch, current, table, accepting;
+    SetMap subsets, moves;
+} Determinization;
+
+static void determinization_free(Determinization *d) {
+    void *pointers[] = {d->range_of_key, d->range_lo, d->range_hi, d->edge_range, d->byte_class, d->range_class,
+                        d->edge_target_live, d->covering, d->range_class_start, d->reverse_start, d->edge_start,
+                        d->eps_start, d->closure_start, d->reverse, d->edges, d->eps, d->stack, d->visited,
+                        d->in_set, d->closure_length, d->counts, d->bucket, d->bucket_start, d->live,
+                        d->important, d->keep, d->closures.data, d->scratch.data, d->current.data, d->table.data,
+                        d->accepting.data};
+    for (size_t i = 0; i < sizeof pointers / sizeof *pointers; i++) free(pointers[i]);
+    setmap_free(&d->subsets);
+    setmap_free(&d->moves);
+}
+
+/* The important states (with a live byte move, or the accept state) reached from ``state`` by empty moves
+ * through live states, computed once per state into ``closures``. */
+static int closure_of(Determinization *d, int32_t state, int32_t *stamp) {
+    if (d->closure_start[state] >= 0) return 0;
+    d->closure_start[state] = d->closures.size;
+    d->closure_length[state] = 0;
+    if (!d->live[state]) return 0;
+    (*stamp)++;
+    Py_ssize_t top = 0;
+    d->stack[top++] = state;
+    d->visited[state] = *stamp;
+    while (top > 0) {
+        const int32_t at = d->stack[--top];
+        if (d->important[at]) {
+            if (ints_reserve(&d->closures, 1) < 0) return -1;
+            d->closures.data[d->closures.size++] = at;
+        }
+        for (Py_ssize_t i = d->eps_start[at]; i < d->eps_start[at + 1]; i++) {
+            const int32_t target = d->eps[i];
+            if (d->visited[target] != *stamp && d->live[target]) {
+                d->visited[target] = *stamp;
+                d->stack[top++] = target; /* each state at most once: the stack holds n_nfa */
+            }
+        }
+    }
+    d->closure_length[state] = (int32_t)(d->closures.size - d->closure_start[state]);
+    sort_ints(d->closures.data + d->closure_start[state], d->closure_length[state]);
+    return 0;
+}
+
+/* The union of the closures of ``targets`` into ``d->scratch``, sorted. */
+static int closure_of_set(Determinization *d, const int32_t *targets, Py_ssize_t count, int32_t *stamp,
+                          int32_t *set_stamp) {
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (closure_of(d, targets[i], stamp) < 0) return -1;
+    d->scratch.size = 0;
+    (*set_stamp)++;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const int32_t *members = d->closures.data + d->closure_start[targets[i]];
+        const int32_t length = d->closure_length[targets[i]];
+        if (ints_reserve(&d->scratch, length) < 0) return -1;
+        for (int32_t j = 0; j < length; j++) {
+            if (d->in_set[members[j]] != *set_stamp) {
+                d->in_set[members[j]] = *set_stamp;
+                d->scratch.data[d->scratch.size++] = members[j];
+            }
+        }
+    }
+    if (count > 1) sort_ints(d->scratch.data, d->scratch.size);
+    return 0;
+}
+
+static int run_determinization(Determinization *d, Py_ssize_t n_nfa, const int32_t *eps_pairs, Py_ssize_t n_eps,
+                               const int32_t *moves, Py_ssize_t n_moves, int32_t start, int32_t accept,
+                               Py_ssize_t limit, int32_t *n_classes_out) {
+    /* The distinct byte ranges of the moves. */
+    d->range_of_key = malloc(65536 * sizeof(int32_t));
+    d->range_lo = malloc((size_t)(n_moves + 1) * sizeof(int32_t));
+    d->range_hi = malloc((size_t)(n_moves + 1) * sizeof(int32_t));
+    d->edge_range = malloc((size_t)(n_moves + 1) * sizeof(int32_t));
+    uint64_t *seen_keys = calloc(65536 / 64, sizeof(uint64_t));
+    if (!d->range_of_key || !d->range_lo || !d->range_hi || !d->edge_range || !seen_keys) {
+        free(seen_keys);
+        return DET_NO_MEMORY;
+    }
+    Py_ssize_t n_ranges = 0;
+    for (Py_ssize_t e = 0; e < n_moves; e++) {
+        const int32_t lo = moves[4 * e + 1], hi = moves[4 * e + 2], key = lo * 256 + hi;
+        if (!(seen_keys[key >> 6] >> (key & 63) & 1)) {
+            seen_keys[key >> 6] |= (uint64_t)1 << (key & 63);
+            d->range_of_key[key] = (int32_t)n_ranges;
+            d->range_lo[n_ranges] = lo;
+            d->range_hi[n_ranges] = hi;
+            n_ranges++;
+        }
+        d->edge_range[e] = d->range_of_key[key];
+    }
+    free(seen_keys);
+    /* Byte classes: bytes covered by exactly the same ranges, numbered by first byte. */
+    const Py_ssize_t words = (n_ranges + 63) / 64 + 1;
+    d->covering = calloc((size_t)(256 * words), sizeof(uint64_t));
+    d->byte_class = malloc(256 * sizeof(int32_t));
+    if (!d->covering || !d->byte_class) return DET_NO_MEMORY;
+    for (Py_ssize_t r = 0; r < n_ranges; r++)
+        for (int32_t b = d->range_lo[r]; b <= d->range_hi[r]; b++) d->covering[b * words + (r >> 6)] |= (uint64_t)1 << (r & 63);
+    int32_t class_first_byte[256], n_classes = 0;
+    for (int b = 0; b < 256; b++) {
+        int32_t klass = 0;
+        for (; klass < n_classes; klass++)
+            if (memcmp(d->covering + b * words, d->covering + class_first_byte[klass] * words, (size_t)words * 8) == 0)
+                break;
+        if (klass == n_classes) class_first_byte[n_classes++] = b;
+        d->byte_class[b] = klass;
+    }
+    *n_classes_out = n_classes;
+    /* The classes of each range, in increasing order. */
+    d->range_class_start = malloc((size_t)(n_ranges + 1) * sizeof(Py_ssize_t));
+    Ints range_classes = {NULL, 0, 0};
+    if (!d->range_class_start) return DET_NO_MEMORY;
+    for (Py_ssize_t r = 0; r < n_ranges; r++) {
+        uint8_t has[256] = {0};
+        d->range_class_start[r] = range_classes.size;
+        for (int32_t b = d->range_lo[r]; b <= d->range_hi[r]; b++) has[d->byte_class[b]] = 1;
+        if (ints_reserve(&range_classes, n_classes) < 0) return DET_NO_MEMORY;
+        for (int32_t c = 0; c < n_classes; c++)
+            if (has[c]) range_classes.data[range_classes.size++] = c;
+    }
+    d->range_class_start[n_ranges] = range_classes.size;
+    d->range_class = range_classes.data;
+    /* Which NFA states can reach the accept state: a reverse search over every move. */
+    const Py_ssize_t n_all = n_eps + n_moves;
+    int32_t *pair_source = malloc((size_t)(2 * n_all + 2) * sizeof(int32_t));
+    if (!pair_source) return DET_NO_MEMORY;
+    for (Py_ssize_t i = 0; i < n_eps; i++) {
+        pair_source[2 * i] = eps_pairs[2 * i + 1]; /* reverse: target -> source */
+        pair_source[2 * i + 1] = eps_pairs[2 * i];
+    }
+    for (Py_ssize_t e = 0; e < n_moves; e++) {
+        pair_source[2 * (n_eps + e)] = moves[4 * e + 3];
+        pair_source[2 * (n_eps + e) + 1] = moves[4 * e];
+    }
+    int status = compress(n_nfa, n_all, pair_source, 2, pair_source + 1, 2, NULL, &d->reverse_start, &d->reverse);
+    free(pair_source);
+    if (status < 0) return DET_NO_MEMORY;
+    d->live = calloc((size_t)n_nfa, 1);
+    d->important = calloc((size_t)n_nfa, 1);
+    d->stack = malloc((size_t)n_nfa * sizeof(int32_t));
+    d->visited = calloc((size_t)n_nfa, sizeof(int32_t));
+    d->in_set = calloc((size_t)n_nfa, sizeof(int32_t));
+    d->closure_start = malloc((size_t)n_nfa * sizeof(Py_ssize_t));
+    d->closure_length = malloc((size_t)n_nfa * sizeof(int32_t));
+    d->keep = malloc((size_t)(n_moves + 1));
+    if (!d->live || !d->important || !d->stack || !d->visited || !d->in_set || !d->closure_start ||
+        !d->closure_length || !d->keep)
+        return DET_NO_MEMORY;
+    Py_ssize_t top = 0;
+    d->live[accept] = 1;
+    d->stack[top++] = accept;
+    while (top > 0) {
+        const int32_t at = d->stack[--top];
+        for (Py_ssize_t i = d->reverse_start[at]; i < d->reverse_start[at + 1]; i++) {
+            const int32_t source = d->reverse[i];
+            if (!d->live[source]) {
+                d->live[source] = 1;
+                d->stack[top++] = source;
+            }
+        }
+    }
+    /* Per NFA state, its byte moves to live states (as move indices) and its empty moves. */
+    for (Py_ssize_t e = 0; e < n_moves; e++) d->keep[e] = d->live[moves[4 * e + 3]];
+    if (compress(n_nfa, n_moves, moves, 4, NULL, 0, d->keep, &d->edge_start, &d->edges) < 0 ||
+        compress(n_nfa, n_eps, eps_pairs, 2, eps_pairs + 1, 2, NULL, &d->eps_start, &d->eps) < 0)
+        return DET_NO_MEMORY;
+    for (Py_ssize_t q = 0; q < n_nfa; q++) {
+        d->important[q] = d->edge_start[q + 1] > d->edge_start[q] || q == accept;
+        d->closure_start[q] = -1;
+    }
+    /* Subset construction, states numbered as they are found: dead 0, start 1, then by the order in which
+     * each state's classes (in increasing order) first reach them. */
+    d->counts = malloc((size_t)(n_classes + 1) * sizeof(int32_t));
+    d->bucket_start = malloc((size_t)(n_classes + 1) * sizeof(int32_t));
+    if (!d->counts || !d->bucket_start || setmap_init(&d->subsets) < 0 || setmap_init(&d->moves) < 0)
+        return DET_NO_MEMORY;
+    int32_t stamp = 0, set_stamp = 0;
+    if (setmap_add(&d->subsets, NULL, 0, hash_members(NULL, 0), 0) < 0) return DET_NO_MEMORY;
+    if (closure_of_set(d, &start, 1, &stamp, &set_stamp) < 0) return DET_NO_MEMORY;
+    if (ints_reserve(&d->table, 2 * n_classes) < 0 || ints_reserve(&d->accepting, 2) < 0) return DET_NO_MEMORY;
+    memset(d->table.data, 0, (size_t)(2 * n_classes) * sizeof(int32_t));
+    d->table.size = n_classes;
+    d->accepting.data[0] = 0;
+    d->accepting.data[1] = 0;
+    d->accepting.size = 2;
+    if (d->scratch.size == 0) { /* nothing matches: a dead start state that accepts nothing */
+        d->table.size = 2 * n_classes;
+        return DET_OK;
+    }
+    if (setmap_add(&d->subsets, d->scratch.data, d->scratch.size, hash_members(d->scratch.data, d->scratch.size), 1) < 0)
+        return DET_NO_MEMORY;
+    d->accepting.data[1] = d->in_set[accept] == set_stamp;
+    Py_ssize_t n_states = 2;
+    for (Py_ssize_t index = 1; index < n_states; index++) {
+        /* A copy of the state's set: adding states may move the stored ones. */
+        const Py_ssize_t begin = d->subsets.offsets.data[index], length = d->subsets.offsets.data[index + 1] - begin;
+        d->current.size = 0;
+        if (ints_reserve(&d->current, length) < 0) return DET_NO_MEMORY;
+        memcpy(d->current.data, d->subsets.members.data + begin, (size_t)length * sizeof(int32_t));
+        /* The targets of each class, in buckets. */
+        memset(d->counts, 0, (size_t)n_classes * sizeof(int32_t));
+        Py_ssize_t total = 0;
+        for (Py_ssize_t i = 0; i < length; i++) {
+            const int32_t q = d->current.data[i];
+            for (Py_ssize_t k = d->edge_start[q]; k < d->edge_start[q + 1]; k++) {
+                const int32_t r = d->edge_range[d->edges[k]];
+                for (Py_ssize_t j = d->range_class_start[r]; j < d->range_class_start[r + 1]; j++) d->counts[d->range_class[j]]++;
+                total += d->range_class_start[r + 1] - d->range_class_start[r];
+            }
+        }
+        free(d->bucket);
+        d->bucket = malloc((size_t)(total + 1) * sizeof(int32_t));
+        if (!d->bucket) return DET_NO_MEMORY;
+        d->bucket_start[0] = 0;
+        for (int32_t c = 0; c < n_classes; c++) d->bucket_start[c + 1] = d->bucket_start[c] + d->counts[c];
+        for (int32_t c = 0; c < n_classes; c++) d->counts[c] = d->bucket_start[c]; /* fill cursors */
+        for (Py_ssize_t i = 0; i < length; i++) {
+            const int32_t q = d->current.data[i];
+            for (Py_ssize_t k = d->edge_start[q]; k < d->edge_start[q + 1]; k++) {
+                const int32_t e = d->edges[k], r = d->edge_range[e], target = moves[4 * e + 3];
+                for (Py_ssize_t j = d->range_class_start[r]; j < d->range_class_start[r + 1]; j++)
+                    d->bucket[d->counts[d->range_class[j]]++] = target;
+            }
+        }
+        if (ints_reserve(&d->table, n_classes) < 0) return DET_NO_MEMORY;
+        int32_t *row = d->table.data + index * n_classes;
+        d->table.size = (index + 1) * n_classes;
+        for (int32_t c = 0; c < n_classes; c++) {
+            int32_t *targets = d->bucket + d->bucket_start[c];
+            Py_ssize_t count = d->bucket_start[c + 1] - d->bucket_start[c];
+            if (count == 0) {
+                row[c] = 0;
+                continue;
+            }
+            sort_ints(targets, count);
+            Py_ssize_t distinct = 1;
+            for (Py_ssize_t i = 1; i < count; i++)
+                if (targets[i] != targets[distinct - 1]) targets[distinct++] = targets[i];
+            const uint64_t h = hash_members(targets, distinct);
+            int32_t id = setmap_get(&d->moves, targets, distinct, h);
+            if (id < 0) {
+                if (closure_of_set(d, targets, distinct, &stamp, &set_stamp) < 0) return DET_NO_MEMORY;
+                const uint64_t closed_hash = hash_members(d->scratch.data, d->scratch.size);
+                id = setmap_get(&d->subsets, d->scratch.data, d->scratch.size, closed_hash);
+                if (id < 0) {
+                    if (n_states > limit) return DET_TOO_LARGE;
+                    id = (int32_t)n_states++;
+                    if (setmap_add(&d->subsets, d->scratch.data, d->scratch.size, closed_hash, id) < 0 ||
+                        ints_reserve(&d->accepting, 1) < 0)
+                        return DET_NO_MEMORY;
+                    d->accepting.data[d->accepting.size++] = d->in_set[accept] == set_stamp;
+                }
+                if (setmap_add(&d->moves, targets, distinct, h, id) < 0) return DET_NO_MEMORY;
+            }
+            row[c] = id;
+        }
+    }
+    return DET_OK;
+}
+
+static PyObject *determinize(PyObject *self, PyObject *args) {
+    PyObject *eps_object, *moves_object;
+    Py_ssize_t n_nfa, start, accept, limit;
+    if (!PyArg_ParseTuple(args, "nOOnnn:determinize", &n_nfa, &eps_object, &moves_object, &start, &accept, &limit))
+        return NULL;
+    Py_buffer eps_view, moves_view;
+    if (PyObject_GetBuffer(eps_object, &eps_view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (PyObject_GetBuffer(moves_object, &moves_view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&eps_view);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Determinization d;
+    memset(&d, 0, sizeof d);
+    const int32_t *eps = eps_view.buf, *moves = moves_view.buf;
+    const Py_ssize_t n_eps = eps_view.len / 8, n_moves = moves_view.len / 16;
+    if (eps_view.itemsize != 4 || moves_view.itemsize != 4) {
+        PyErr_SetString(PyExc_TypeError, "determinize: the moves must have int32 items");
+        goto done;
+    }
+    if (eps_view.len % 8 || moves_view.len % 16 || n_nfa <= 0 || n_nfa > INT32_MAX / 2 || start < 0 ||
+        start >= n_nfa || accept < 0 || accept >= n_nfa || limit < 1 || limit > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "determinize: the NFA's sizes, start or accept state do not fit together");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < 2 * n_eps; i++) {
+        if (eps[i] < 0 || eps[i] >= n_nfa) {
+            PyErr_Format(PyExc_ValueError, "determinize: empty move to or from %d, not a state", eps[i]);
+            goto done;
+        }
+    }
+    for (Py_ssize_t e = 0; e < n_moves; e++) {
+        const int32_t *move = moves + 4 * e;
+        if (move[0] < 0 || move[0] >= n_nfa || move[3] < 0 || move[3] >= n_nfa || move[1] < 0 || move[1] > move[2] ||
+            move[2] > 255) {
+            PyErr_Format(PyExc_ValueError, "determinize: byte move %zd (%d, %d, %d, %d) is malformed", e, move[0],
+                         move[1], move[2], move[3]);
+            goto done;
+        }
+    }
+    int status;
+    int32_t n_classes = 0;
+    Py_BEGIN_ALLOW_THREADS
+    status = run_determinization(&d, n_nfa, eps, n_eps, moves, n_moves, (int32_t)start, (int32_t)accept, limit,
+                                 &n_classes);
+    Py_END_ALLOW_THREADS
+    if (status == DET_NO_MEMORY) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (status == DET_TOO_LARGE) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    PyObject *classes = PyBytes_FromStringAndSize((const char *)d.byte_class, 256 * sizeof(int32_t));
+    PyObject *table = PyByteArray_FromStringAndSize((const char *)d.table.data, d.table.size * (Py_ssize_t)sizeof(int32_t));
+    PyObject *accepting = PyByteArray_FromStringAndSize(NULL, d.accepting.size);
+    if (accepting)
+        for (Py_ssize_t i = 0; i < d.accepting.size; i++) PyByteArray_AS_STRING(accepting)[i] = (char)d.accepting.data[i];
+    if (classes && table && accepting) result = Py_BuildValue("(NiNN)", classes, (int)n_classes, table, accepting);
+    else {
+        Py_XDECREF(classes);
+        Py_XDECREF(table);
+        Py_XDECREF(accepting);
+    }
+done:
+    determinization_free(&d);
+    PyBuffer_Release(&eps_view);
+    PyBuffer_Release(&moves_view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"trie_masks", trie_masks, METH_VARARGS,
      "trie_masks(child_start, child_count, node_byte, token_start, token_ids, root_child, transitions, origins,\n"
@@ -190,6 +945,19 @@ static PyMethodDef methods[] = {
      "walk from that origin state without reaching the dead state 0, and in ``depths`` the length of the\n"
      "longest live token prefix. Arrays: int64 except node_byte, token_ids, transitions and out (int32);\n"
      "transitions is the (states, 256) byte table, C-contiguous."},
+    {"determinize", determinize, METH_VARARGS,
+     "determinize(n_states, epsilon_moves, byte_moves, start, accept, max_states)\n"
+     "    -> (byte classes as int32 bytes, class count, int32 table, accepting flags), or None past max_states\n\n"
+     "Subset construction of a byte NFA (``regex.nfa.Nfa``: empty moves as int32 (source, target) pairs,\n"
+     "byte moves as (source, lo, hi, target)) over its byte classes, of the states that can reach ``accept``\n"
+     "only: the table's rows are DFA states (0 dead, 1 start), its columns byte classes."},
+    {"refine_partition", refine_partition, METH_VARARGS,
+     "refine_partition(table, block, record_rounds, max_rounds) -> [(round, bytearray of int64 labels)]\n\n"
+     "Moore refinement of the partition ``block`` (int64 labels, one per state, below the state count;\n"
+     "replaced by the partition reached, labelled by first appearance) under ``table`` (int32, one row of\n"
+     "successors per state, C-contiguous), until stable or for ``max_rounds`` rounds (negative: no bound).\n"
+     "Returns the partitions after each round listed in ``record_rounds`` (increasing int64) that split a\n"
+     "block, labelled by first appearance."},
     {NULL, NULL, 0, NULL},
 };
 

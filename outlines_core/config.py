@@ -44,6 +44,10 @@ LOOKAHEAD_MAX_FRONTIER = 100_000
 #: Walk the trie of restrictive states with the C kernel (``outlines_core/_native.c``) when it is built; False
 #: forces the numpy walk (the fallback where no C compiler was at hand; tests compare the two).
 NATIVE_TRIE_WALK = True
+#: Determinize regexes and refine DFA partitions (minimization, mask classes) with the C kernels when they
+#: are built; False forces ``regex/dfa.py``'s Python and numpy versions (the fallback, and the tests'
+#: reference: both build the same automaton).
+NATIVE_DFA = True
 
 #: A trie walk expands a level in Python instead of numpy when it has at most this many children (a
 #: numpy level costs 12 to 15 us however small; Python about half a microsecond a child).

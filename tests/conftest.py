@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 #: The shared tokenizers live beside the checkout (CI and developer machines); override with OUTLINES_SHARED.
@@ -73,6 +74,25 @@ def reference_masks(index) -> dict:
             allowed[list(vocabulary.eos_token_ids)] = True
         masks[state] = np.packbits(np.pad(allowed, (0, index.num_words * 32 - vocabulary.size)), bitorder="little").view("<i4")
     return masks
+
+
+REGEX_PIECES = ["a", "ab", "0", "12", " ", '"', "\\\\", "é", "日本", "[a-z]", "[0-9]", "[^\"]", "[α-ω]", "\\.", "[ -~]"]
+
+
+@st.composite
+def small_regexes(draw, depth=0):
+    """Random regexes over literals (multi-byte ones included), classes, alternation and repetition."""
+    if depth >= 3 or draw(st.booleans()):
+        return draw(st.sampled_from(REGEX_PIECES))
+    parts = draw(st.lists(small_regexes(depth=depth + 1), min_size=1, max_size=3))
+    kind = draw(st.sampled_from(["concat", "alt", "star", "opt", "count"]))
+    if kind == "concat":
+        return "".join(f"({part})" for part in parts)
+    if kind == "alt":
+        return "|".join(f"({part})" for part in parts)
+    low = draw(st.integers(0, 3))
+    suffix = {"star": "*", "opt": "?", "count": f"{{{low},{low + draw(st.integers(0, 4))}}}"}[kind]
+    return f"({''.join(parts)}){suffix}"
 
 
 @functools.lru_cache(maxsize=None)

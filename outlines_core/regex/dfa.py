@@ -23,6 +23,11 @@ from ..progress import progress
 from .nfa import Nfa, build_nfa
 from .parser import parse
 
+try:
+    from .. import _native
+except ImportError:  # installed without a C compiler: refinement in numpy and Python
+    _native = None
+
 DEAD = 0
 #: The start state of every DFA ``compile_dfa`` builds.
 START = 1
@@ -142,8 +147,17 @@ def compile_dfa(pattern: str, *, max_states: int | None = None) -> Dfa:
     """
     limit = config.MAX_DFA_STATES if max_states is None else max_states
     nfa = build_nfa(parse(pattern), pattern=pattern)
-    byte_classes, n_classes, range_classes = _byte_classes(nfa)
-    table, accepting = _determinize(nfa, range_classes, n_classes, limit, pattern)
+    if _dfa_in_c():
+        built = _native.determinize(nfa.num_states, nfa.epsilon_moves, nfa.byte_moves, nfa.start, nfa.accept, limit)
+        if built is None:
+            raise _too_large(pattern, limit)
+        classes, n_classes, table, accepting = built
+        byte_classes = np.frombuffer(classes, dtype=np.int32).copy()
+        table = np.frombuffer(table, dtype=np.int32).reshape(-1, n_classes)
+        accepting = np.frombuffer(accepting, dtype=np.bool_)
+    else:
+        byte_classes, n_classes, range_classes = _byte_classes(nfa)
+        table, accepting = _determinize(nfa, range_classes, n_classes, limit, pattern)
     table, accepting, refinement = _minimize(table, accepting)
     return Dfa(
         transitions=np.ascontiguousarray(table[:, byte_classes]),
@@ -296,11 +310,7 @@ def _determinize(
                     target_id = len(subsets)
                     if target_id > limit:
                         bar.close()
-                        raise DfaTooLargeError(
-                            f"regex {_shorten(pattern)!r} needs more than {limit:,} DFA states "
-                            f"(outlines_core.config.MAX_DFA_STATES); simplify it, e.g. reduce bounded "
-                            f"repetition counts or nested alternatives"
-                        )
+                        raise _too_large(pattern, limit)
                     ids[closed] = target_id
                     subsets.append(closed)
                 move_memo[key] = target_id
@@ -319,6 +329,14 @@ def _determinize(
     )
     accepting = np.array([accept in subset for subset in subsets], dtype=bool)
     return table, accepting
+
+
+def _too_large(pattern: str, limit: int) -> DfaTooLargeError:
+    return DfaTooLargeError(
+        f"regex {_shorten(pattern)!r} needs more than {limit:,} DFA states "
+        f"(outlines_core.config.MAX_DFA_STATES); simplify it, e.g. reduce bounded "
+        f"repetition counts or nested alternatives"
+    )
 
 
 def _set_bits(bits: int) -> list[int]:
@@ -354,6 +372,7 @@ def _coreachable(nfa: Nfa) -> list[bool]:
 #: a token index asks for the round of its longest token (often 64 to 128 bytes; 3 where only digits
 #: live); any later round is also correct, only finer (fewer states share a group).
 _RECORDED_ROUNDS = frozenset([*range(1, 17), *(m << k for k in range(3, 14) for m in (3, 4))])
+_RECORDED_ROUNDS_ARRAY = np.array(sorted(_RECORDED_ROUNDS), dtype=np.int64)
 
 
 def _minimize(table: np.ndarray, accepting: np.ndarray):
@@ -368,8 +387,11 @@ def _minimize(table: np.ndarray, accepting: np.ndarray):
     block, recorded = _refine(table, initial)
     n_blocks = int(block.max()) + 1
     if n_blocks == n_states:
-        recorded = [(rounds, _by_first_appearance(groups)) for rounds, groups in recorded]
+        if not _dfa_in_c():  # the C refinement labels its partitions by first appearance already
+            recorded = [(rounds, _by_first_appearance(groups)) for rounds, groups in recorded]
         return table.astype(np.int32), accepting, (*recorded, (None, np.arange(n_states)))
+    if _dfa_in_c():
+        return _minimized_by_first_appearance(table, accepting, block, recorded)
     # Renumber blocks: dead 0, start 1, others by first appearance.
     _, first_state = np.unique(block, return_index=True)
     order = np.argsort(first_state, kind="stable")
@@ -392,6 +414,21 @@ def _minimize(table: np.ndarray, accepting: np.ndarray):
     return new_table.astype(np.int32), new_accepting, (*projected, (None, np.arange(n_blocks)))
 
 
+def _minimized_by_first_appearance(table: np.ndarray, accepting: np.ndarray, block: np.ndarray, recorded: list):
+    """``_minimize``'s result from partitions labelled by first appearance (the C refinement's): the stable
+    one numbers the minimized states as they should be (the dead state 0 is alone, so the start state 1
+    is block 1), and a block's first state stands for it. A recorded partition is coarser than the stable
+    one, so each of its groups first appears at some block's first state: restricted to those states, it
+    is labelled by first appearance still."""
+    is_first = np.empty(len(block), dtype=bool)
+    is_first[0] = True
+    is_first[1:] = block[1:] > np.maximum.accumulate(block)[:-1]
+    representative = np.flatnonzero(is_first)
+    new_table = block[table[representative]].astype(np.int32)
+    projected = [(rounds, groups[representative]) for rounds, groups in recorded]
+    return new_table, accepting[representative], (*projected, (None, np.arange(len(representative))))
+
+
 def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
     """``labels`` renumbered 0..k-1 in order of first appearance: a partition's group ids then follow the
     states' order (the index walks one state per group in that order), whatever algorithm labelled it."""
@@ -405,7 +442,9 @@ def _refine(
     table: np.ndarray, initial: np.ndarray, max_rounds: int | None = None
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """Moore's refinement from ``initial`` to its stable partition, or for ``max_rounds``; returns the
-    partition reached (labels 0..n-1) and those of the rounds in ``_RECORDED_ROUNDS`` before it.
+    partition reached (labels 0..n-1) and those of the rounds in ``_RECORDED_ROUNDS`` before it. The dead
+    state must be alone in its block of ``initial`` (both callers make it so): the numpy rounds leave moves
+    to it out of the predecessors they look at (the C rounds need not).
 
     A round gives each state the signature (its block, the blocks of its successors) and splits blocks by
     signature. Only the states whose signature can have changed are looked at: in the first round those
@@ -415,9 +454,20 @@ def _refine(
     where every round looked at most of the DFA before). Signatures are grouped by a hash checked exactly
     (``_signature_groups``): every recorded partition is exact. Small DFAs (``_PYTHON_REFINEMENT_STATES``)
     are refined in Python instead, where a round costs less than numpy's per-call overhead.
+
+    Where the C extension is built (``_dfa_in_c``), the same rounds run there (nested-8: 0.6 against
+    8 ms; ``[a-z ,]{10,200}``: 0.1 against 15), and every partition returned is labelled by first
+    appearance.
     """
     _, block = np.unique(initial, return_inverse=True)
     block = block.reshape(-1)
+    if _dfa_in_c():
+        block = block.astype(np.int64)  # a copy the C refinement overwrites with the partition reached
+        recorded = _native.refine_partition(
+            np.ascontiguousarray(table, dtype=np.int32), block, _RECORDED_ROUNDS_ARRAY,
+            -1 if max_rounds is None else max_rounds,
+        )
+        return block, [(rounds, np.frombuffer(groups, dtype=np.int64)) for rounds, groups in recorded]
     n_blocks = int(block.max()) + 1
     if len(table) <= _PYTHON_REFINEMENT_STATES:
         return _refine_rows(table.tolist(), block.tolist(), n_blocks, max_rounds)
@@ -455,6 +505,12 @@ def _refine(
                 flagged &= sizes[block] > 1
                 looked_at = np.flatnonzero(flagged)
     return block, recorded
+
+
+def _dfa_in_c() -> bool:
+    """The C determinization and refinement (``outlines_core/_native.c``) are built and not turned off
+    (``config.NATIVE_DFA``)."""
+    return _native is not None and config.NATIVE_DFA
 
 
 #: A round looking at this few states runs in Python (a counted run's rounds look at one to four), where

@@ -8,6 +8,8 @@ NFA position per count, so determinization stays linear in ``n``.
 
 from __future__ import annotations
 
+import functools
+from array import array
 from dataclasses import dataclass
 
 from .. import config
@@ -16,19 +18,40 @@ from .ast import Alternation, CharSet, Concat, Node, Repeat
 from .utf8 import utf8_sequences
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Nfa:
-    """``epsilon[s]``: targets of empty moves; ``edges[s]``: ``(lo, hi, target)`` byte-range moves.
+    """States ``0 .. num_states - 1``; ``epsilon_moves`` holds the empty moves as (source, target) pairs,
+    ``byte_moves`` the byte-range moves as (source, lo, hi, target), flat (int32 arrays: the C
+    determinizer reads them as they are). ``epsilon[s]`` and ``edges[s]`` give them per state.
 
     Every state can reach ``accept`` unless ``may_have_dead_states``: only a character set that matches
     no character (no byte sequence at all) cuts a path, and the builder notes when it made one.
     """
 
-    epsilon: list[list[int]]
-    edges: list[list[tuple[int, int, int]]]
+    num_states: int
+    epsilon_moves: array
+    byte_moves: array
     start: int
     accept: int
     may_have_dead_states: bool = False
+
+    @functools.cached_property
+    def epsilon(self) -> list[list[int]]:
+        """Per state, the targets of its empty moves."""
+        targets: list[list[int]] = [[] for _ in range(self.num_states)]
+        moves = self.epsilon_moves
+        for source, target in zip(moves[0::2], moves[1::2]):
+            targets[source].append(target)
+        return targets
+
+    @functools.cached_property
+    def edges(self) -> list[list[tuple[int, int, int]]]:
+        """Per state, its byte-range moves as (lo, hi, target)."""
+        edges: list[list[tuple[int, int, int]]] = [[] for _ in range(self.num_states)]
+        moves = self.byte_moves
+        for source, lo, hi, target in zip(moves[0::4], moves[1::4], moves[2::4], moves[3::4]):
+            edges[source].append((lo, hi, target))
+        return edges
 
 
 def build_nfa(node: Node, *, pattern: str = "", max_states: int | None = None) -> Nfa:
@@ -49,7 +72,7 @@ def build_nfa(node: Node, *, pattern: str = "", max_states: int | None = None) -
         )
     builder = _Builder()
     start, end = builder.fragment(node)
-    return Nfa(builder.epsilon, builder.edges, start, end, builder.made_empty_charset)
+    return Nfa(builder.num_states, builder.epsilon, builder.moves, start, end, builder.made_empty_charset)
 
 
 def _shorten(pattern: str, width: int = 80) -> str:
@@ -72,17 +95,17 @@ def _estimate_states(node: Node) -> int:
 
 class _Builder:
     def __init__(self) -> None:
-        self.epsilon: list[list[int]] = []
-        self.edges: list[list[tuple[int, int, int]]] = []
+        self.num_states = 0
+        self.epsilon = array("i")  # (source, target) pairs
+        self.moves = array("i")  # (source, lo, hi, target) quadruples
         self.made_empty_charset = False
         # A pattern repeats the same sets (a digit, a string's character, each letter of its keys) hundreds
         # of times: each is encoded in UTF-8 once per build.
         self.charset_shapes: dict[tuple[tuple[int, int], ...], tuple[int, tuple]] = {}
 
     def new_state(self) -> int:
-        self.epsilon.append([])
-        self.edges.append([])
-        return len(self.epsilon) - 1
+        self.num_states += 1
+        return self.num_states - 1
 
     def fragment(self, node: Node) -> tuple[int, int]:
         """Add the states of ``node``; return its (entry, exit) states."""
@@ -92,15 +115,15 @@ class _Builder:
             start = end = self.new_state()
             for item in node.items:
                 item_start, item_end = self.fragment(item)
-                self.epsilon[end].append(item_start)
+                self.epsilon.extend((end, item_start))
                 end = item_end
             return start, end
         if isinstance(node, Alternation):
             start, end = self.new_state(), self.new_state()
             for option in node.options:
                 option_start, option_end = self.fragment(option)
-                self.epsilon[start].append(option_start)
-                self.epsilon[option_end].append(end)
+                self.epsilon.extend((start, option_start))
+                self.epsilon.extend((option_end, end))
             return start, end
         return self.repeat(node)
 
@@ -109,11 +132,11 @@ class _Builder:
         if shape is None:
             shape = self.charset_shapes[charset.ranges] = _charset_shape(charset.ranges)
         inner_states, edges = shape
-        start = len(self.epsilon)
-        for _ in range(2 + inner_states):
-            self.new_state()
+        start = self.num_states
+        self.num_states += 2 + inner_states
+        moves = self.moves
         for source, lo, hi, target in edges:
-            self.edges[start + source].append((lo, hi, start + target))
+            moves.extend((start + source, lo, hi, start + target))
         if not edges:
             self.made_empty_charset = True
         return start, start + 1
@@ -122,15 +145,15 @@ class _Builder:
         start = end = self.new_state()
         for _ in range(node.min):
             item_start, item_end = self.fragment(node.item)
-            self.epsilon[end].append(item_start)
+            self.epsilon.extend((end, item_start))
             end = item_end
         if node.max is None:
             # Kleene star on the tail: loop state with an exit.
             loop = self.new_state()
-            self.epsilon[end].append(loop)
+            self.epsilon.extend((end, loop))
             item_start, item_end = self.fragment(node.item)
-            self.epsilon[loop].append(item_start)
-            self.epsilon[item_end].append(loop)
+            self.epsilon.extend((loop, item_start))
+            self.epsilon.extend((item_end, loop))
             return start, loop
         optional_count = node.max - node.min
         if optional_count == 0:
@@ -138,10 +161,10 @@ class _Builder:
         final = self.new_state()
         for _ in range(optional_count):
             item_start, item_end = self.fragment(node.item)
-            self.epsilon[end].append(item_start)
-            self.epsilon[end].append(final)  # stop repeating here
+            self.epsilon.extend((end, item_start))
+            self.epsilon.extend((end, final))  # stop repeating here
             end = item_end
-        self.epsilon[end].append(final)
+        self.epsilon.extend((end, final))
         return start, final
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from conftest import load_vocabulary, reference_masks
+from conftest import load_vocabulary, reference_masks, small_regexes
 from outlines_core import Index, config
 from outlines_core.trie_walk import native_available
 from outlines_core.types import json_schema_to_regex
@@ -57,25 +56,6 @@ def test_c_and_numpy_walks_give_the_reference_masks_and_the_same_depths(tokenize
             assert np.array_equal(numpy_masks[row], reference[state]), (pattern, state)
             assert np.array_equal(c_ones[row][0], reference[state]) and c_ones[row][1] == c_depths[row], (pattern, state)
             assert c_ones[row][1] == numpy_ones[row][1], (pattern, state)
-
-
-PIECES = ["a", "ab", "0", "12", " ", '"', "\\\\", "é", "日本", "[a-z]", "[0-9]", "[^\"]", "[α-ω]", "\\.", "[ -~]"]
-
-
-@st.composite
-def small_regexes(draw, depth=0):
-    """Random regexes over literals (multi-byte ones included), classes, alternation and repetition."""
-    if depth >= 3 or draw(st.booleans()):
-        return draw(st.sampled_from(PIECES))
-    parts = draw(st.lists(small_regexes(depth=depth + 1), min_size=1, max_size=3))
-    kind = draw(st.sampled_from(["concat", "alt", "star", "opt", "count"]))
-    if kind == "concat":
-        return "".join(f"({part})" for part in parts)
-    if kind == "alt":
-        return "|".join(f"({part})" for part in parts)
-    low = draw(st.integers(0, 3))
-    suffix = {"star": "*", "opt": "?", "count": f"{{{low},{low + draw(st.integers(0, 4))}}}"}[kind]
-    return f"({''.join(parts)}){suffix}"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,6 +4,7 @@ walk one state per group, and the determinizer's handling of NFA states that can
 import numpy as np
 import pytest
 
+from outlines_core import config
 from outlines_core.regex import DEAD, Dfa, compile_dfa
 from outlines_core.regex import dfa as dfa_module
 from outlines_core.regex.nfa import build_nfa
@@ -44,10 +45,13 @@ def refines(finer, coarser) -> bool:
     return all(owner.setdefault(f, c) == c for f, c in zip(finer, coarser))
 
 
-@pytest.fixture(params=["numpy", "numpy, rounds of few states in Python", "python"])
+@pytest.fixture(params=["c", "numpy", "numpy, rounds of few states in Python", "python"])
 def refinement_path(request, monkeypatch):
-    """Run a test through the hashed numpy refinement (its rounds vectorized whatever their size, or those
-    of a few states in Python, as in use) and through the plain Python one (small DFAs)."""
+    """Run a test through the C refinement (where it is built), the hashed numpy one (its rounds vectorized
+    whatever their size, or those of a few states in Python, as in use) and the plain Python one."""
+    if request.param == "c" and dfa_module._native is None:
+        pytest.skip("the C extension is not built")
+    monkeypatch.setattr(config, "NATIVE_DFA", request.param == "c")
     monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", 10**9 if request.param == "python" else 0)
     monkeypatch.setattr(dfa_module, "_PYTHON_ROUND_STATES", 0 if request.param == "numpy" else 16)
     compile_dfa.cache_clear()
@@ -109,6 +113,7 @@ def test_hash_collisions_are_caught_and_redone_exactly(monkeypatch, colliding_ha
     pattern = PATTERNS[2]
     reference = compile_dfa(pattern)
     compile_dfa.cache_clear()
+    monkeypatch.setattr(config, "NATIVE_DFA", False)
     monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", 0)  # the hashed numpy rounds, even here
     monkeypatch.setattr(dfa_module, "_exact_float_weights", lambda count, n_labels: np.ones(count))
     if colliding_hashes != "float":
@@ -137,6 +142,7 @@ def test_nfa_states_that_cannot_accept_are_left_out():
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_python_and_numpy_refinements_build_the_same_automaton(pattern, monkeypatch):
     built = {}
+    monkeypatch.setattr(config, "NATIVE_DFA", False)  # the C one: test_native_dfa.py
     for python_up_to in (0, 10**9):  # states refined in Python: none, all
         monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", python_up_to)
         compile_dfa.cache_clear()
