@@ -288,17 +288,19 @@ static PyObject *refine_partition(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     int32_t n_blocks = 0;
     for (Py_ssize_t c = 0; c < k; c++) weights[c] = mix64((uint64_t)c + 0x5EEDULL) | 1;
+    /* The initial labels by first appearance: block ids 0..n_blocks-1, new ones taken after them. */
+    for (Py_ssize_t s = 0; s < n; s++) keeper[s] = -1;
     for (Py_ssize_t s = 0; s < n; s++) {
-        block[s] = (int32_t)block_io[s];
+        if (keeper[block_io[s]] < 0) keeper[block_io[s]] = n_blocks++;
+        block[s] = keeper[block_io[s]];
+    }
+    for (Py_ssize_t s = 0; s < n; s++) {
         size[s] = 0;
         looked_per_block[s] = 0;
         keeper[s] = -1;
         stamp[s] = 0;
     }
-    for (Py_ssize_t s = 0; s < n; s++) {
-        size[block[s]]++;
-        if (block[s] + 1 > n_blocks) n_blocks = block[s] + 1;
-    }
+    for (Py_ssize_t s = 0; s < n; s++) size[block[s]]++;
     /* Rows as their entries (column, target). Where state 0 (the dead state) is alone in its block it stays
      * alone, so a move to it tells nothing a row's other entries do not: rows keep only their moves to
      * other states (nested-8: 16 of 71 a row), and two rows are alike when those are. */
@@ -953,7 +955,8 @@ static PyMethodDef methods[] = {
      "only: the table's rows are DFA states (0 dead, 1 start), its columns byte classes."},
     {"refine_partition", refine_partition, METH_VARARGS,
      "refine_partition(table, block, record_rounds, max_rounds) -> [(round, bytearray of int64 labels)]\n\n"
-     "Moore refinement of the partition ``block`` (int64 labels, one per state, below the state count;\n"
+     "Moore refinement of the partition ``block`` (int64 labels, one per state, below the state count, any\n"
+     "order;\n"
      "replaced by the partition reached, labelled by first appearance) under ``table`` (int32, one row of\n"
      "successors per state, C-contiguous), until stable or for ``max_rounds`` rounds (negative: no bound).\n"
      "Returns the partitions after each round listed in ``record_rounds`` (increasing int64) that split a\n"

@@ -33,6 +33,10 @@ LOOKAHEAD_DEEP_EXPANSION_BUDGET = 8_000
 #: ones (``Index._eager_order``): keys, digits, fixed words, whose batches of 32 cost the C trie walk tens of
 #: microseconds, where a decode's first visit to them costs a lookahead search, a walk and a store.
 EAGER_CHEAP_EXPANSION = 50
+#: A DFA with at most this many mask classes, none of them permissive, gets them all from one trie walk at
+#: construction (``Index._compute_all_restrictive_at_once``): a batch the C walk takes in a tenth of a
+#: millisecond, where the lookahead's tables and search cost more.
+ONE_WALK_CLASSES = 64
 #: States where more bytes than this live are never taken by lookahead (their walks are the costly ones),
 #: nor are the states within this many bytes before them.
 LOOKAHEAD_MAX_LIVE_BYTES = 32

@@ -117,7 +117,8 @@ class Index:
         # Index eagerly while it is cheap (small DFAs, restrictive states): the start state first, then
         # the other mask classes within a time budget; whatever is left is computed on first visit.
         deadline = time.perf_counter() + config.EAGER_INDEX_BUDGET_SECONDS
-        self._compute_masks(np.array([self.dfa.start]))
+        if not self._compute_all_restrictive_at_once():
+            self._compute_masks(np.array([self.dfa.start]))
         # In batches of one trie walk, the clock checked before each walk: a permissive state's loop walk
         # costs far more than a restrictive state's share of a batch, and the budget must hold either way.
         for batch in self._eager_batches(self._eager_order(self._uncomputed_representatives())):
@@ -419,6 +420,24 @@ class Index:
             batch = np.array(by_trie[begin : begin + batch_states], dtype=np.int64)
             masks, _, depths = self._trie_walk.masks(batch)
             self._store_masks(batch.tolist(), masks, depths.tolist())
+
+    def _compute_all_restrictive_at_once(self) -> bool:
+        """Compute every mask class in one trie walk when the DFA has at most ``config.ONE_WALK_CLASSES`` of
+        them, none permissive (a number, an IP address, a date): the start state's lookahead batch and the
+        eager pass would take them all anyway, after building the lookahead tables (0.15 ms of a 1.5 ms
+        compile). False when the DFA is not such, or the walk fans out past ``config.LOOKAHEAD_MAX_FRONTIER``
+        nodes, or when the eager pass is off (``config.EAGER_INDEX_BUDGET_SECONDS``): states are then computed
+        on their first visit."""
+        if config.EAGER_INDEX_BUDGET_SECONDS <= 0:
+            return False
+        representatives = self._uncomputed_representatives()
+        if not 0 < len(representatives) <= config.ONE_WALK_CLASSES or self._permissive[representatives].any():
+            return False
+        masks, _, depths = self._trie_walk.masks(representatives, max_frontier=config.LOOKAHEAD_MAX_FRONTIER)
+        if masks is None:
+            return False
+        self._store_masks(representatives.tolist(), masks, depths.tolist())
+        return True
 
     def _with_lookahead(self, state: int) -> list[int]:
         """``state`` and the restrictive states a decode is likely to need next, for one batched walk.

@@ -429,9 +429,17 @@ def _minimized_by_first_appearance(table: np.ndarray, accepting: np.ndarray, blo
     return new_table, accepting[representative], (*projected, (None, np.arange(len(representative))))
 
 
+#: Up to this many labels, ``_by_first_appearance`` numbers them in Python (a few microseconds, where
+#: np.unique's sorts cost 50 on cold caches).
+_PYTHON_RELABEL_STATES = 256
+
+
 def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
     """``labels`` renumbered 0..k-1 in order of first appearance: a partition's group ids then follow the
     states' order (the index walks one state per group in that order), whatever algorithm labelled it."""
+    if len(labels) <= _PYTHON_RELABEL_STATES:
+        first: dict[int, int] = {}
+        return np.array([first.setdefault(label, len(first)) for label in labels.tolist()], dtype=np.int64)
     _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)
@@ -459,15 +467,20 @@ def _refine(
     8 ms; ``[a-z ,]{10,200}``: 0.1 against 15), and every partition returned is labelled by first
     appearance.
     """
-    _, block = np.unique(initial, return_inverse=True)
-    block = block.reshape(-1)
     if _dfa_in_c():
-        block = block.astype(np.int64)  # a copy the C refinement overwrites with the partition reached
+        # A copy the C refinement overwrites with the partition reached; it numbers the labels itself when
+        # they are below the state count (np.unique costs a tenth of a small regex's minimization).
+        if initial.min() >= 0 and initial.max() < len(initial):
+            block = initial.astype(np.int64)
+        else:
+            block = np.unique(initial, return_inverse=True)[1].reshape(-1).astype(np.int64)
         recorded = _native.refine_partition(
             np.ascontiguousarray(table, dtype=np.int32), block, _RECORDED_ROUNDS_ARRAY,
             -1 if max_rounds is None else max_rounds,
         )
         return block, [(rounds, np.frombuffer(groups, dtype=np.int64)) for rounds, groups in recorded]
+    _, block = np.unique(initial, return_inverse=True)
+    block = block.reshape(-1)
     n_blocks = int(block.max()) + 1
     if len(table) <= _PYTHON_REFINEMENT_STATES:
         return _refine_rows(table.tolist(), block.tolist(), n_blocks, max_rounds)

@@ -174,6 +174,33 @@ def test_the_eager_pass_walks_cheap_restrictive_then_permissive_states_then_the_
     assert {-1: not before and len(set(after)) > 1, 2: before and after, 10**9: not after and len(set(before)) > 1}[cheap]
 
 
+@pytest.mark.parametrize("one_walk_classes", [0, 64])
+def test_a_small_restrictive_dfa_gets_every_mask_from_one_walk(one_walk_classes, monkeypatch):
+    from conftest import load_vocabulary, reference_masks
+    from outlines_core import config
+    from outlines_core.trie_walk import TrieWalk
+
+    monkeypatch.setattr(config, "ONE_WALK_CLASSES", one_walk_classes)
+    walks = []
+    original = TrieWalk.masks
+
+    def recording(self, origins, *rest, **options):
+        walks.append(len(origins))
+        return original(self, origins, *rest, **options)
+
+    monkeypatch.setattr(TrieWalk, "masks", recording)
+    index = Index(r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)", load_vocabulary("gpt-2"))
+    assert len(index.computed_class_masks) == index.num_mask_classes - 1  # all but the dead state's
+    if one_walk_classes:
+        assert walks == [index.num_mask_classes - 1]
+        assert "_lookahead_tables" not in vars(index)  # never built: no state is left for a decode
+    else:  # the start state's lookahead batch (here it reaches every state), built from the tables
+        assert "_lookahead_tables" in vars(index)
+    reference = reference_masks(index)
+    for state in range(1, index.num_states):
+        assert np.array_equal(index.mask(state), reference[state]), state
+
+
 def test_the_eager_pass_batches_restrictive_states_within_the_lookahead_limits(monkeypatch):
     from outlines_core import config
 
