@@ -1,19 +1,25 @@
-/* The trie walk of restrictive DFA states in C (trie_walk.py calls it; the numpy walk there is the
- * fallback and the reference the tests compare it with).
+/* The engine's native kernels, each beside a Python or numpy version that stays the fallback (a build
+ * without a C compiler) and the reference the tests compare it with:
+ *   - trie_masks: the trie walk of restrictive DFA states (trie_walk.py);
+ *   - refine_partition: Moore partition refinement (regex/dfa.py: minimization, mask classes);
+ *   - determinize: byte classes and subset construction (regex/dfa.py).
+ * Each section says why it is native.
  *
- * Why native code: a numpy trie walk pays about ten calls a level, 100 to 250 us a batch of states
- * whatever its size, and that overhead is most of a decode step's first visit to a key, a number or a
- * date and most of a small regex's compile. A walk in C visits each live trie node once at a few
- * nanoseconds: 3 to 9 times less for the same batch (benchmarks/bench_native.py).
- *
- * No numpy headers: arrays come in through the buffer protocol (C-contiguous, item sizes checked). The
- * GIL is released during the walk.
+ * No numpy headers: arrays come in through the buffer protocol (C-contiguous, item sizes checked), results
+ * go out as bytes. The GIL is released while a kernel runs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- The trie walk of restrictive states.
+ *
+ * Why native code: a numpy trie walk pays about ten calls a level, 100 to 250 us a batch of states
+ * whatever its size, and that overhead is most of a decode step's first visit to a key, a number or a
+ * date and most of a small regex's compile. A walk in C visits each live trie node once at a few
+ * nanoseconds: 3 to 9 times less for the same batch (benchmarks/bench_native.py). */
 
 enum { CHILD_START, CHILD_COUNT, NODE_BYTE, TOKEN_START, TOKEN_IDS, ROOT_CHILD, TRANSITIONS, ORIGINS, OUT, DEPTHS, N_ARRAYS };
 
