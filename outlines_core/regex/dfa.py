@@ -6,6 +6,10 @@ construction is bounded (``config.MAX_DFA_STATES``) so a pathological pattern fa
 error. States that cannot reach an accepting state are merged into the dead state 0, which is what lets
 the token index prune a vocabulary walk the moment a prefix becomes hopeless. Minimization is Moore's
 partition refinement, vectorized with numpy.
+
+Both run in C where the package was built with a C compiler (``outlines_core/_native.c``, behind
+``config.NATIVE_DFA``); the Python and numpy versions here are the fallback and the tests' reference, and
+both build the same automaton, state for state.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from .parser import parse
 
 try:
     from .. import _native
-except ImportError:  # installed without a C compiler: refinement in numpy and Python
+except ImportError:  # installed without a C compiler: determinization and refinement in Python and numpy
     _native = None
 
 DEAD = 0
@@ -148,7 +152,8 @@ def compile_dfa(pattern: str, *, max_states: int | None = None) -> Dfa:
     limit = config.MAX_DFA_STATES if max_states is None else max_states
     nfa = build_nfa(parse(pattern), pattern=pattern)
     if _dfa_in_c():
-        built = _native.determinize(nfa.num_states, nfa.epsilon_moves, nfa.byte_moves, nfa.start, nfa.accept, limit)
+        bound = min(limit, 2**30)  # beyond any table that fits in memory; the C kernel's ids are int32
+        built = _native.determinize(nfa.num_states, nfa.epsilon_moves, nfa.byte_moves, nfa.start, nfa.accept, bound)
         if built is None:
             raise _too_large(pattern, limit)
         classes, n_classes, table, accepting = built

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import small_regexes
+from test_dfa_refinement import PATTERNS as REFINEMENT_PATTERNS
 from outlines_core import config
 from outlines_core.errors import DfaTooLargeError
 from outlines_core.regex import compile_dfa
@@ -22,12 +23,7 @@ from outlines_core.types import json_schema_to_regex
 _native = pytest.importorskip("outlines_core._native")
 
 PATTERNS = [
-    r"[A-Z][a-z ,]{10,200}\.",
-    r"[0-9]{1,150}",
-    r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.[a-zA-Z]{2,}",
-    r'"([^"\\\x00-\x1f]|\\["\\nt]){0,16}"',
-    r"(ab|cd){2,9}(x|yz)?",
-    r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)",
+    *REFINEMENT_PATTERNS,
     r"(a|b)*abb(a|b){3}",
     r"[α-ω日本]{0,8}x|🎉+",
     r".{0,5}",
