@@ -1,7 +1,7 @@
 """The build's one native part: ``outlines_core/_native.c``, the trie walk of restrictive states and the
 regex -> DFA kernels (determinization, partition refinement); metadata lives in pyproject.toml. Optional:
 without a C compiler the package installs all the same, and ``trie_walk.py`` and ``regex/dfa.py`` use
-their numpy and Python versions (slower, same results); ``outlines_core.trie_walk.native_available()``
+their numpy and Python versions (slower, same results); ``outlines_core.native.native_available()``
 tells which."""
 
 from setuptools import Extension, setup

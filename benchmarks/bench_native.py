@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import bench_compare  # noqa: E402
 from conftest import load_vocabulary  # noqa: E402
 from outlines_core import Index, config  # noqa: E402
-from outlines_core.trie_walk import native_available  # noqa: E402
+from outlines_core.native import native_available  # noqa: E402
 from outlines_core.types import json_schema_to_regex  # noqa: E402
 
 CASES = ["ipv4", "datetime", "flat-3", "nested-8", "wide-30"]

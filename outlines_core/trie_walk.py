@@ -14,19 +14,9 @@ import numpy as np
 
 from . import config
 from .arrays import concatenated_ranges
+from .native import kernels as _native
 from .regex.dfa import DEAD, Dfa
 from .vocabulary import Vocabulary
-
-try:
-    from . import _native
-except ImportError:  # installed without a C compiler: the numpy walk
-    _native = None
-
-
-def native_available() -> bool:
-    """Whether the C trie walk was built (``setup.py`` builds it when a C compiler is at hand)."""
-    return _native is not None
-
 
 def _walk_in_c() -> bool:
     """The C walk is built and not turned off (``config.NATIVE_TRIE_WALK``)."""

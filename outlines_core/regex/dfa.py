@@ -23,14 +23,10 @@ import numpy as np
 from .. import config
 from ..arrays import concatenated_ranges
 from ..errors import DfaTooLargeError
+from ..native import kernels as _native
 from ..progress import progress
 from .nfa import Nfa, build_nfa
 from .parser import parse
-
-try:
-    from .. import _native
-except ImportError:  # installed without a C compiler: determinization and refinement in Python and numpy
-    _native = None
 
 DEAD = 0
 #: The start state of every DFA ``compile_dfa`` builds.

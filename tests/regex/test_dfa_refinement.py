@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from outlines_core import config
+from outlines_core.native import native_available
 from outlines_core.regex import DEAD, Dfa, compile_dfa
 from outlines_core.regex import dfa as dfa_module
 from outlines_core.regex.nfa import build_nfa
@@ -45,12 +46,11 @@ def refines(finer, coarser) -> bool:
     return all(owner.setdefault(f, c) == c for f, c in zip(finer, coarser))
 
 
-@pytest.fixture(params=["c", "numpy", "numpy, rounds of few states in Python", "python"])
+@pytest.fixture(params=[*(["c"] if native_available() else []), "numpy", "numpy, rounds of few states in Python", "python"])
 def refinement_path(request, monkeypatch):
-    """Run a test through the C refinement (where it is built), the hashed numpy one (its rounds vectorized
-    whatever their size, or those of a few states in Python, as in use) and the plain Python one."""
-    if request.param == "c" and dfa_module._native is None:
-        pytest.skip("the C extension is not built")
+    """Run a test through the C refinement (where it is built: ``test_native_trie_walk.py`` checks that it
+    is), the hashed numpy one (its rounds vectorized whatever their size, or those of a few states in
+    Python, as in use) and the plain Python one."""
     monkeypatch.setattr(config, "NATIVE_DFA", request.param == "c")
     monkeypatch.setattr(dfa_module, "_PYTHON_REFINEMENT_STATES", 10**9 if request.param == "python" else 0)
     monkeypatch.setattr(dfa_module, "_PYTHON_ROUND_STATES", 0 if request.param == "numpy" else 16)

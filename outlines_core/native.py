@@ -1,0 +1,15 @@
+"""The optional C kernels (``outlines_core/_native.c``): the trie walk of restrictive states, determinization
+and partition refinement. ``setup.py`` builds them where a C compiler is at hand; without one ``kernels`` is
+None and ``trie_walk.py`` and ``regex/dfa.py`` use their numpy and Python versions (slower, same results)."""
+
+from __future__ import annotations
+
+try:
+    from . import _native as kernels
+except ImportError:  # installed without a C compiler
+    kernels = None
+
+
+def native_available() -> bool:
+    """Whether the C kernels were built."""
+    return kernels is not None
