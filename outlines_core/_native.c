@@ -189,6 +189,82 @@ fail:
     return NULL;
 }
 
+/* ---- The loop walk's token walks (loop_walk.py's ``LoopWalk.mask``).
+ *
+ * Why native code: a loop walk decides most tokens of a permissive state (inside a string, free text) with
+ * a few vector operations, then walks the others from where their run of text bytes ends: a few thousand
+ * to tens of thousands of tokens, most of which die within a byte or two, a few of which (long runs of
+ * spaces or dashes) go on for dozens. numpy pays one step of a dozen calls per byte position for all of
+ * them, plus jump tables for the long runs and a Python tail for the last survivors: 40 to 60% of a
+ * permissive state's first visit. In C each token costs the bytes it walks. */
+
+enum { WT_TRANSITIONS, WT_DATA, WT_TOKENS, WT_STATES, WT_POSITIONS, WT_REMAINING, WT_ALIVE, WT_N };
+static const Py_ssize_t wt_item_sizes[WT_N] = {4, 1, 8, 8, 8, 8, 1};
+static const char *wt_names[WT_N] = {"transitions", "data", "tokens", "states", "positions", "remaining", "alive"};
+
+static PyObject *walk_tokens(PyObject *self, PyObject *args) {
+    PyObject *objects[WT_N];
+    if (!PyArg_ParseTuple(args, "OOOOOOO:walk_tokens", &objects[0], &objects[1], &objects[2], &objects[3],
+                          &objects[4], &objects[5], &objects[6]))
+        return NULL;
+    Py_buffer views[WT_N];
+    int held = 0;
+    for (; held < WT_N; held++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (held == WT_ALIVE ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objects[held], &views[held], flags) < 0) goto fail;
+        if (views[held].itemsize != wt_item_sizes[held]) {
+            PyErr_Format(PyExc_TypeError, "walk_tokens: %s must have %zd-byte items, not %zd", wt_names[held],
+                         wt_item_sizes[held], views[held].itemsize);
+            held++;
+            goto fail;
+        }
+    }
+    const int32_t *transitions = views[WT_TRANSITIONS].buf;
+    const uint8_t *data = views[WT_DATA].buf;
+    const int64_t *tokens = views[WT_TOKENS].buf, *states = views[WT_STATES].buf;
+    const int64_t *positions = views[WT_POSITIONS].buf, *remaining = views[WT_REMAINING].buf;
+    uint8_t *alive = views[WT_ALIVE].buf;
+    const Py_ssize_t n_states = views[WT_TRANSITIONS].len / (4 * 256), n_data = views[WT_DATA].len;
+    const Py_ssize_t n = views[WT_TOKENS].len / 8, n_alive = views[WT_ALIVE].len;
+    if (views[WT_TRANSITIONS].len % (4 * 256) != 0 || views[WT_STATES].len / 8 != n ||
+        views[WT_POSITIONS].len / 8 != n || views[WT_REMAINING].len / 8 != n) {
+        PyErr_SetString(PyExc_ValueError, "walk_tokens: array sizes do not fit together");
+        goto fail;
+    }
+    Py_ssize_t bad = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t token = tokens[i], state = states[i], at = positions[i], left = remaining[i];
+        if (token < 0 || token >= n_alive || state < 0 || state >= n_states || at < 0 || left < 0 ||
+            at + left > n_data) {
+            bad = i;
+            break;
+        }
+        const uint8_t *byte = data + at, *end = byte + left;
+        while (byte < end && state != 0) {
+            state = transitions[state * 256 + *byte++];
+            if (state < 0 || state >= n_states) break; /* a malformed table: reported below */
+        }
+        if (state < 0 || state >= n_states) {
+            bad = i;
+            break;
+        }
+        if (state != 0) alive[token] = 1;
+    }
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < WT_N; i++) PyBuffer_Release(&views[i]);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "walk_tokens: walk %zd is malformed (its token, state or byte range is outside the arrays, "
+                     "or the table leads outside the states)", bad);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+fail:
+    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    return NULL;
+}
+
 /* ---- Moore partition refinement (regex/dfa.py's ``_refine``; its numpy and Python versions are the
  * fallback and the tests' reference).
  *
@@ -953,6 +1029,12 @@ static PyMethodDef methods[] = {
      "walk from that origin state without reaching the dead state 0, and in ``depths`` the length of the\n"
      "longest live token prefix. Arrays: int64 except node_byte, token_ids, transitions and out (int32);\n"
      "transitions is the (states, 256) byte table, C-contiguous."},
+    {"walk_tokens", walk_tokens, METH_VARARGS,
+     "walk_tokens(transitions, data, tokens, states, positions, remaining, alive) -> None\n\n"
+     "For each i, walk the bytes data[positions[i] : positions[i] + remaining[i]] from DFA state states[i]\n"
+     "and set alive[tokens[i]] to 1 when the walk does not reach the dead state 0 (other entries are left as\n"
+     "they are). transitions: the (states, 256) int32 byte table, C-contiguous; data: uint8; tokens, states,\n"
+     "positions, remaining: int64; alive: a writable array of 1-byte items (numpy bool)."},
     {"determinize", determinize, METH_VARARGS,
      "determinize(n_states, epsilon_moves, byte_moves, start, accept, max_states)\n"
      "    -> (byte classes as int32 bytes, class count, int32 table, accepting flags), or None past max_states\n\n"

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import config
 from .arrays import concatenated_ranges
+from .native import kernels
 from .regex.dfa import DEAD, Dfa
 from .vocabulary import Vocabulary
 
@@ -38,6 +39,15 @@ _FEW_RUN_STARTS = 8
 
 #: ``LoopWalk._uniform_step`` answers this many states one by one, then maps every state at once.
 _STEPS_ONE_BY_ONE = 32
+
+
+def _walk_in_c() -> bool:
+    """The C token walk is built and not turned off (``config.NATIVE_LOOP_WALK``)."""
+    return kernels is not None and config.NATIVE_LOOP_WALK
+
+
+def _int64(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.int64)
 
 
 class LoopWalk:
@@ -93,6 +103,13 @@ class LoopWalk:
         if walk is None:
             return None
         alive, rest, current_states, position, remaining, chain_classes, resume = walk
+        if rest.size and _walk_in_c():
+            # Each token from where its run of chain bytes ends, byte by byte: no jumps or tail needed.
+            kernels.walk_tokens(
+                self.dfa.transitions, table.flat, _int64(rest), _int64(current_states), _int64(position),
+                _int64(remaining), alive.view(np.uint8),
+            )
+            rest = rest[:0]
         transitions = self._flat_transitions
         while rest.size:
             if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
@@ -180,7 +197,8 @@ class LoopWalk:
             classes = found[0][0][0]
             text_bytes, characters = self._text_kind(classes, found[1])
             self.vocabulary.token_table.text_run(text_bytes, characters)
-            self._run_pattern(classes)  # for the walk's last tokens (``_walk_tail``)
+            if not _walk_in_c():
+                self._run_pattern(classes)  # for the walk's last tokens (``_walk_tail``)
 
     def _text_kind(self, classes: int, chain: list[tuple[int, int]]) -> tuple[np.ndarray, bool]:
         """The byte set of ``classes`` and whether the chain moves alike on whole UTF-8 characters."""

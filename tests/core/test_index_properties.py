@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_vocabulary, reference_masks
 from outlines_core import Guide, Index
+from outlines_core.native import native_available
 from outlines_core.types.formats import FORMAT_REGEXES
 
 SEED_REGEXES = {
@@ -156,15 +157,26 @@ LOOP_WALK_PATTERNS = [
 ]
 
 
+#: How a loop walk walks the tokens its byte sets leave undecided: the C kernel, or numpy steps with the
+#: last tokens finished in numpy (tail 0) or all of them in Python (tail 10**9).
+TOKEN_WALKS = [*([("c", 0)] if native_available() else []), ("numpy", 0), ("numpy", 10**9)]
+
+
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm", "qwen2"])
-@pytest.mark.parametrize("tail, bincount_states, few_run_starts", [(0, 16384, 8), (10**9, 16384, 8), (0, 0, 0)])
-def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, bincount_states, few_run_starts, monkeypatch):
+@pytest.mark.parametrize(
+    "token_walk, tail, bincount_states, few_run_starts",
+    [*((walk, tail, 16384, 8) for walk, tail in TOKEN_WALKS), ("numpy", 0, 0, 0), *([("c", 0, 0, 0)] if native_available() else [])],
+)
+def test_loop_walk_equals_the_trie_walk_in_every_state(
+    tokenizer, token_walk, tail, bincount_states, few_run_starts, monkeypatch
+):
     """The loop walk (byte-set tests, character counts, chain jumps) decides exactly what the trie walk
-    decides, with its last tokens finished in numpy (tail 0) or all of them in Python (tail 10**9),
-    majority moves weighed by ``np.bincount`` or, as for DFAs too large for it, by a loop over the row,
-    and the runs after an exit byte jumped through a table of their few starts or by powers of two."""
+    decides, with the undecided tokens walked in C or in numpy (``TOKEN_WALKS``), majority moves weighed by
+    ``np.bincount`` or, as for DFAs too large for it, by a loop over the row, and the runs after an exit
+    byte jumped through a table of their few starts or by powers of two."""
     from outlines_core import config, loop_walk
 
+    monkeypatch.setattr(config, "NATIVE_LOOP_WALK", token_walk == "c")
     monkeypatch.setattr(config, "LOOP_WALK_TAIL_TOKENS", tail)
     monkeypatch.setattr(loop_walk, "_MAJORITY_BINCOUNT_STATES", bincount_states)
     monkeypatch.setattr(loop_walk, "_FEW_RUN_STARTS", few_run_starts)
@@ -182,13 +194,14 @@ def test_loop_walk_equals_the_trie_walk_in_every_state(tokenizer, tail, bincount
 
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe"])
-@pytest.mark.parametrize("tail", [0, 10**9])
-def test_a_loop_walk_from_an_alike_mask_equals_the_trie_walk(tokenizer, tail, monkeypatch):
+@pytest.mark.parametrize("token_walk, tail", TOKEN_WALKS)
+def test_a_loop_walk_from_an_alike_mask_equals_the_trie_walk(tokenizer, token_walk, tail, monkeypatch):
     """A loop walk given the mask of a state that no string of ``d`` bytes tells apart from its own walks
     only the tokens longer than ``d`` and takes the others' bits from that mask: the result is the trie
     walk's mask, at every depth, including depths far below the tokens' lengths."""
     from outlines_core import config
 
+    monkeypatch.setattr(config, "NATIVE_LOOP_WALK", token_walk == "c")
     monkeypatch.setattr(config, "LOOP_WALK_TAIL_TOKENS", tail)
     monkeypatch.setattr(config, "LOOP_WALK_MIN_SHARE", 0.0)
     vocabulary = load_vocabulary(tokenizer)

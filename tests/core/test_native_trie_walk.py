@@ -119,3 +119,60 @@ def test_the_c_walk_rejects_malformed_input_with_a_clear_error():
     bad_ids[4] = np.full_like(good[4], 10**8)  # token ids past the mask's words
     with pytest.raises(ValueError, match="malformed"):
         _native.trie_masks(*bad_ids)
+
+
+def token_walk_arguments(index: Index, rng: np.random.Generator, count: int) -> list:
+    """``walk_tokens``'s arguments for ``count`` random (token, state, start inside the token) walks."""
+    table = index.vocabulary.token_table
+    tokens = rng.choice(np.flatnonzero(table.content & (table.lengths > 0)), size=count)
+    states = rng.integers(0, index.num_states, size=count)  # the dead state included: it stays dead
+    skipped = (rng.random(count) * table.lengths[tokens]).astype(np.int64)
+    return [index.dfa.transitions, table.flat, tokens.astype(np.int64), states.astype(np.int64),
+            (table.offsets[tokens] + skipped).astype(np.int64), (table.lengths[tokens] - skipped).astype(np.int64),
+            np.zeros(table.lengths.size, dtype=bool)]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS[:4])
+def test_the_c_token_walk_equals_a_walk_of_each_token(pattern):
+    from outlines_core import _native
+
+    index = Index(pattern, load_vocabulary("gpt-2"))
+    transitions, flat, tokens, states, positions, remaining, alive = token_walk_arguments(
+        index, np.random.default_rng(7), 3000
+    )
+    alive[tokens[:10]] = True  # entries are only ever set: these stay set whatever their walk
+    expected = alive.copy()
+    for token, state, at, left in zip(tokens.tolist(), states.tolist(), positions.tolist(), remaining.tolist()):
+        if index.dfa.walk(flat[at : at + left].tobytes(), state) != 0:
+            expected[token] = True
+    _native.walk_tokens(transitions, flat, tokens, states, positions, remaining, alive.view(np.uint8))
+    assert np.array_equal(alive, expected), pattern
+    assert expected[10:].any() and not expected.all()  # some walks live, some die
+
+
+def test_the_c_token_walk_rejects_malformed_input_with_a_clear_error():
+    from outlines_core import _native
+
+    index = Index(r"[a-z]{1,8}", load_vocabulary("gpt-2"))
+    good = token_walk_arguments(index, np.random.default_rng(0), 50)
+    good[-1] = good[-1].view(np.uint8)
+    _native.walk_tokens(*good)
+    wrong_dtype = list(good)
+    wrong_dtype[3] = good[3].astype(np.int32)  # states must be int64
+    with pytest.raises(TypeError, match="states must have 8-byte items"):
+        _native.walk_tokens(*wrong_dtype)
+    short = list(good)
+    short[4] = good[4][:-1]
+    with pytest.raises(ValueError, match="array sizes do not fit together"):
+        _native.walk_tokens(*short)
+    for slot, value in ((2, 10**9), (3, index.num_states), (4, len(good[1])), (5, -1)):
+        # a token past ``alive``, a state past the table, bytes past the data, a negative length
+        bad = [array.copy() if isinstance(array, np.ndarray) else array for array in good]
+        bad[slot][0] = value
+        with pytest.raises(ValueError, match="walk 0 is malformed"):
+            _native.walk_tokens(*bad)
+    read_only = list(good)
+    read_only[-1] = good[-1].copy()
+    read_only[-1].setflags(write=False)
+    with pytest.raises((BufferError, TypeError, ValueError)):
+        _native.walk_tokens(*read_only)
