@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,8 +38,24 @@ _MAJORITY_BINCOUNT_STATES = 16384
 #: Up to this many distinct states starting runs, ``LoopWalk._after_runs`` tabulates where their runs lead.
 _FEW_RUN_STARTS = 8
 
+#: ``LoopWalk._chain`` derives the chains of up to this many states ahead of the one asked (a counted
+#: run's next positions) from the chain of the last, which alone is followed move by move.
+_CHAINS_DERIVED_AHEAD = 32
+
 #: ``LoopWalk._uniform_step`` answers this many states one by one, then maps every state at once.
 _STEPS_ONE_BY_ONE = 32
+
+
+class _Chain(NamedTuple):
+    """A state's chain of majority moves (``LoopWalk._chain``)."""
+
+    #: The byte sets ``I`` as (class bit set, longest length it holds for), ``I`` shrinking.
+    spans: list[tuple[int, int]]
+    #: The moves ``(c(i), c(i+1))``, and the states ``c(0) .. c(L)`` they pass.
+    moves: list[tuple[int, int]]
+    states: list[int]
+    #: How many leading moves every valid multi-byte UTF-8 character makes too (``_characters_follow_for``).
+    characters_follow_for: int
 
 
 def _walk_in_c() -> bool:
@@ -63,13 +80,17 @@ class LoopWalk:
         self._class_size_weights = np.array(self._class_sizes, dtype=np.float64)
         self._majority: dict[int, tuple[int, int]] = {}
         self._class_set_bytes: dict[int, int] = {}
-        self._character_target = self._character_targets()  # for _characters_follow
+        # Per state: every lead byte of a multi-byte UTF-8 character lives (``_too_few_chain``).
+        self._all_leads_live = (dfa.transitions[:, _UTF8_LEADS] != DEAD).all(axis=1)
+        self._character_target = self._character_targets()  # for _characters_follow_for
+        self._first_byte_shares: dict[int, int] = {}
         self._class_set_masks: dict[int, np.ndarray] = {}
         self._run_patterns: dict[int, re.Pattern | None] = {}
         self._powers: dict[int, list[np.ndarray]] = {}
         self._runs: dict[tuple[int, int], list[int]] = {}  # (class set, state): states of its run, by length
         self._steps: dict[int, dict[int, int]] = {}  # class set: state -> _uniform_step, while few are asked
         self._class_indices: dict[int, np.ndarray] = {}
+        self._chains: dict[int, _Chain | None] = {}  # state: its chain (None: not a loop walk's state)
 
     def mask(self, state: int, alike: tuple[np.ndarray, int] | None = None) -> np.ndarray | None:
         """The mask of a permissive state (inside a JSON string, free text, a counted run of characters)
@@ -88,10 +109,10 @@ class LoopWalk:
         that length. Both allow the same tokens of up to ``length`` bytes, so only longer tokens are walked
         (the others' bits come from that mask): a counted run's next position, a second field's string.
         """
-        found = self._chain(state)
-        if found is None:
+        chain = self._chain(state)
+        if chain is None:
             return None
-        spans, chain = found
+        spans = chain.spans
         table = self.vocabulary.token_table
         minimum = self._minimum_chained()
         byte_sets = [(self._bytes_of_classes(class_set), up_to) for class_set, up_to in spans]
@@ -113,7 +134,7 @@ class LoopWalk:
         transitions = self._flat_transitions
         while rest.size:
             if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
-                self._walk_tail(rest, current_states, position, remaining, alive, chain, chain_classes)
+                self._walk_tail(rest, current_states, position, remaining, alive, chain.states, chain_classes)
                 break
             current_states = transitions[current_states * 256 + table.flat[position]]
             remaining = remaining - 1
@@ -148,16 +169,74 @@ class LoopWalk:
             packed |= alike[0] & table.short_words(longer_than, self.num_words)
         return packed
 
-    def _chain(self, state: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]] | None:
-        """The chain of majority moves from ``state`` (``mask``): the byte sets ``I`` as (class bit set,
-        longest length it holds for), ``I`` shrinking, and the moves made; None when the state is not one for
-        a loop walk (too few bytes move alike, too few tokens chain)."""
+    def _chain(self, state: int) -> _Chain | None:
+        """The chain of majority moves from ``state`` (``mask``); None when the state is not one for a loop
+        walk (too few bytes move alike, too few tokens chain).
+
+        A counted run's positions each have a chain of up to a longest token's length (128 moves on
+        llama-bpe), and each chain is the next position's with one move before it: followed move by move,
+        they made a sentence's loop walks quadratic (half of a ``[a-z ,]{10,200}`` position's first visit).
+        So the majority moves are followed at most ``_CHAINS_DERIVED_AHEAD`` states ahead, to a state
+        whose chain is known or else is followed, and the chains of the states on the way are derived
+        backwards, each from its successor's (``_chain_before``), and kept: the positions a decode or
+        the eager pass meets next then cost a lookup."""
+        known = self._chains
+        if state in known:
+            return known[state]
+        target, moves = self._majority_move(state)
+        if self._bytes_in_classes(moves) < config.LOOP_WALK_MIN_BYTES or self._too_few_chain(
+            state, moves, self._minimum_chained()
+        ):
+            known[state] = None  # a restrictive state: its first move already fails
+            return None
+        path, current = [], state
+        while len(path) < _CHAINS_DERIVED_AHEAD and current not in known:
+            target, _ = self._majority_move(current)
+            if target == DEAD or target == current:
+                break
+            path.append(current)
+            current = target
+        chain = known[current] if current in known else self._followed_chain(current)
+        known[current] = chain
+        for before in reversed(path):
+            chain = self._chain_before(before, chain)
+            known[before] = chain
+        return known[state]
+
+    def _chain_before(self, state: int, after: _Chain | None) -> _Chain | None:
+        """``state``'s chain from ``after``, the chain of its majority move's target ``t``: the move to ``t``,
+        then ``after``'s moves, cut at a longest token's length, when the bytes that move ``state`` to ``t``
+        include those of ``t``'s first move (so every later byte set is ``after``'s too); else followed."""
+        target, moves = self._majority_move(state)
+        longest = self.vocabulary.token_table.longest
+        if after is None or longest < 2 or after.spans[0][0] & ~moves:
+            return self._followed_chain(state)
+        if self._bytes_in_classes(moves) < config.LOOP_WALK_MIN_BYTES:
+            return None
+        if self._too_few_chain(state, moves, self._minimum_chained()):
+            return None
+        spans = [] if after.spans[0][0] == moves else [(moves, 1)]
+        for classes, up_to in after.spans:
+            spans.append((classes, min(up_to + 1, longest)))
+            if up_to + 1 >= longest:
+                break
+        follows = self._character_target.item(state) == target
+        return _Chain(
+            spans,
+            [(state, target), *after.moves[: longest - 1]],
+            [state, *after.states[:longest]],
+            1 + after.characters_follow_for if follows else 0,
+        )
+
+    def _followed_chain(self, state: int) -> _Chain | None:
+        """``state``'s chain, move by move: ``c0 = state``, then majority moves while their byte sets'
+        intersection keeps ``config.LOOP_WALK_MIN_BYTES`` bytes, for at most a longest token's length."""
         if np.count_nonzero(self.dfa.transitions[state] != DEAD) < config.LOOP_WALK_MIN_BYTES:
             return None  # the chain could not make its first move
         table = self.vocabulary.token_table
         longest = table.longest
         # Byte sets as Python ints over byte classes (bit k: class k), so the chain costs a few integer
-        # operations per step; a counted run's states recur in the chains of its neighbours (memoized).
+        # operations per step.
         spans: list[tuple[int, int]] = []  # (I, longest length it holds for), I shrinking
         chain: list[tuple[int, int]] = []  # the moves (c(i), c(i+1)) made so far
         current, common, length = state, None, 0
@@ -182,7 +261,8 @@ class LoopWalk:
         if common is None:
             return None
         spans.append((common, length))
-        return spans, chain
+        states = [state, *(target for _, target in chain)]
+        return _Chain(spans, chain, states, self._characters_follow_for(chain))
 
     def _minimum_chained(self) -> float:
         """How many tokens must chain for a loop walk to beat the trie walk (``config.LOOP_WALK_MIN_SHARE``)."""
@@ -192,24 +272,24 @@ class LoopWalk:
         """Build what ``mask(state)`` would build on first use, if anything: the vocabulary's text run of its
         byte set (5 ms on a 128k vocabulary for a set met for the first time) and its run regex: at
         construction rather than in a decode step."""
-        found = self._chain(state)
-        if found is not None and len(found[0]) == 1:
-            classes = found[0][0][0]
-            text_bytes, characters = self._text_kind(classes, found[1])
+        chain = self._chain(state)
+        if chain is not None and len(chain.spans) == 1:
+            classes = chain.spans[0][0]
+            text_bytes, characters = self._text_kind(classes, chain)
             self.vocabulary.token_table.text_run(text_bytes, characters)
             if not _walk_in_c():
                 self._run_pattern(classes)  # for the walk's last tokens (``_walk_tail``)
 
-    def _text_kind(self, classes: int, chain: list[tuple[int, int]]) -> tuple[np.ndarray, bool]:
+    def _text_kind(self, classes: int, chain: _Chain) -> tuple[np.ndarray, bool]:
         """The byte set of ``classes`` and whether the chain moves alike on whole UTF-8 characters."""
         text_bytes = self._bytes_of_classes(classes)
         # Every multi-byte character makes the same move as the ASCII bytes of T (inside JSON strings, free
         # text): a UTF-8 token of T's ASCII bytes and other characters walks the chain one character at a
         # time, so its character count decides it (a cut last character included).
-        return text_bytes, not text_bytes[128:].any() and self._characters_follow(chain)
+        return text_bytes, not text_bytes[128:].any() and chain.characters_follow_for >= len(chain.moves)
 
     def _text_chain(
-        self, state: int, chain: list[tuple[int, int]], classes: int, up_to: int, minimum: float, longer_than: int
+        self, state: int, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int
     ):
         """The loop walk's start when one byte set ``T`` (the byte classes ``classes``) makes every chain
         move: (tokens alive so far, then the tokens left to walk with their states, byte positions and
@@ -221,7 +301,7 @@ class LoopWalk:
         ``longer_than`` bytes are walked.
         """
         table = self.vocabulary.token_table
-        looping = chain[-1][0] == chain[-1][1]
+        looping = chain.moves[-1][0] == chain.moves[-1][1]
         text_bytes, characters = self._text_kind(classes, chain)
         run = table.text_run(text_bytes, characters)
         # With an alike state's mask for the tokens up to ``longer_than`` bytes, only the longer ones are
@@ -241,8 +321,8 @@ class LoopWalk:
             chained = is_text & (decided(table.lengths) <= up_to)
         if tokens is None and np.count_nonzero(chained) < minimum:
             return None
-        chain_states = np.array([state, *(target for _, target in chain)], dtype=np.int64)
-        steps = len(chain)
+        chain_states = np.array(chain.states, dtype=np.int64)
+        steps = len(chain.moves)
         # Others with no prefix start with a byte outside T: only those whose first byte lives need a walk.
         # Others with a prefix leave T at their exit byte, taken in a chain state: only those whose exit
         # byte lives in some chain state need a walk, plus, on a counted run, those whose prefix outruns
@@ -314,18 +394,17 @@ class LoopWalk:
         current_states = np.full(rest.size, state, dtype=np.int64)
         return chained, rest, current_states, table.offsets[rest], table.lengths[rest], None, None
 
-    def _walk_tail(self, rest, current_states, position, remaining, alive, chain, chain_classes) -> None:
+    def _walk_tail(self, rest, current_states, position, remaining, alive, states, chain_classes) -> None:
         """Finish the last few tokens of a loop walk in Python. A token sitting on the chain jumps over
         its run of chain bytes (one regex match) to the chain state that run reaches: the survivors are
         mostly long runs (of spaces, dashes...) ending in a byte that kills them."""
         flat, walk = self.vocabulary.token_table.flat, self.dfa.walk
         run = None
-        if chain_classes is not None and chain:
+        if chain_classes is not None and len(states) > 1:
             run = self._run_pattern(chain_classes)
             # c(0) .. c(L); a chain that ends in a self-loop has c(L) == c(L-1), which takes any run.
-            states = [chain[0][0], *(target for _, target in chain)]
             where = {at: index for index, at in enumerate(states[:-1])}
-            looping = chain[-1][0] == chain[-1][1]
+            looping = states[-1] == states[-2]
         for token, at, begin, left in zip(rest.tolist(), current_states.tolist(), position.tolist(), remaining.tolist()):
             data = flat[begin : begin + left].tobytes()
             index = where.get(at) if run is not None else None
@@ -346,13 +425,14 @@ class LoopWalk:
             self._run_patterns[chain_classes] = pattern
         return self._run_patterns[chain_classes]
 
-    def _characters_follow(self, chain: list[tuple[int, int]]) -> bool:
-        """Whether, at every move ``(state, target)`` of ``chain``, every valid multi-byte UTF-8 character
-        leads from ``state`` to ``target`` (through one intermediate state per byte, whatever the
+    def _characters_follow_for(self, chain: list[tuple[int, int]]) -> int:
+        """For how many leading moves ``(state, target)`` of ``chain`` every valid multi-byte UTF-8 character
+        leads from ``state`` to ``target`` too (through one intermediate state per byte, whatever the
         character)."""
         sources = np.fromiter((state for state, _ in chain), dtype=np.int64, count=len(chain))
         targets = np.fromiter((target for _, target in chain), dtype=np.int64, count=len(chain))
-        return bool(((self._character_target[sources] == targets) & (targets != DEAD)).all())
+        follows = (self._character_target[sources] == targets) & (targets != DEAD)
+        return len(chain) if follows.all() else int(follows.argmin())
 
     def _character_targets(self) -> np.ndarray:
         """Per state, the one state every valid multi-byte UTF-8 character leads to, else DEAD. Computed
@@ -360,7 +440,7 @@ class LoopWalk:
         byte lives can have one (inside strings, free text), and asking for a chain's states on its first
         walk made the first visit of a string the slowest step of a decode."""
         target = np.zeros(self.dfa.num_states, dtype=np.int64)  # DEAD
-        candidates = np.flatnonzero((self.dfa.transitions[:, _UTF8_LEADS] != DEAD).all(axis=1))
+        candidates = np.flatnonzero(self._all_leads_live)
         if candidates.size:
             target[candidates] = self._character_targets_of(candidates)
         return target
@@ -533,13 +613,17 @@ class LoopWalk:
         bytes bounds them (a pass over the vocabulary, once per set and vocabulary)."""
         if self._first_byte_share(class_set) < minimum:
             return True
-        if (self.dfa.transitions[state, _UTF8_LEADS] != DEAD).all():
+        if self._all_leads_live.item(state):
             return False
         return self.vocabulary.token_table.count_within(self._bytes_of_classes(class_set)) < minimum
 
     def _first_byte_share(self, class_set: int) -> int:
         """How many content tokens start with a byte of the byte classes ``class_set``."""
-        return int(self.vocabulary.token_table.first_byte_counts[self._bytes_of_classes(class_set)].sum())
+        share = self._first_byte_shares.get(class_set)
+        if share is None:
+            share = int(self.vocabulary.token_table.first_byte_counts[self._bytes_of_classes(class_set)].sum())
+            self._first_byte_shares[class_set] = share
+        return share
 
     def _bytes_in_classes(self, class_set: int) -> int:
         count = self._class_set_bytes.get(class_set)

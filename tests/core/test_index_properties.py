@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_vocabulary, reference_masks
+from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_vocabulary, reference_masks, small_regexes
 from outlines_core import Guide, Index
 from outlines_core.native import native_available
 from outlines_core.types.formats import FORMAT_REGEXES
@@ -220,6 +220,64 @@ def test_a_loop_walk_from_an_alike_mask_equals_the_trie_walk(tokenizer, token_wa
                     reused += 1
                     assert np.array_equal(mask, reference[state]), (pattern, state, others[0], depth)
     assert reused > 100
+
+
+def assert_chains_derived_equal_chains_followed(pattern: str, vocabulary, order: str) -> int:
+    """Every state's chain, asked in ``order`` (so derived from states ahead known or not), equals the chain
+    followed move by move from it; returns how many states have one."""
+    import random
+
+    from outlines_core.loop_walk import LoopWalk
+    from outlines_core.regex import compile_dfa
+
+    dfa = compile_dfa(pattern)
+    followed = LoopWalk(dfa, vocabulary)
+    derived = LoopWalk(dfa, vocabulary)
+    states = list(range(1, dfa.num_states))
+    if order == "down":
+        states.reverse()
+    elif order == "shuffled":
+        random.Random(len(pattern)).shuffle(states)
+    chains = 0
+    for state in states:
+        expected, chain = followed._followed_chain(state), derived._chain(state)
+        assert (chain is None) == (expected is None), (pattern, state)
+        if chain is not None:
+            chains += 1
+            assert (chain.spans, chain.moves, chain.states) == (expected.spans, expected.moves, expected.states), (
+                pattern, state)
+            characters = chain.characters_follow_for >= len(chain.moves)
+            assert characters == (expected.characters_follow_for >= len(expected.moves)), (pattern, state)
+    return chains
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe"])
+@pytest.mark.parametrize("order", ["up", "down", "shuffled"])
+def test_chains_derived_from_the_states_ahead_equal_the_chains_followed(tokenizer, order, monkeypatch):
+    """``LoopWalk._chain`` derives a state's chain of majority moves from its successor's (a counted run's
+    next position) instead of following it: the same spans, moves, states and character verdict, whatever
+    order the states are asked in, on runs longer than a token (128 bytes on these vocabularies), runs that
+    narrow, alternate or end in a self-loop."""
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "LOOP_WALK_MIN_SHARE", 0.0)  # every state that can chain does
+    vocabulary = load_vocabulary(tokenizer)
+    patterns = [*LOOP_WALK_PATTERNS, OTHER_REGEXES["json_string"], r"[A-Z][a-z ,]{10,200}\.", r"[a-z]{3,90}!",
+                r"(x[a-z ]){0,60}", r"[a-z ]{0,20}[a-m]{0,20}[a-e ]*", r'"([^"\\]|\\.){0,150}"']
+    assert sum(assert_chains_derived_equal_chains_followed(p, vocabulary, order) for p in patterns) > 500
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern=small_regexes())
+def test_chains_derived_equal_chains_followed_on_random_regexes(pattern):
+    from outlines_core import config
+
+    saved = config.LOOP_WALK_MIN_SHARE
+    config.LOOP_WALK_MIN_SHARE = 0.0
+    try:
+        assert_chains_derived_equal_chains_followed(pattern, load_vocabulary("gpt-2"), "down")
+    finally:
+        config.LOOP_WALK_MIN_SHARE = saved
 
 
 @pytest.mark.parametrize("pattern, takes_characters", [
