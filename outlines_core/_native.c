@@ -49,6 +49,27 @@ static int reserve(Frontier *frontier, Py_ssize_t needed) {
     return 0;
 }
 
+/* The buffers of ``objects`` into ``views`` (C-contiguous; those whose bit is set in ``writable``, writable),
+ * each checked for its item size. Returns 0, or -1 with a Python error set and nothing held. */
+static int get_buffers(const char *kernel, PyObject **objects, Py_buffer *views, int count,
+                       const Py_ssize_t *item_sizes, const char **names, unsigned writable) {
+    for (int i = 0; i < count; i++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | ((writable >> i) & 1 ? PyBUF_WRITABLE : 0);
+        int ok = PyObject_GetBuffer(objects[i], &views[i], flags) == 0;
+        if (ok && views[i].itemsize != item_sizes[i]) {
+            PyErr_Format(PyExc_TypeError, "%s: %s must have %zd-byte items, not %zd", kernel, names[i], item_sizes[i],
+                         views[i].itemsize);
+            PyBuffer_Release(&views[i]);
+            ok = 0;
+        }
+        if (!ok) {
+            while (i-- > 0) PyBuffer_Release(&views[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* What went wrong inside the walk (set without the GIL, raised after). */
 enum { WALK_OK, WALK_NO_MEMORY, WALK_BAD_TRIE };
 
@@ -59,18 +80,8 @@ static PyObject *trie_masks(PyObject *self, PyObject *args) {
                           &objects[4], &objects[5], &objects[6], &objects[7], &objects[8], &objects[9], &max_nodes))
         return NULL;
     Py_buffer views[N_ARRAYS];
-    int held = 0;
-    for (; held < N_ARRAYS; held++) {
-        int writable = held == OUT || held == DEPTHS;
-        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(objects[held], &views[held], flags) < 0) goto fail;
-        if (views[held].itemsize != item_sizes[held]) {
-            PyErr_Format(PyExc_TypeError, "trie_masks: %s must have %zd-byte items, not %zd", array_names[held],
-                         item_sizes[held], views[held].itemsize);
-            held++;
-            goto fail;
-        }
-    }
+    if (get_buffers("trie_masks", objects, views, N_ARRAYS, item_sizes, array_names, 1u << OUT | 1u << DEPTHS) < 0)
+        return NULL;
     const int64_t *child_start = views[CHILD_START].buf, *child_count = views[CHILD_COUNT].buf;
     const int64_t *token_start = views[TOKEN_START].buf, *root_child = views[ROOT_CHILD].buf;
     const int32_t *node_byte = views[NODE_BYTE].buf, *token_ids = views[TOKEN_IDS].buf;
@@ -185,7 +196,7 @@ static PyObject *trie_masks(PyObject *self, PyObject *args) {
     }
     return PyLong_FromSsize_t(visited);
 fail:
-    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    for (int i = 0; i < N_ARRAYS; i++) PyBuffer_Release(&views[i]);
     return NULL;
 }
 
@@ -208,17 +219,7 @@ static PyObject *walk_tokens(PyObject *self, PyObject *args) {
                           &objects[4], &objects[5], &objects[6]))
         return NULL;
     Py_buffer views[WT_N];
-    int held = 0;
-    for (; held < WT_N; held++) {
-        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (held == WT_ALIVE ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(objects[held], &views[held], flags) < 0) goto fail;
-        if (views[held].itemsize != wt_item_sizes[held]) {
-            PyErr_Format(PyExc_TypeError, "walk_tokens: %s must have %zd-byte items, not %zd", wt_names[held],
-                         wt_item_sizes[held], views[held].itemsize);
-            held++;
-            goto fail;
-        }
-    }
+    if (get_buffers("walk_tokens", objects, views, WT_N, wt_item_sizes, wt_names, 1u << WT_ALIVE) < 0) return NULL;
     const int32_t *transitions = views[WT_TRANSITIONS].buf;
     const uint8_t *data = views[WT_DATA].buf;
     const int64_t *tokens = views[WT_TOKENS].buf, *states = views[WT_STATES].buf;
@@ -261,7 +262,7 @@ static PyObject *walk_tokens(PyObject *self, PyObject *args) {
     }
     Py_RETURN_NONE;
 fail:
-    for (int i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    for (int i = 0; i < WT_N; i++) PyBuffer_Release(&views[i]);
     return NULL;
 }
 
