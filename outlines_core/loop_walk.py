@@ -130,35 +130,8 @@ class LoopWalk:
                 self.dfa.transitions, table.flat, _int64(rest), _int64(current_states), _int64(position),
                 _int64(remaining), alive.view(np.uint8),
             )
-            rest = rest[:0]
-        transitions = self._flat_transitions
-        while rest.size:
-            if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
-                self._walk_tail(rest, current_states, position, remaining, alive, chain.states, chain_classes)
-                break
-            current_states = transitions[current_states * 256 + table.flat[position]]
-            remaining = remaining - 1
-            survived = current_states != DEAD
-            if resume is not None:
-                # Past its first byte outside the chain's set comes a run of the set's bytes (``.com`` in
-                # an email): where every step of that run moves all of the set's bytes alike, the token
-                # jumps over it in a few gathers (the run's length in binary).
-                # Only the survivors with such a run take part (a few percent of the tokens walked).
-                jumping = np.flatnonzero(survived & (resume > 0))
-                if jumping.size:
-                    runs = resume[jumping]
-                    jumped = self._after_runs(chain_classes, current_states[jumping], runs)
-                    landed = jumped != DEAD
-                    jumping, runs = jumping[landed], runs[landed]
-                    current_states[jumping] = jumped[landed]  # these arrays are this walk's own copies
-                    position = position.copy()
-                    position[jumping] += runs
-                    remaining[jumping] -= runs
-                resume = None
-            alive[rest[survived & (remaining == 0)]] = True
-            going = survived & (remaining > 0)
-            rest, current_states = rest[going], current_states[going]
-            position, remaining = position[going] + 1, remaining[going]
+        elif rest.size:
+            self._walk_in_numpy(rest, current_states, position, remaining, resume, alive, chain.states, chain_classes)
         allowed = np.zeros(self.num_words * 32, dtype=bool)
         allowed[: alive.size] = alive
         if self.dfa.accepting[state]:
@@ -183,7 +156,7 @@ class LoopWalk:
         known = self._chains
         if state in known:
             return known[state]
-        target, moves = self._majority_move(state)
+        _, moves = self._majority_move(state)
         if self._bytes_in_classes(moves) < config.LOOP_WALK_MIN_BYTES or self._too_few_chain(
             state, moves, self._minimum_chained()
         ):
@@ -393,6 +366,41 @@ class LoopWalk:
         rest = np.flatnonzero(walked)
         current_states = np.full(rest.size, state, dtype=np.int64)
         return chained, rest, current_states, table.offsets[rest], table.lengths[rest], None, None
+
+    def _walk_in_numpy(
+        self, rest, current_states, position, remaining, resume, alive, states, chain_classes
+    ) -> None:
+        """``walk_tokens``'s fallback: the tokens ``rest`` one vectorized step per byte position, from their
+        states, positions and remaining lengths (``_text_chain``), setting ``alive`` where they survive."""
+        table = self.vocabulary.token_table
+        transitions = self._flat_transitions
+        while rest.size:
+            if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
+                self._walk_tail(rest, current_states, position, remaining, alive, states, chain_classes)
+                break
+            current_states = transitions[current_states * 256 + table.flat[position]]
+            remaining = remaining - 1
+            survived = current_states != DEAD
+            if resume is not None:
+                # Past its first byte outside the chain's set comes a run of the set's bytes (``.com`` in
+                # an email): where every step of that run moves all of the set's bytes alike, the token
+                # jumps over it in a few gathers (the run's length in binary).
+                # Only the survivors with such a run take part (a few percent of the tokens walked).
+                jumping = np.flatnonzero(survived & (resume > 0))
+                if jumping.size:
+                    runs = resume[jumping]
+                    jumped = self._after_runs(chain_classes, current_states[jumping], runs)
+                    landed = jumped != DEAD
+                    jumping, runs = jumping[landed], runs[landed]
+                    current_states[jumping] = jumped[landed]  # these arrays are this walk's own copies
+                    position = position.copy()
+                    position[jumping] += runs
+                    remaining[jumping] -= runs
+                resume = None
+            alive[rest[survived & (remaining == 0)]] = True
+            going = survived & (remaining > 0)
+            rest, current_states = rest[going], current_states[going]
+            position, remaining = position[going] + 1, remaining[going]
 
     def _walk_tail(self, rest, current_states, position, remaining, alive, states, chain_classes) -> None:
         """Finish the last few tokens of a loop walk in Python. A token sitting on the chain jumps over
