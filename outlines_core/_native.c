@@ -1,6 +1,7 @@
 /* The engine's native kernels, each beside a Python or numpy version that stays the fallback (a build
  * without a C compiler) and the reference the tests compare it with:
  *   - trie_masks: the trie walk of restrictive DFA states (trie_walk.py);
+ *   - walk_tokens, walk_text_run: the loop walk's token walks (loop_walk.py);
  *   - refine_partition: Moore partition refinement (regex/dfa.py: minimization, mask classes);
  *   - determinize: byte classes and subset construction (regex/dfa.py).
  * Each section says why it is native.
@@ -264,6 +265,143 @@ static PyObject *walk_tokens(PyObject *self, PyObject *args) {
 fail:
     for (int i = 0; i < WT_N; i++) PyBuffer_Release(&views[i]);
     return NULL;
+}
+
+/* ---- The loop walk of one text run (loop_walk.py's ``LoopWalk._text_walk_in_c``).
+ *
+ * Why native code: where one byte set T makes every move of a state's chain (inside a JSON string, free
+ * text, a counted run), numpy picked the tokens to walk with a dozen passes over the vocabulary's tokens
+ * outside T (tens of thousands: a pass of gathers, compares and concatenations each), 100 to 200 us of a
+ * permissive state's first visit, to walk a few dozen to a few thousand of them. Here the tokens come
+ * grouped by the byte a walk would meet first outside T (``TextRun``: tokens starting outside T by first
+ * byte, the others by their exit byte, longest prefix first), so whole groups are skipped with one test
+ * and each token taken costs the bytes it walks. */
+
+enum { TR_TRANSITIONS, TR_LIVE_BITS, TR_DATA, TR_OFFSETS, TR_OTHERS, TR_PREFIX, TR_LEAD_BOUNDS, TR_EXIT_BOUNDS,
+       TR_CHAIN, TR_LONGER, TR_IS_TEXT, TR_ASCII_ONLY, TR_ALIVE, TR_N };
+static const Py_ssize_t tr_item_sizes[TR_N] = {4, 8, 1, 8, 8, 8, 8, 8, 8, 8, 1, 1, 1};
+static const char *tr_names[TR_N] = {"transitions", "live_bits", "data",   "offsets",    "others",     "prefix",
+                                     "lead_bounds", "exit_bounds", "chain_states", "longer", "is_text",
+                                     "ascii_only",  "alive"};
+
+/* Walk ``data[begin:end]`` from ``state``: the state reached (0 once dead), or -1 when the table leads
+ * outside its ``n_states`` states. */
+static inline int64_t walk_bytes(const int32_t *transitions, Py_ssize_t n_states, const uint8_t *byte,
+                                 const uint8_t *end, int64_t state) {
+    while (byte < end && state != 0) {
+        state = transitions[state * 256 + *byte++];
+        if (state < 0 || state >= n_states) return -1;
+    }
+    return state;
+}
+
+static PyObject *walk_text_run(PyObject *self, PyObject *args) {
+    PyObject *objects[TR_N];
+    int looping;
+    Py_ssize_t min_length, up_to;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOpnn:walk_text_run", &objects[0], &objects[1], &objects[2], &objects[3],
+                          &objects[4], &objects[5], &objects[6], &objects[7], &objects[8], &objects[9], &objects[10],
+                          &objects[11], &objects[12], &looping, &min_length, &up_to))
+        return NULL;
+    Py_buffer views[TR_N];
+    if (get_buffers("walk_text_run", objects, views, TR_N, tr_item_sizes, tr_names, 1u << TR_ALIVE) < 0) return NULL;
+    const int32_t *transitions = views[TR_TRANSITIONS].buf;
+    const uint64_t *live_bits = views[TR_LIVE_BITS].buf;
+    const uint8_t *data = views[TR_DATA].buf;
+    const int64_t *offsets = views[TR_OFFSETS].buf, *others = views[TR_OTHERS].buf, *prefix = views[TR_PREFIX].buf;
+    const int64_t *lead = views[TR_LEAD_BOUNDS].buf, *exits = views[TR_EXIT_BOUNDS].buf;
+    const int64_t *chain = views[TR_CHAIN].buf, *longer = views[TR_LONGER].buf;
+    const uint8_t *is_text = views[TR_IS_TEXT].buf, *ascii_only = views[TR_ASCII_ONLY].buf;
+    uint8_t *alive = views[TR_ALIVE].buf;
+    const Py_ssize_t n_states = views[TR_TRANSITIONS].len / (4 * 256), n_data = views[TR_DATA].len;
+    const Py_ssize_t n_tokens = views[TR_OFFSETS].len / 8, n_others = views[TR_OTHERS].len / 8;
+    const Py_ssize_t n_chain = views[TR_CHAIN].len / 8, n_longer = views[TR_LONGER].len / 8;
+    const char *problem = NULL;
+    if (views[TR_TRANSITIONS].len % (4 * 256) != 0 || n_states == 0 || views[TR_LIVE_BITS].len != n_states * 32 ||
+        views[TR_PREFIX].len / 8 != n_others || views[TR_LEAD_BOUNDS].len != 257 * 8 ||
+        views[TR_EXIT_BOUNDS].len != 257 * 8 || views[TR_IS_TEXT].len != n_tokens ||
+        views[TR_ASCII_ONLY].len != n_tokens || views[TR_ALIVE].len != n_tokens || n_chain == 0 || min_length < 0 ||
+        up_to < 0)
+        problem = "array sizes do not fit together";
+    for (Py_ssize_t i = 0; !problem && i < 256; i++)
+        if (lead[i] > lead[i + 1] || exits[i] > exits[i + 1]) problem = "bounds must not decrease";
+    if (!problem && (lead[0] != 0 || lead[256] != exits[0] || exits[256] != n_others))
+        problem = "bounds must split the others: first bytes, then exit bytes";
+    for (Py_ssize_t i = 0; !problem && i < n_chain; i++)
+        if (chain[i] < 0 || chain[i] >= n_states) problem = "a chain state is not a state";
+    if (problem) {
+        for (int i = 0; i < TR_N; i++) PyBuffer_Release(&views[i]);
+        PyErr_Format(PyExc_ValueError, "walk_text_run: %s", problem);
+        return NULL;
+    }
+    const Py_ssize_t steps = n_chain - 1;
+    const int64_t origin = chain[0], last = chain[steps];
+    Py_ssize_t bad = -1;
+    Py_BEGIN_ALLOW_THREADS
+    /* The bytes some chain state takes: an exit byte none takes kills its token where it exits. */
+    uint64_t exit_live[4] = {0, 0, 0, 0};
+    for (Py_ssize_t i = 0; i < n_chain; i++)
+        for (int word = 0; word < 4; word++) exit_live[word] |= live_bits[chain[i] * 4 + word];
+#define TOKEN_BYTES(t, begin, end)                                                                   \
+    const uint8_t *begin = data + offsets[t];                                                        \
+    const uint8_t *end = data + ((t) + 1 < n_tokens ? offsets[(t) + 1] : n_data);                    \
+    if (offsets[t] < 0 || begin > end || end > data + n_data) { bad = t; goto done; }
+    /* Tokens starting outside T: only those whose first byte the state takes. */
+    for (int byte = 0; byte < 256; byte++) {
+        if (transitions[origin * 256 + byte] == 0) continue;
+        for (int64_t i = lead[byte]; i < lead[byte + 1]; i++) {
+            int64_t token = others[i];
+            if (token < 0 || token >= n_tokens) { bad = token; goto done; }
+            TOKEN_BYTES(token, begin, end)
+            if (end - begin <= min_length) continue;
+            int64_t reached = walk_bytes(transitions, n_states, begin, end, origin);
+            if (reached < 0) { bad = token; goto done; }
+            if (reached) alive[token] = 1;
+        }
+    }
+    /* Tokens with a prefix in T: those whose exit byte some chain state takes, and on a counted run those
+     * whose prefix outruns the chain (listed first in their group), which walk on from its end. */
+    for (int byte = 0; byte < 256; byte++) {
+        int taken = (exit_live[byte >> 6] >> (byte & 63)) & 1;
+        if (!taken && looping) continue;
+        for (int64_t i = exits[byte]; i < exits[byte + 1]; i++) {
+            int64_t token = others[i], run = prefix[i];
+            if (!taken && run <= steps) break;
+            if (token < 0 || token >= n_tokens) { bad = token; goto done; }
+            TOKEN_BYTES(token, begin, end)
+            if (run < 0 || run >= end - begin) { bad = token; goto done; }
+            if (end - begin <= min_length) continue;
+            int64_t jump = looping || run <= steps ? run : steps;
+            int64_t reached = walk_bytes(transitions, n_states, begin + jump, end, chain[jump < steps ? jump : steps]);
+            if (reached < 0) { bad = token; goto done; }
+            if (reached) alive[token] = 1;
+        }
+    }
+    /* A counted run's text tokens longer than its chain (not alive yet): the ASCII ones walk on from the
+     * chain's end after ``up_to`` bytes, the others from the start. */
+    for (Py_ssize_t i = 0; i < n_longer; i++) {
+        int64_t token = longer[i];
+        if (token < 0 || token >= n_tokens) { bad = token; goto done; }
+        if (!is_text[token] || alive[token]) continue;
+        TOKEN_BYTES(token, begin, end)
+        if (end - begin <= min_length) continue;
+        int skip = ascii_only[token] != 0;
+        if (skip && end - begin < up_to) { bad = token; goto done; }
+        int64_t reached = walk_bytes(transitions, n_states, begin + (skip ? up_to : 0), end, skip ? last : origin);
+        if (reached < 0) { bad = token; goto done; }
+        if (reached) alive[token] = 1;
+    }
+#undef TOKEN_BYTES
+done:
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < TR_N; i++) PyBuffer_Release(&views[i]);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "walk_text_run: token %lld is malformed (its id, bytes or prefix lie outside the arrays, or "
+                     "the table leads outside the states)", (long long)bad);
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* ---- Moore partition refinement (regex/dfa.py's ``_refine``; its numpy and Python versions are the
@@ -1036,6 +1174,18 @@ static PyMethodDef methods[] = {
      "and set alive[tokens[i]] to 1 when the walk does not reach the dead state 0 (other entries are left as\n"
      "they are). transitions: the (states, 256) int32 byte table, C-contiguous; data: uint8; tokens, states,\n"
      "positions, remaining: int64; alive: a writable array of 1-byte items (numpy bool)."},
+    {"walk_text_run", walk_text_run, METH_VARARGS,
+     "walk_text_run(transitions, live_bits, data, offsets, others, prefix, lead_bounds, exit_bounds,\n"
+     "              chain_states, longer, is_text, ascii_only, alive, looping, min_length, up_to) -> None\n\n"
+     "The walks of a text run's loop walk (``vocabulary.TextRun`` and the state's chain of majority moves):\n"
+     "set alive[t] to 1 for each token t that walks from chain_states[0] without reaching the dead state 0,\n"
+     "among the others starting with a byte that state takes (others[lead_bounds[b]:lead_bounds[b + 1]]),\n"
+     "the others whose exit byte (after a prefix of prefix[i] chain bytes) some chain state takes or, unless\n"
+     "looping, whose prefix outruns the chain (others[exit_bounds[b]:exit_bounds[b + 1]], longest prefix\n"
+     "first), and the text tokens of ``longer`` not alive yet; tokens of at most min_length bytes are left\n"
+     "as they are. transitions: the (states, 256) int32 byte table; live_bits: its bytes not leading to 0,\n"
+     "(states, 4) uint64; data: uint8, token t's bytes data[offsets[t]:offsets[t + 1]]; is_text, ascii_only,\n"
+     "alive: 1-byte items, one per token; the other arrays int64."},
     {"determinize", determinize, METH_VARARGS,
      "determinize(n_states, epsilon_moves, byte_moves, start, accept, max_states)\n"
      "    -> (byte classes as int32 bytes, class count, int32 table, accepting flags), or None past max_states\n\n"

@@ -327,6 +327,11 @@ class Index:
         return (self.dfa.transitions != DEAD).sum(axis=1)
 
     @functools.cached_property
+    def _loop_walkable(self) -> list[bool]:
+        """Per state: enough live bytes for a loop walk (``LoopWalk.mask`` declines the others)."""
+        return (self._live_byte_counts >= config.LOOP_WALK_MIN_BYTES).tolist()
+
+    @functools.cached_property
     def _permissive(self) -> np.ndarray:
         """Per state: more than ``config.LOOKAHEAD_MAX_LIVE_BYTES`` bytes live (inside strings, free text)."""
         return self._live_byte_counts > config.LOOKAHEAD_MAX_LIVE_BYTES
@@ -392,9 +397,15 @@ class Index:
                 classes.add(klass)
                 todo.append(state)
         by_trie = []
+        # A loop walk needs ``config.LOOP_WALK_MIN_BYTES`` live bytes: the others go to the trie walk without
+        # asking for a chain (a key's letters, a number's digits: 5 to 10 us each in the eager pass).
+        loop_walkable = self._loop_walkable
         for state in todo:
             if deadline is not None and time.perf_counter() >= deadline:
                 return
+            if not loop_walkable[state]:
+                by_trie.append(state)
+                continue
             mask = self._loop_walk(state, self._alike_mask(state) if self._loop_walk_groups else None)
             if mask is None:
                 by_trie.append(state)
@@ -525,9 +536,8 @@ class Index:
         ``_PREPARED_ONE_BY_ONE`` states, one state per distinct set of live bytes stands for the others
         (the positions of a string share theirs), which may miss a set."""
         computed = self._class_masks
-        # The states a loop walk may take (``LoopWalk.mask`` declines those with fewer live bytes).
-        walkable = self._live_byte_counts >= config.LOOP_WALK_MIN_BYTES
-        pending = [s for s in np.flatnonzero(walkable).tolist() if self._mask_class_list[s] not in computed]
+        walkable = self._loop_walkable
+        pending = [s for s in range(len(walkable)) if walkable[s] and self._mask_class_list[s] not in computed]
         if not pending:
             return
         if len(pending) > _PREPARED_ONE_BY_ONE:

@@ -42,6 +42,12 @@ _FEW_RUN_STARTS = 8
 #: run's next positions) from the chain of the last, which alone is followed move by move.
 _CHAINS_DERIVED_AHEAD = 32
 
+#: An empty list of token ids (``LoopWalk._text_walk_in_c``'s counted-run tokens where there are none).
+_NO_TOKENS = np.zeros(0, dtype=np.int64)
+
+#: Where ``walk_text_run``'s arguments hold ``alive`` (``LoopWalk._text_walk_arguments``).
+_ALIVE_ARGUMENT = 12
+
 #: ``LoopWalk._uniform_step`` answers this many states one by one, then maps every state at once.
 _STEPS_ONE_BY_ONE = 32
 
@@ -117,21 +123,29 @@ class LoopWalk:
         minimum = self._minimum_chained()
         byte_sets = [(self._bytes_of_classes(class_set), up_to) for class_set, up_to in spans]
         longer_than = 0 if alike is None else alike[1]
-        if len(byte_sets) == 1:
-            walk = self._text_chain(state, chain, spans[0][0], spans[0][1], minimum, longer_than)
+        if len(byte_sets) == 1 and _walk_in_c():
+            # The tokens to walk picked by groups and walked in one C call (``_text_walk_in_c``).
+            alive = self._text_walk_in_c(chain, spans[0][0], spans[0][1], minimum, longer_than)
+            if alive is None:
+                return None
         else:
-            walk = self._narrowing_chain(state, byte_sets, minimum, longer_than)
-        if walk is None:
-            return None
-        alive, rest, current_states, position, remaining, chain_classes, resume = walk
-        if rest.size and _walk_in_c():
-            # Each token from where its run of chain bytes ends, byte by byte: no jumps or tail needed.
-            kernels.walk_tokens(
-                self.dfa.transitions, table.flat, _int64(rest), _int64(current_states), _int64(position),
-                _int64(remaining), alive.view(np.uint8),
-            )
-        elif rest.size:
-            self._walk_in_numpy(rest, current_states, position, remaining, resume, alive, chain.states, chain_classes)
+            if len(byte_sets) == 1:
+                walk = self._text_chain(state, chain, spans[0][0], spans[0][1], minimum, longer_than)
+            else:
+                walk = self._narrowing_chain(state, byte_sets, minimum, longer_than)
+            if walk is None:
+                return None
+            alive, rest, current_states, position, remaining, chain_classes, resume = walk
+            if rest.size and _walk_in_c():
+                # Each token from where its run of chain bytes ends, byte by byte: no jumps or tail needed.
+                kernels.walk_tokens(
+                    self.dfa.transitions, table.flat, _int64(rest), _int64(current_states), _int64(position),
+                    _int64(remaining), alive.view(np.uint8),
+                )
+            elif rest.size:
+                self._walk_in_numpy(
+                    rest, current_states, position, remaining, resume, alive, chain.states, chain_classes
+                )
         allowed = np.zeros(self.num_words * 32, dtype=bool)
         allowed[: alive.size] = alive
         if self.dfa.accepting[state]:
@@ -274,26 +288,11 @@ class LoopWalk:
         ``longer_than`` bytes are walked.
         """
         table = self.vocabulary.token_table
-        looping = chain.moves[-1][0] == chain.moves[-1][1]
-        text_bytes, characters = self._text_kind(classes, chain)
-        run = table.text_run(text_bytes, characters)
-        # With an alike state's mask for the tokens up to ``longer_than`` bytes, only the longer ones are
-        # decided here (a few hundred to a few thousand of the vocabulary): every test below runs on them
-        # alone, and the count of chained tokens is not asked (the walk is cheap whatever it is).
-        tokens = table.longer_than(longer_than) if longer_than else None
-
-        def decided(per_token: np.ndarray) -> np.ndarray:
-            return per_token if tokens is None else per_token[tokens]
-
-        is_text = decided(run.is_text)
-        if characters:
-            chained = is_text & (decided(table.char_counts) <= min(up_to, table.longest))  # also drops non-UTF-8
-        elif looping:
-            chained = is_text.copy()
-        else:
-            chained = is_text & (decided(table.lengths) <= up_to)
-        if tokens is None and np.count_nonzero(chained) < minimum:
+        text = self._chained_text(chain, classes, up_to, minimum, longer_than)
+        if text is None:
             return None
+        run, text_bytes, characters, looping, tokens, is_text, chained = text
+        decided = (lambda per_token: per_token) if tokens is None else (lambda per_token: per_token[tokens])
         chain_states = np.array(chain.states, dtype=np.int64)
         steps = len(chain.moves)
         # Others with no prefix start with a byte outside T: only those whose first byte lives need a walk.
@@ -347,6 +346,81 @@ class LoopWalk:
             alive[tokens] = chained
             chained = alive
         return chained, rest, current_states, position, remaining, classes, resume
+
+    def _chained_text(self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int):
+        """What ``_text_chain`` and ``_text_walk_in_c`` start from: the text run of the chain's byte set
+        ``T`` (the byte classes ``classes``), whether the chain loops, the tokens decided (None: all; else
+        those longer than ``longer_than``), which of them are text, and which chain (alive without a
+        walk); None when fewer than ``minimum`` tokens chain."""
+        table = self.vocabulary.token_table
+        looping = chain.moves[-1][0] == chain.moves[-1][1]
+        text_bytes, characters = self._text_kind(classes, chain)
+        run = table.text_run(text_bytes, characters)
+        # With an alike state's mask for the tokens up to ``longer_than`` bytes, only the longer ones are
+        # decided here (a few hundred to a few thousand of the vocabulary): every test below runs on them
+        # alone, and the count of chained tokens is not asked (the walk is cheap whatever it is).
+        tokens = table.longer_than(longer_than) if longer_than else None
+
+        def decided(per_token: np.ndarray) -> np.ndarray:
+            return per_token if tokens is None else per_token[tokens]
+
+        is_text = decided(run.is_text)
+        if characters:
+            chained = is_text & (decided(table.char_counts) <= min(up_to, table.longest))  # also drops non-UTF-8
+        elif looping:
+            chained = is_text.copy()
+        else:
+            chained = is_text & (decided(table.lengths) <= up_to)
+        if tokens is None and np.count_nonzero(chained) < minimum:
+            return None
+        return run, text_bytes, characters, looping, tokens, is_text, chained
+
+    def _text_walk_in_c(
+        self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int
+    ) -> np.ndarray | None:
+        """``_text_chain`` and the walk of its tokens in one C call (``_native.walk_text_run``): the tokens
+        alive (bool per token), or None when too few tokens chain. The kernel takes the text run's groups
+        of tokens whole or skips them (by the first byte, or the exit byte after a prefix of ``T``), where
+        numpy paid a dozen passes over all of them to pick the few it walks."""
+        arguments = self._text_walk_arguments(chain, classes, up_to, minimum, longer_than)
+        if arguments is None:
+            return None
+        kernels.walk_text_run(*arguments)
+        return arguments[_ALIVE_ARGUMENT].view(bool)
+
+    def _text_walk_arguments(self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int):
+        """``walk_text_run``'s arguments for ``_text_walk_in_c`` (its ``alive``: the chained tokens so far),
+        or None when too few tokens chain."""
+        text = self._chained_text(chain, classes, up_to, minimum, longer_than)
+        if text is None:
+            return None
+        run, text_bytes, characters, looping, tokens, _, chained = text
+        table = self.vocabulary.token_table
+        if tokens is not None:
+            alive = np.zeros(table.lengths.size, dtype=bool)
+            alive[tokens] = chained
+        else:
+            alive = chained
+        chain_states = np.array(chain.states[: len(chain.moves) + 1], dtype=np.int64)
+        longer = _NO_TOKENS
+        if not looping:
+            # A counted run: its text tokens longer than it walk on from its end if that takes more text.
+            end = int(chain_states[-1])
+            text_or_character = text_bytes.copy()
+            text_or_character[128:] |= characters
+            if (self.dfa.transitions[end][text_or_character] != DEAD).any():
+                longer = table.longer_than(max(up_to, longer_than))
+        return (
+            self.dfa.transitions, self._live_bits, table.flat, table.offsets, run.others, run.prefix,
+            run.lead_bounds, run.exit_bounds, chain_states, longer, run.is_text.view(np.uint8),
+            table.ascii_only.view(np.uint8), alive.view(np.uint8), looping, longer_than, up_to,
+        )
+
+    @functools.cached_property
+    def _live_bits(self) -> np.ndarray:
+        """Per state, the bytes that do not lead to the dead state: 256 bits as 4 uint64 (``walk_text_run``)."""
+        live = np.packbits(self.dfa.transitions != DEAD, axis=1, bitorder="little")
+        return np.ascontiguousarray(live).view("<u8").astype(np.uint64, copy=False)
 
     def _narrowing_chain(self, state: int, byte_sets: list[tuple[np.ndarray, int]], minimum: float, longer_than: int):
         """The loop walk's start when the chain's byte set narrows along it (``_text_chain``'s result)."""

@@ -439,7 +439,8 @@ class TextRun:
     them (a walk that is back in a state looping on ``T`` there jumps again). ``others`` lists first the tokens with no such prefix,
     by first byte (those starting with byte ``b`` are ``others[lead_bounds[b]:lead_bounds[b + 1]]``, so
     a state picks only those its live bytes start), then from ``lead_bounds[256]`` on the rest, whose
-    ``exit_byte`` (the byte after their prefix) likewise lets a walk skip those that die there.
+    ``exit_byte`` (the byte after their prefix) likewise lets a walk skip those that die there: they are
+    listed by exit byte (``exit_bounds``), the longest prefix first.
     """
 
     is_text: np.ndarray
@@ -448,6 +449,7 @@ class TextRun:
     resume: np.ndarray
     lead_bounds: np.ndarray
     exit_byte: np.ndarray  # of the others with a prefix (``others[lead_bounds[256]:]``): their byte after it
+    exit_bounds: np.ndarray  # those with exit byte ``b`` are ``others[exit_bounds[b]:exit_bounds[b + 1]]``
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_longer_than", {})
@@ -488,9 +490,14 @@ def _text_run(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> Te
     resume_of = np.zeros(table.content.size, dtype=np.int64)
     resume_of[others] = resume
     exit_byte = table.flat[starts[jumping] + prefix[jumping]]
-    others = np.concatenate([bare_by_lead, others[jumping]])
-    prefix = np.concatenate([np.zeros(bare_by_lead.size, dtype=np.int64), prefix[jumping]])
-    return TextRun(is_text, others, prefix, resume_of[others], lead_bounds, exit_byte)
+    # By exit byte, the longest prefix first: a walk skips a group whose exit byte no chain state takes,
+    # except, on a counted run, its first tokens, whose prefix outruns the chain.
+    by_exit = np.lexsort((-prefix[jumping], exit_byte))
+    exit_byte = exit_byte[by_exit]
+    exit_bounds = bare_by_lead.size + np.concatenate([[0], np.cumsum(np.bincount(exit_byte, minlength=256))])
+    others = np.concatenate([bare_by_lead, others[jumping][by_exit]])
+    prefix = np.concatenate([np.zeros(bare_by_lead.size, dtype=np.int64), prefix[jumping][by_exit]])
+    return TextRun(is_text, others, prefix, resume_of[others], lead_bounds.astype(np.int64), exit_byte, exit_bounds)
 
 
 #: ``_leading_runs`` steps byte by byte while more runs than this go on, then takes the rest at once.

@@ -176,3 +176,91 @@ def test_the_c_token_walk_rejects_malformed_input_with_a_clear_error():
     read_only[-1].setflags(write=False)
     with pytest.raises((BufferError, TypeError, ValueError)):
         _native.walk_tokens(*read_only)
+
+
+#: Loop-walked patterns: a string that loops, one whose multi-byte characters walk alike, counted runs
+#: (with and without characters), an e-mail's labels.
+TEXT_RUN_PATTERNS = [
+    r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"',
+    r"[^\n]{0,12}\n",
+    r"[A-Z][a-z ,]{10,40}\.",
+    r'"([^"\\]|\\.){0,30}"',
+    r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.[a-zA-Z]{2,}",
+    # Chains cut short: tokens whose run of chain bytes outruns the chain, then leave by a byte no chain
+    # state takes (" onClick"), walk on from its end.
+    r"[a-z ]{2}[a-o][a-z]*[A-Z][a-z]*",
+    r"[a-z ]{3}[a-c]\.[a-z ]+;",
+]
+
+
+def text_walks(pattern: str, tokenizer: str = "gpt-2"):
+    """(index, state, chain) for each state of ``pattern`` whose loop walk takes one text run."""
+    index = Index(pattern, load_vocabulary(tokenizer))
+    walker = index._loop_walker
+    for state in range(1, index.num_states):
+        chain = walker._chain(state)
+        if chain is not None and len(chain.spans) == 1:
+            yield index, state, chain
+
+
+@pytest.mark.parametrize("pattern", TEXT_RUN_PATTERNS)
+def test_the_c_text_run_walk_finds_every_token_alive_from_the_state(pattern):
+    """The chained tokens and the ones ``walk_text_run`` walks alive are exactly the tokens whose bytes walk
+    from the state (the vectorized walk of every token, ``reference_masks``); with an alike depth ``d``,
+    exactly those of more than ``d`` bytes, the others left unset."""
+    from outlines_core import _native
+
+    checked = 0
+    for index, state, chain in text_walks(pattern):
+        if checked == 0:
+            reference = reference_masks(index)
+            table = index.vocabulary.token_table
+            content = table.content
+        expected = np.unpackbits(reference[state].view(np.uint8), bitorder="little")[: content.size].astype(bool)
+        expected &= content  # EOS is the mask's, not the walk's
+        classes, up_to = chain.spans[0]
+        for depth in (0, 3):
+            arguments = index._loop_walker._text_walk_arguments(chain, classes, up_to, 0.0, depth)
+            _native.walk_text_run(*arguments)
+            alive = arguments[12].view(bool)
+            decided = table.lengths > depth
+            assert np.array_equal(alive[decided], expected[decided]), (pattern, state, depth)
+            assert not alive[~decided].any(), (pattern, state, depth)
+        checked += 1
+    assert checked, pattern
+
+
+def test_the_c_text_run_walk_rejects_malformed_input_with_a_clear_error():
+    from outlines_core import _native
+
+    index, _, chain = next(text_walks(r"[A-Z][a-z ,]{10,40}\."))
+    good = list(index._loop_walker._text_walk_arguments(chain, chain.spans[0][0], chain.spans[0][1], 0.0, 0))
+    _native.walk_text_run(*good)
+
+    def replaced(slot, value):
+        arguments = [argument.copy() if isinstance(argument, np.ndarray) else argument for argument in good]
+        arguments[slot] = value
+        return arguments
+
+    with pytest.raises(TypeError, match="chain_states must have 8-byte items"):
+        _native.walk_text_run(*replaced(8, good[8].astype(np.int32)))
+    with pytest.raises(ValueError, match="array sizes do not fit together"):
+        _native.walk_text_run(*replaced(5, good[5][:-1]))  # a prefix per other token
+    with pytest.raises(ValueError, match="a chain state is not a state"):
+        _native.walk_text_run(*replaced(8, np.array([index.num_states], dtype=np.int64)))
+    decreasing = good[6].copy()
+    decreasing[1] = decreasing[2] + 1
+    with pytest.raises(ValueError, match="bounds must not decrease"):
+        _native.walk_text_run(*replaced(6, decreasing))
+    shifted = good[7].copy()
+    shifted[256] += 1
+    with pytest.raises(ValueError, match="bounds must split the others"):
+        _native.walk_text_run(*replaced(7, shifted))
+    others = good[4].copy()
+    others[:] = 10**9  # token ids past the vocabulary
+    with pytest.raises(ValueError, match="token 1000000000 is malformed"):
+        _native.walk_text_run(*replaced(4, others))
+    read_only = good[12].copy()
+    read_only.setflags(write=False)
+    with pytest.raises((BufferError, TypeError, ValueError)):
+        _native.walk_text_run(*replaced(12, read_only))
