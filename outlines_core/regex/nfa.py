@@ -11,6 +11,9 @@ from __future__ import annotations
 import functools
 from array import array
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 from .. import config
 from ..errors import DfaTooLargeError
@@ -143,15 +146,17 @@ class _Builder:
 
     def repeat(self, node: Repeat) -> tuple[int, int]:
         start = end = self.new_state()
-        for _ in range(node.min):
-            item_start, item_end = self.fragment(node.item)
-            self.epsilon.extend((end, item_start))
-            end = item_end
+        template = None
+        if node.min:
+            copies, template = self.copies(node.item, node.min, template)
+            for item_start, item_end in copies:
+                self.epsilon.extend((end, item_start))
+                end = item_end
         if node.max is None:
             # Kleene star on the tail: loop state with an exit.
             loop = self.new_state()
             self.epsilon.extend((end, loop))
-            item_start, item_end = self.fragment(node.item)
+            [(item_start, item_end)], _ = self.copies(node.item, 1, template)
             self.epsilon.extend((loop, item_start))
             self.epsilon.extend((item_end, loop))
             return start, loop
@@ -159,13 +164,68 @@ class _Builder:
         if optional_count == 0:
             return start, end
         final = self.new_state()
-        for _ in range(optional_count):
-            item_start, item_end = self.fragment(node.item)
+        copies, _ = self.copies(node.item, optional_count, template)
+        for item_start, item_end in copies:
             self.epsilon.extend((end, item_start))
             self.epsilon.extend((end, final))  # stop repeating here
             end = item_end
         self.epsilon.extend((end, final))
         return start, final
+
+    def copies(self, node: Node, count: int, template: "_Template | None") -> tuple[list[tuple[int, int]], "_Template"]:
+        """Add ``count`` copies of ``node``'s fragment, numbered one after the other; return each copy's
+        (entry, exit) states and the template the copies were made from.
+
+        A compound item is built once (or taken from ``template``, a copy made before) and its states and
+        moves are copied with their state numbers shifted, in one numpy operation for all the copies: a
+        counted string's character or a date's digits repeat dozens of times in a JSON schema, and walking
+        the syntax tree again for each copy cost most of building its NFA (nested-8: 1.5 of 2.6 ms)."""
+        if isinstance(node, CharSet) and count < _COPIED_CHARSETS:  # a shape lookup and a few moves each
+            return [self.charset(node) for _ in range(count)], None
+        copies = []
+        if template is None:
+            first_state, epsilon_begin, moves_begin = self.num_states, len(self.epsilon), len(self.moves)
+            copies.append(self.fragment(node))
+            count -= 1
+            template = _Template(
+                first_state,
+                self.num_states - first_state,
+                np.array(self.epsilon[epsilon_begin:], dtype=np.int32),
+                np.array(self.moves[moves_begin:], dtype=np.int32).reshape(-1, 4),
+                copies[0],
+            )
+        if count <= 0:
+            return copies, template
+        # Copy k is the template shifted by ``shift + k * size`` (states only: a move's bytes stay).
+        shift = self.num_states - template.first_state
+        shifts = (shift + template.size * np.arange(count, dtype=np.int32))[:, None]
+        epsilon = template.epsilon[None, :] + shifts
+        moves = template.moves[None, :, :] + shifts[:, :, None] * _STATE_COLUMNS
+        self.epsilon.frombytes(epsilon.tobytes())
+        self.moves.frombytes(moves.tobytes())
+        self.num_states += template.size * count
+        entry, exit_ = template.ends
+        copies.extend((entry + offset, exit_ + offset) for offset in shifts[:, 0].tolist())
+        return copies, template
+
+
+class _Template(NamedTuple):
+    """A fragment as built once (``_Builder.copies``): its first state and state count, its empty moves and
+    byte moves (int32 arrays of state numbers as built), and its (entry, exit) states."""
+
+    first_state: int
+    size: int
+    epsilon: np.ndarray
+    moves: np.ndarray
+    ends: tuple[int, int]
+
+
+#: From this many copies on, a repeated character set is copied like a compound item (``_Builder.copies``):
+#: below it, numpy's few calls cost more than the charset's shape lookups.
+_COPIED_CHARSETS = 8
+
+#: The columns of a byte move (source, lo, hi, target) that hold states: a copy shifts those only.
+_STATE_COLUMNS = np.array([1, 0, 0, 1], dtype=np.int32)
 
 
 def _charset_shape(ranges: tuple[tuple[int, int], ...]) -> tuple[int, tuple[tuple[int, int, int, int], ...]]:
