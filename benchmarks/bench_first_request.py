@@ -37,7 +37,7 @@ def measure_one(tokenizer: str, case_name: str) -> dict:
     import bench_compare
     from conftest import load_encoder_without_dummy_prefix
     from outlines_core import Guide, Index, Vocabulary
-    from outlines_core.regex import compile_dfa
+    from outlines_core.regex import clear_caches
     from outlines_core.types import json_schema_to_regex
 
     folder = bench_compare.tokenizer_folder(tokenizer)
@@ -50,7 +50,7 @@ def measure_one(tokenizer: str, case_name: str) -> dict:
     result = {}
     gc.disable()  # a collection's pause is the process's, not the engine's
     for label in ("first", "again"):
-        compile_dfa.cache_clear()
+        clear_caches()
         started = time.perf_counter()
         regex = case["constraint"] if case["kind"] == "regex" else json_schema_to_regex(case["constraint"])
         guide = Guide(Index(regex, vocabulary))

@@ -27,7 +27,7 @@ from bench_regex_index import timed, walk_timings  # noqa: E402
 from conftest import load_encoder_without_dummy_prefix, load_vocabulary  # noqa: E402
 
 from outlines_core import Guide, Index  # noqa: E402
-from outlines_core.regex import compile_dfa  # noqa: E402
+from outlines_core.regex import clear_caches, compile_dfa  # noqa: E402
 from outlines_core.types import json_schema_to_regex  # noqa: E402
 
 FLAT = {
@@ -103,11 +103,11 @@ def main() -> None:
         for _ in range(args.repeat):
             seconds, regex = timed(lambda: json_schema_to_regex(schema))
             regex_times.append(seconds)
-            compile_dfa.cache_clear()
+            clear_caches()
             dfa_times.append(timed(lambda: compile_dfa(regex))[0])
-            compile_dfa.cache_clear()
+            clear_caches()
             compile_times.append(timed(lambda: Guide(Index(json_schema_to_regex(schema), vocabulary)).fill_bitmask(row))[0])
-        compile_dfa.cache_clear()
+        clear_caches()
         index = Index(regex, vocabulary)
         tokens = encoder.encode(text, add_special_tokens=False).ids
         cold, warm, copies = walk_timings(index, tokens, row, args.repeat)

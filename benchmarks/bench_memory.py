@@ -32,7 +32,7 @@ def main() -> None:
 
     from conftest import load_encoder_without_dummy_prefix, load_vocabulary
     from outlines_core import Guide, Index
-    from outlines_core.regex import compile_dfa
+    from outlines_core.regex import clear_caches
     from outlines_core.types import json_schema_to_regex
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,7 +50,7 @@ def main() -> None:
         print("| case | DFA states | peak MB (compile + walk) | retained MB |")
         print("|---|---:|---:|---:|")
         for case in cases():
-            compile_dfa.cache_clear()
+            clear_caches()
             gc.collect()
             walk = encoder.encode(case["instance"], add_special_tokens=False).ids
             row = np.zeros((vocabulary.size + 31) // 32, dtype=np.int32)
@@ -61,7 +61,7 @@ def main() -> None:
             for token in walk:
                 guide.fill_bitmask(row)
                 guide.advance(token)
-            compile_dfa.cache_clear()  # the index holds its DFA; the cache's reference is not the case's
+            clear_caches()  # the index holds its DFA; the cache's reference is not the case's
             current, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             print(f"| {case['name']} | {index.num_states:,} | {peak / MB:.1f} | {current / MB:.1f} |")

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_hf_tokenizer  # noqa: E402
 
 from outlines_core import Guide, Index, Vocabulary  # noqa: E402
-from outlines_core.regex import compile_dfa  # noqa: E402
+from outlines_core.regex import clear_caches, compile_dfa  # noqa: E402
 
 CASES = {
     "ipv4": (r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)", "192.168.100.254"),
@@ -111,14 +111,14 @@ def main() -> None:
             dfa_times, iregex_times, compile_times = [], [], []
             token_ids = encoder.encode(instance, add_special_tokens=False).ids
             for _ in range(args.repeat):
-                compile_dfa.cache_clear()
+                clear_caches()
                 dfa_times.append(timed(lambda: compile_dfa(pattern))[0])
                 iregex = interegular_ms(pattern)
                 if iregex is not None:
                     iregex_times.append(iregex)
-                compile_dfa.cache_clear()
+                clear_caches()
                 compile_times.append(timed(lambda: Guide(Index(pattern, vocabulary)).fill_bitmask(row))[0])
-            compile_dfa.cache_clear()
+            clear_caches()
             index = Index(pattern, vocabulary)
             cold, warm, copy_times = walk_timings(index, token_ids, row, args.repeat)
             print(

@@ -31,14 +31,14 @@ def prepare(job):
 
 def compile_case(context, case):
     from outlines_core import Guide, Index
-    from outlines_core.regex import compile_dfa
+    from outlines_core.regex import clear_caches
     from outlines_core.types import json_schema_to_regex
 
     if context["disk"]:
         regex = case["constraint"] if case["kind"] == "regex" else json_schema_to_regex(case["constraint"])
         index = Index.cached(regex, context["vocabulary"])
     else:
-        compile_dfa.cache_clear()
+        clear_caches()
         regex = case["constraint"] if case["kind"] == "regex" else json_schema_to_regex(case["constraint"])
         index = Index(regex, context["vocabulary"])
     guide = Guide(index)

@@ -67,13 +67,14 @@ def build_nfa(node: Node, *, pattern: str = "", max_states: int | None = None) -
         before any unrolling so a pattern like ``(a{1000}){1000}`` fails at once instead of hanging.
     """
     limit = config.MAX_NFA_STATES if max_states is None else max_states
-    estimate = _estimate_states(node)
+    shared: set[int] = set()
+    estimate = _estimate_states(node, {}, shared)
     if estimate > limit:
         raise DfaTooLargeError(
             f"regex {_shorten(pattern)!r} unrolls to about {estimate:,} NFA states, above the limit of "
             f"{limit:,} (outlines_core.config.MAX_NFA_STATES); reduce the bounded repetition counts"
         )
-    builder = _Builder()
+    builder = _Builder(shared)
     start, end = builder.fragment(node)
     return Nfa(builder.num_states, builder.epsilon, builder.moves, start, end, builder.made_empty_charset)
 
@@ -82,29 +83,39 @@ def _shorten(pattern: str, width: int = 80) -> str:
     return pattern if len(pattern) <= width else pattern[: width - 3] + "..."
 
 
-def _estimate_states(node: Node) -> int:
-    """An upper bound on the NFA states ``_Builder.fragment`` creates for ``node``."""
+def _estimate_states(node: Node, estimates: dict[int, int], shared: set[int]) -> int:
+    """An upper bound on the NFA states ``_Builder.fragment`` creates for ``node``. ``estimates`` keeps each
+    compound node's, by id; a node met again (the parser returns one node per distinct group text) is
+    added to ``shared``, which the builder copies instead of walking again."""
     if isinstance(node, CharSet):
         # A range splits into at most ~8 UTF-8 sequences of at most 3 inner states each.
         return 2 + 24 * len(node.ranges)
+    known = estimates.get(id(node))
+    if known is not None:
+        shared.add(id(node))
+        return known
     if isinstance(node, Concat):
-        return 1 + sum(_estimate_states(item) for item in node.items)
-    if isinstance(node, Alternation):
-        return 2 + sum(_estimate_states(option) for option in node.options)
-    item = _estimate_states(node.item)
-    copies = max(node.min, 1) if node.max is None else max(node.max, 1)
-    return 2 + (item + 2) * copies
+        estimate = 1 + sum(_estimate_states(item, estimates, shared) for item in node.items)
+    elif isinstance(node, Alternation):
+        estimate = 2 + sum(_estimate_states(option, estimates, shared) for option in node.options)
+    else:
+        item = _estimate_states(node.item, estimates, shared)
+        copies = max(node.min, 1) if node.max is None else max(node.max, 1)
+        estimate = 2 + (item + 2) * copies
+    estimates[id(node)] = estimate
+    return estimate
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, shared: set[int] = frozenset()) -> None:
         self.num_states = 0
         self.epsilon = array("i")  # (source, target) pairs
         self.moves = array("i")  # (source, lo, hi, target) quadruples
         self.made_empty_charset = False
-        # A pattern repeats the same sets (a digit, a string's character, each letter of its keys) hundreds
-        # of times: each is encoded in UTF-8 once per build.
-        self.charset_shapes: dict[tuple[tuple[int, int], ...], tuple[int, tuple]] = {}
+        #: The compound nodes the tree reaches more than once (``_estimate_states``), by id, and the template
+        #: of each node built so far that is copied (``copies``).
+        self.shared = shared
+        self.templates: dict[int, _Template] = {}
 
     def new_state(self) -> int:
         self.num_states += 1
@@ -112,6 +123,14 @@ class _Builder:
 
     def fragment(self, node: Node) -> tuple[int, int]:
         """Add the states of ``node``; return its (entry, exit) states."""
+        if isinstance(node, CharSet):
+            return self.charset(node)
+        if id(node) in self.shared:
+            return self.copies(node, 1)[0]
+        return self.build(node)
+
+    def build(self, node: Node) -> tuple[int, int]:
+        """``fragment``, walking ``node``'s tree."""
         if isinstance(node, CharSet):
             return self.charset(node)
         if isinstance(node, Concat):
@@ -131,10 +150,7 @@ class _Builder:
         return self.repeat(node)
 
     def charset(self, charset: CharSet) -> tuple[int, int]:
-        shape = self.charset_shapes.get(charset.ranges)
-        if shape is None:
-            shape = self.charset_shapes[charset.ranges] = _charset_shape(charset.ranges)
-        inner_states, edges = shape
+        inner_states, edges = _charset_shape(charset.ranges)
         start = self.num_states
         self.num_states += 2 + inner_states
         moves = self.moves
@@ -146,17 +162,16 @@ class _Builder:
 
     def repeat(self, node: Repeat) -> tuple[int, int]:
         start = end = self.new_state()
-        template = None
-        if node.min:
-            copies, template = self.copies(node.item, node.min, template)
-            for item_start, item_end in copies:
-                self.epsilon.extend((end, item_start))
-                end = item_end
+        total = node.min + (1 if node.max is None else node.max - node.min)
+        copies = self.copies if total >= _COPIED_ITEMS or id(node.item) in self.shared else self.built
+        for item_start, item_end in copies(node.item, node.min):
+            self.epsilon.extend((end, item_start))
+            end = item_end
         if node.max is None:
             # Kleene star on the tail: loop state with an exit.
             loop = self.new_state()
             self.epsilon.extend((end, loop))
-            [(item_start, item_end)], _ = self.copies(node.item, 1, template)
+            [(item_start, item_end)] = copies(node.item, 1)
             self.epsilon.extend((loop, item_start))
             self.epsilon.extend((item_end, loop))
             return start, loop
@@ -164,38 +179,45 @@ class _Builder:
         if optional_count == 0:
             return start, end
         final = self.new_state()
-        copies, _ = self.copies(node.item, optional_count, template)
-        for item_start, item_end in copies:
+        for item_start, item_end in copies(node.item, optional_count):
             self.epsilon.extend((end, item_start))
             self.epsilon.extend((end, final))  # stop repeating here
             end = item_end
         self.epsilon.extend((end, final))
         return start, final
 
-    def copies(self, node: Node, count: int, template: "_Template | None") -> tuple[list[tuple[int, int]], "_Template"]:
-        """Add ``count`` copies of ``node``'s fragment, numbered one after the other; return each copy's
-        (entry, exit) states and the template the copies were made from.
+    def built(self, node: Node, count: int) -> list[tuple[int, int]]:
+        """``copies`` made by walking the tree each time: for an item repeated once or twice."""
+        return [self.fragment(node) for _ in range(count)]
 
-        A compound item is built once (or taken from ``template``, a copy made before) and its states and
-        moves are copied with their state numbers shifted, in one numpy operation for all the copies: a
-        counted string's character or a date's digits repeat dozens of times in a JSON schema, and walking
-        the syntax tree again for each copy cost most of building its NFA (nested-8: 1.5 of 2.6 ms)."""
+    def copies(self, node: Node, count: int) -> list[tuple[int, int]]:
+        """Add ``count`` copies of ``node``'s fragment, numbered one after the other; return each copy's
+        (entry, exit) states.
+
+        A compound node is built once per NFA and then copied with its state numbers shifted, in one numpy
+        operation for all the copies: a JSON schema's regex repeats the same items (a counted string's
+        character, a date's digits) and the same groups (each string field's characters, which the parser
+        returns as one node), and walking the syntax tree for each copy cost most of building its NFA
+        (nested-8: 1.2 of 2.2 ms)."""
+        if count <= 0:
+            return []
         if isinstance(node, CharSet) and count < _COPIED_CHARSETS:  # a shape lookup and a few moves each
-            return [self.charset(node) for _ in range(count)], None
+            return [self.charset(node) for _ in range(count)]
         copies = []
+        template = self.templates.get(id(node))
         if template is None:
             first_state, epsilon_begin, moves_begin = self.num_states, len(self.epsilon), len(self.moves)
-            copies.append(self.fragment(node))
+            copies.append(self.build(node))
             count -= 1
-            template = _Template(
+            template = self.templates[id(node)] = _Template(
                 first_state,
                 self.num_states - first_state,
                 np.array(self.epsilon[epsilon_begin:], dtype=np.int32),
                 np.array(self.moves[moves_begin:], dtype=np.int32).reshape(-1, 4),
                 copies[0],
             )
-        if count <= 0:
-            return copies, template
+            if count == 0:
+                return copies
         # Copy k is the template shifted by ``shift + k * size`` (states only: a move's bytes stay).
         shift = self.num_states - template.first_state
         shifts = (shift + template.size * np.arange(count, dtype=np.int32))[:, None]
@@ -206,7 +228,7 @@ class _Builder:
         self.num_states += template.size * count
         entry, exit_ = template.ends
         copies.extend((entry + offset, exit_ + offset) for offset in shifts[:, 0].tolist())
-        return copies, template
+        return copies
 
 
 class _Template(NamedTuple):
@@ -224,10 +246,18 @@ class _Template(NamedTuple):
 #: below it, numpy's few calls cost more than the charset's shape lookups.
 _COPIED_CHARSETS = 8
 
+#: From this many copies on (a repetition's count, or its bound), a repeated compound item is copied
+#: (``_Builder.copies``); ``x?`` or ``x+`` walk ``x`` once or twice, cheaper than keeping a template.
+_COPIED_ITEMS = 3
+
 #: The columns of a byte move (source, lo, hi, target) that hold states: a copy shifts those only.
 _STATE_COLUMNS = np.array([1, 0, 0, 1], dtype=np.int32)
 
 
+# A pattern repeats the same sets (a digit, a string's character, each letter of its keys) hundreds of times,
+# and patterns repeat them: each is encoded in UTF-8 once per process (a small regex's NFA spent half its
+# build encoding its few sets again).
+@functools.lru_cache(maxsize=4096)
 def _charset_shape(ranges: tuple[tuple[int, int], ...]) -> tuple[int, tuple[tuple[int, int, int, int], ...]]:
     """The NFA fragment of a character set, relative to its first state: (inner states, edges as
     (source, lo, hi, target)) with 0 the entry, 1 the exit and 2.. the inner states."""

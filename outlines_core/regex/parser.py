@@ -46,6 +46,9 @@ ANY = CharSet.of([(0, MAX_CODE_POINT)])
 _FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-([imsx]*))?[:)]")
 #: Bound on {m,n} counts: larger counts are almost certainly a mistake and would unroll into huge automata.
 MAX_REPEAT = 100_000
+#: Parsed groups of at least this many characters are kept and looked up by as many of their first
+#: characters (``_Parser.parse_group``).
+_GROUP_KEY_LENGTH = 16
 #: A run of characters with no meaning outside a class: literals, parsed a run at a time (a JSON schema's
 #: regex is mostly its keys and punctuation).
 _LITERAL_RUN = re.compile(r"[^\\\[\](){}|.*+?^$]+")
@@ -86,6 +89,10 @@ class _Parser:
         self.dot_all = False
         self.saw_lazy = False
         self._classes: dict[tuple[str, bool], CharSet] = {}  # a class's text and case flag -> its set
+        # Groups parsed so far, by their first characters: (text, flags, node, has a lazy quantifier). A JSON
+        # schema's regex repeats the same groups (each string field's characters, each integer): a group
+        # met again is the same node, which the NFA builder then copies instead of building it again.
+        self._groups: dict[str, list[tuple[str, tuple[bool, bool], Node, bool]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------
     def error(self, message: str, position: int | None = None) -> RegexSyntaxError:
@@ -234,6 +241,23 @@ class _Parser:
                 self.dot_all = value
 
     def parse_group(self) -> Node | None:
+        start = self.pos
+        flags = (self.ignore_case, self.dot_all)
+        key = self.pattern[start : start + _GROUP_KEY_LENGTH]
+        for text, parsed_with, node, lazy in self._groups.get(key, ()):
+            if parsed_with == flags and self.pattern.startswith(text, start):
+                self.pos = start + len(text)
+                self.saw_lazy |= lazy
+                return node
+        saw_lazy, self.saw_lazy = self.saw_lazy, False
+        node = self._parse_group()
+        lazy = self.saw_lazy
+        self.saw_lazy |= saw_lazy
+        if node is not None and self.pos - start >= _GROUP_KEY_LENGTH:  # shorter ones cost little to parse
+            self._groups.setdefault(key, []).append((self.pattern[start : self.pos], flags, node, lazy))
+        return node
+
+    def _parse_group(self) -> Node | None:
         start = self.pos
         self.pos += 1  # '('
         if self.peek() == "?":

@@ -28,9 +28,9 @@ PATTERNS = [
 def built_copy_by_copy(pattern: str, monkeypatch) -> nfa_module.Nfa:
     """The NFA with every copy of a repeated item built by walking its syntax tree again."""
     with monkeypatch.context() as patch:
+        patch.setattr(nfa_module._Builder, "fragment", nfa_module._Builder.build)
         patch.setattr(
-            nfa_module._Builder, "copies",
-            lambda builder, node, count, template: ([builder.fragment(node) for _ in range(count)], None),
+            nfa_module._Builder, "copies", lambda builder, node, count: [builder.build(node) for _ in range(count)]
         )
         return nfa_module.build_nfa(parse(pattern), pattern=pattern)
 
@@ -61,16 +61,34 @@ def test_copied_fragments_build_the_same_nfa_on_random_regexes(pattern, monkeypa
     assert_same_nfa(pattern, monkeypatch)
 
 
-def test_copies_of_a_compound_item_are_made_from_one_walk_of_its_tree(monkeypatch):
-    """``(ab|c){40}`` walks its item's tree once: the other 39 copies are shifted arrays."""
-    walked = []
-    original = nfa_module._Builder.fragment
+def walks_of(tree, monkeypatch) -> tuple[dict[int, int], nfa_module.Nfa]:
+    """How many times building ``tree``'s NFA walks each compound node's tree (by node id), and the NFA."""
+    walked: dict[int, int] = {}
+    original = nfa_module._Builder.build
 
     def counting(builder, node):
-        walked.append(node)
+        walked[id(node)] = walked.get(id(node), 0) + 1
         return original(builder, node)
 
-    monkeypatch.setattr(nfa_module._Builder, "fragment", counting)
+    monkeypatch.setattr(nfa_module._Builder, "build", counting)
+    return walked, nfa_module.build_nfa(tree)
+
+
+def test_copies_of_a_repeated_item_are_made_from_one_walk_of_its_tree(monkeypatch):
+    """``(ab|c){40}`` walks its item's tree once: the other 39 copies are shifted arrays."""
     tree = parse("(ab|c){40}")
-    nfa_module.build_nfa(tree, pattern="(ab|c){40}")
-    assert sum(node is tree.item for node in walked) == 1
+    walked, _ = walks_of(tree, monkeypatch)
+    assert walked[id(tree.item)] == 1
+
+
+def test_a_group_met_again_is_one_node_built_once(monkeypatch):
+    """The parser returns one node for a group's text met again (with the same flags), and the builder
+    walks it once; a group under other flags is parsed on its own."""
+    group = "(?:ab|c[0-9]|[a-f]{2,4}z)"  # kept from 16 characters on
+    pattern = f"{group}x{group}y(?i:{group})"
+    tree = parse(pattern)
+    first, second, third = tree.items[0], tree.items[2], tree.items[4]
+    assert first is second and third is not first
+    walked, nfa = walks_of(tree, monkeypatch)
+    assert walked[id(first)] == 1
+    assert moves_of(nfa) == moves_of(built_copy_by_copy(pattern, monkeypatch))
