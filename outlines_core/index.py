@@ -429,7 +429,12 @@ class Index:
         batch_states = batch_states or config.INDEX_BATCH_STATES
         for begin in range(0, len(by_trie), batch_states):
             batch = np.array(by_trie[begin : begin + batch_states], dtype=np.int64)
-            masks, _, depths = self._trie_walk.masks(batch)
+            if deadline is None:
+                masks, _, depths = self._trie_walk.masks(batch)
+            else:
+                masks, _, depths = self._trie_walk.masks_within(batch, deadline - time.perf_counter())
+                if masks is None:  # it would end past the deadline: left for their first visits
+                    return
             self._store_masks(batch.tolist(), masks, depths.tolist())
 
     def _compute_all_restrictive_at_once(self) -> bool:

@@ -264,3 +264,15 @@ def test_the_c_text_run_walk_rejects_malformed_input_with_a_clear_error():
     read_only.setflags(write=False)
     with pytest.raises((BufferError, TypeError, ValueError)):
         _native.walk_text_run(*replaced(12, read_only))
+
+
+def test_a_walk_within_a_time_gives_the_masks_or_nothing():
+    """``masks_within`` bounds the C walk's trie nodes by the time left (the eager pass's deadline): with
+    time to spare it gives ``masks``'s masks and depths; with none, no masks, so the caller leaves the
+    batch's states for their first visits."""
+    index = Index(PATTERNS[2], load_vocabulary("gpt-2"))
+    origins = np.arange(1, index.num_states)
+    masks, _, depths = index._trie_walk.masks(origins)
+    bounded, _, bounded_depths = index._trie_walk.masks_within(origins, 10.0)
+    assert np.array_equal(bounded, masks) and np.array_equal(bounded_depths, depths)
+    assert index._trie_walk.masks_within(origins, 0.0) == (None, None, None)
