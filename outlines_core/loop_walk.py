@@ -292,7 +292,6 @@ class LoopWalk:
         if text is None:
             return None
         run, text_bytes, characters, looping, tokens, is_text, chained = text
-        decided = (lambda per_token: per_token) if tokens is None else (lambda per_token: per_token[tokens])
         chain_states = np.array(chain.states, dtype=np.int64)
         steps = len(chain.moves)
         # Others with no prefix start with a byte outside T: only those whose first byte lives need a walk.
