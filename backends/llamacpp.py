@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import warnings
 import weakref
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,13 @@ from outlines_core.vocabulary import Vocabulary
 
 __all__ = ["LlamaCppModel", "LlamaCppLogitsProcessor", "default_gguf_path", "from_llamacpp", "load_default_model", "vocabulary_from_llamacpp"]
 
-INSTALL_HINT = "pip install llama-cpp-python==0.3.36 (builds from source, several minutes)"
+#: llama.cpp's build flags for a portable CPU build without its AMX kernels, which crash on some CPUs that
+#: have AMX (a segfault in ``ggml_backend_amx_mul_mat`` on the default Q4_1 model: ggml-org/llama.cpp#20824).
+PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+INSTALL_HINT = (
+    f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install --no-cache-dir llama-cpp-python==0.3.36 '
+    "(builds from source, several minutes)"
+)
 #: The most rows one session decodes together (llama.cpp's limit on parallel sequences).
 MAX_BATCH_ROWS = 256
 
@@ -35,7 +42,27 @@ def _llama_cpp():
         import llama_cpp
     except ImportError as error:
         raise ImportError(f"the llama.cpp backend needs llama-cpp-python: {INSTALL_HINT}") from error
+    _warn_if_built_with_amx(llama_cpp)
     return llama_cpp
+
+
+_amx_checked = False
+
+
+def _warn_if_built_with_amx(llama_cpp) -> None:
+    """Warn, once, when llama.cpp was built with its AMX kernels: on this project's CI machines (Xeon with
+    AMX, in a VM) the first decode of a Q4 model segfaults inside them, where a portable build runs."""
+    global _amx_checked
+    if _amx_checked:
+        return
+    _amx_checked = True
+    if "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode(errors="replace"):
+        warnings.warn(
+            "llama-cpp-python was built with llama.cpp's AMX kernels, which crash (segfault) on Q4 models on "
+            "some CPUs (ggml-org/llama.cpp#20824); if decoding crashes, rebuild it: " + INSTALL_HINT,
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def vocabulary_from_llamacpp(llama) -> Vocabulary:

@@ -119,3 +119,22 @@ def test_logits_processor_in_llama_cpp_own_loop(llama_model):
 def test_from_llamacpp_refuses_other_objects():
     with pytest.raises(TypeError, match="llama_cpp.Llama"):
         from_llamacpp(object())
+
+
+def test_a_build_with_amx_kernels_is_named_with_the_portable_rebuild(monkeypatch):
+    """llama.cpp's AMX kernels segfault on the default Q4_1 model on AMX CPUs in a VM (this project's CI
+    machines): the backend warns once, with the rebuild command, where a build has them."""
+    import warnings
+
+    import backends.llamacpp as backend
+
+    system_info = {"amx": b"CPU : AVX2 = 1 | AMX_INT8 = 1 | OPENMP = 1 |", "portable": b"CPU : AVX2 = 1 | OPENMP = 1 |"}
+    for build, expected in (("portable", 0), ("amx", 1)):
+        monkeypatch.setattr(backend, "_amx_checked", False)
+        monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda build=build: system_info[build])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backend._llama_cpp()
+            backend._llama_cpp()  # once per process
+        named = [w for w in caught if issubclass(w.category, RuntimeWarning) and "GGML_NATIVE=OFF" in str(w.message)]
+        assert len(named) == expected, build
