@@ -214,6 +214,17 @@ enum { WT_TRANSITIONS, WT_DATA, WT_TOKENS, WT_STATES, WT_POSITIONS, WT_REMAINING
 static const Py_ssize_t wt_item_sizes[WT_N] = {4, 1, 8, 8, 8, 8, 1};
 static const char *wt_names[WT_N] = {"transitions", "data", "tokens", "states", "positions", "remaining", "alive"};
 
+/* Walk ``data[begin:end]`` from ``state``: the state reached (0 once dead), or -1 when the table leads
+ * outside its ``n_states`` states. */
+static inline int64_t walk_bytes(const int32_t *transitions, Py_ssize_t n_states, const uint8_t *byte,
+                                 const uint8_t *end, int64_t state) {
+    while (byte < end && state != 0) {
+        state = transitions[state * 256 + *byte++];
+        if (state < 0 || state >= n_states) return -1;
+    }
+    return state;
+}
+
 static PyObject *walk_tokens(PyObject *self, PyObject *args) {
     PyObject *objects[WT_N];
     if (!PyArg_ParseTuple(args, "OOOOOOO:walk_tokens", &objects[0], &objects[1], &objects[2], &objects[3],
@@ -242,16 +253,12 @@ static PyObject *walk_tokens(PyObject *self, PyObject *args) {
             bad = i;
             break;
         }
-        const uint8_t *byte = data + at, *end = byte + left;
-        while (byte < end && state != 0) {
-            state = transitions[state * 256 + *byte++];
-            if (state < 0 || state >= n_states) break; /* a malformed table: reported below */
-        }
-        if (state < 0 || state >= n_states) {
+        int64_t reached = walk_bytes(transitions, n_states, data + at, data + at + left, state);
+        if (reached < 0) { /* a malformed table: reported below */
             bad = i;
             break;
         }
-        if (state != 0) alive[token] = 1;
+        if (reached) alive[token] = 1;
     }
     Py_END_ALLOW_THREADS
     for (int i = 0; i < WT_N; i++) PyBuffer_Release(&views[i]);
@@ -283,17 +290,6 @@ static const Py_ssize_t tr_item_sizes[TR_N] = {4, 8, 1, 8, 8, 8, 8, 8, 8, 8, 1, 
 static const char *tr_names[TR_N] = {"transitions", "live_bits", "data",   "offsets",    "others",     "prefix",
                                      "lead_bounds", "exit_bounds", "chain_states", "longer", "is_text",
                                      "ascii_only",  "alive"};
-
-/* Walk ``data[begin:end]`` from ``state``: the state reached (0 once dead), or -1 when the table leads
- * outside its ``n_states`` states. */
-static inline int64_t walk_bytes(const int32_t *transitions, Py_ssize_t n_states, const uint8_t *byte,
-                                 const uint8_t *end, int64_t state) {
-    while (byte < end && state != 0) {
-        state = transitions[state * 256 + *byte++];
-        if (state < 0 || state >= n_states) return -1;
-    }
-    return state;
-}
 
 static PyObject *walk_text_run(PyObject *self, PyObject *args) {
     PyObject *objects[TR_N];

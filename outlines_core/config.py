@@ -48,8 +48,9 @@ LOOKAHEAD_MAX_FRONTIER = 100_000
 #: Walk the trie of restrictive states with the C kernel (``outlines_core/_native.c``) when it is built; False
 #: forces the numpy walk (the fallback where no C compiler was at hand; tests compare the two).
 NATIVE_TRIE_WALK = True
-#: Walk the tokens a loop walk cannot decide by byte sets with the C kernel when it is built; False forces
-#: the vectorized numpy steps, jump tables and Python tail (``loop_walk.py``; tests compare the two).
+#: Pick and walk the tokens a loop walk cannot decide by byte sets with the C kernels when they are built;
+#: False forces numpy's selection and its vectorized steps, jump tables and Python tail
+#: (``loop_walk_numpy.py``; tests compare the two).
 NATIVE_LOOP_WALK = True
 #: Determinize regexes and refine DFA partitions (minimization, mask classes) with the C kernels when they
 #: are built; False forces ``regex/dfa.py``'s Python and numpy versions (the fallback, and the tests'

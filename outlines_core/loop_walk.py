@@ -7,13 +7,13 @@ states, where it returns None, get the pruning trie walk instead.
 from __future__ import annotations
 
 import functools
-import re
 from typing import NamedTuple
 
 import numpy as np
 
 from . import config
 from .arrays import concatenated_ranges
+from .loop_walk_numpy import NumpyTokenWalk
 from .native import kernels
 from .regex.dfa import DEAD, Dfa
 from .vocabulary import Vocabulary
@@ -35,21 +35,12 @@ _UTF8_LEADS = np.array([sequence[0][0] for sequence in _UTF8_SEQUENCES])
 #: Up to this many DFA states, ``LoopWalk._majority_move`` weighs a row's targets with one ``np.bincount``.
 _MAJORITY_BINCOUNT_STATES = 16384
 
-#: Up to this many distinct states starting runs, ``LoopWalk._after_runs`` tabulates where their runs lead.
-_FEW_RUN_STARTS = 8
-
 #: ``LoopWalk._chain`` derives the chains of up to this many states ahead of the one asked (a counted
 #: run's next positions) from the chain of the last, which alone is followed move by move.
 _CHAINS_DERIVED_AHEAD = 32
 
 #: An empty list of token ids (``LoopWalk._text_walk_in_c``'s counted-run tokens where there are none).
 _NO_TOKENS = np.zeros(0, dtype=np.int64)
-
-#: Where ``walk_text_run``'s arguments hold ``alive`` (``LoopWalk._text_walk_arguments``).
-_ALIVE_ARGUMENT = 12
-
-#: ``LoopWalk._uniform_step`` answers this many states one by one, then maps every state at once.
-_STEPS_ONE_BY_ONE = 32
 
 
 class _Chain(NamedTuple):
@@ -74,14 +65,14 @@ def _int64(values: np.ndarray) -> np.ndarray:
 
 
 class LoopWalk:
-    """The loop walk over one DFA and vocabulary, with its per-DFA memos (majority moves, byte sets of
-    class sets, jump tables); the per-vocabulary preparation lives in ``TokenTable.text_run``."""
+    """The loop walk over one DFA and vocabulary, with its per-DFA memos (majority moves, chains, byte sets
+    of class sets); the per-vocabulary preparation lives in ``TokenTable.text_run``, the token walk without
+    the C kernels in ``loop_walk_numpy``."""
 
     def __init__(self, dfa: Dfa, vocabulary: Vocabulary) -> None:
         self.dfa = dfa
         self.vocabulary = vocabulary
         self.num_words = (vocabulary.size + 31) // 32
-        self._flat_transitions = dfa.flat_transitions
         self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
         self._class_size_weights = np.array(self._class_sizes, dtype=np.float64)
         self._majority: dict[int, tuple[int, int]] = {}
@@ -91,12 +82,8 @@ class LoopWalk:
         self._character_target = self._character_targets()  # for _characters_follow_for
         self._first_byte_shares: dict[int, int] = {}
         self._class_set_masks: dict[int, np.ndarray] = {}
-        self._run_patterns: dict[int, re.Pattern | None] = {}
-        self._powers: dict[int, list[np.ndarray]] = {}
-        self._runs: dict[tuple[int, int], list[int]] = {}  # (class set, state): states of its run, by length
-        self._steps: dict[int, dict[int, int]] = {}  # class set: state -> _uniform_step, while few are asked
-        self._class_indices: dict[int, np.ndarray] = {}
         self._chains: dict[int, _Chain | None] = {}  # state: its chain (None: not a loop walk's state)
+        self._numpy_walk = NumpyTokenWalk(dfa, vocabulary, self._bytes_of_classes)  # without the C kernels
 
     def mask(self, state: int, alike: tuple[np.ndarray, int] | None = None) -> np.ndarray | None:
         """The mask of a permissive state (inside a JSON string, free text, a counted run of characters)
@@ -126,26 +113,10 @@ class LoopWalk:
         if len(byte_sets) == 1 and _walk_in_c():
             # The tokens to walk picked by groups and walked in one C call (``_text_walk_in_c``).
             alive = self._text_walk_in_c(chain, spans[0][0], spans[0][1], minimum, longer_than)
-            if alive is None:
-                return None
         else:
-            if len(byte_sets) == 1:
-                walk = self._text_chain(state, chain, spans[0][0], spans[0][1], minimum, longer_than)
-            else:
-                walk = self._narrowing_chain(state, byte_sets, minimum, longer_than)
-            if walk is None:
-                return None
-            alive, rest, current_states, position, remaining, chain_classes, resume = walk
-            if rest.size and _walk_in_c():
-                # Each token from where its run of chain bytes ends, byte by byte: no jumps or tail needed.
-                kernels.walk_tokens(
-                    self.dfa.transitions, table.flat, _int64(rest), _int64(current_states), _int64(position),
-                    _int64(remaining), alive.view(np.uint8),
-                )
-            elif rest.size:
-                self._walk_in_numpy(
-                    rest, current_states, position, remaining, resume, alive, chain.states, chain_classes
-                )
+            alive = self._picked_then_walked(state, chain, byte_sets, minimum, longer_than)
+        if alive is None:
+            return None
         allowed = np.zeros(self.num_words * 32, dtype=bool)
         allowed[: alive.size] = alive
         if self.dfa.accepting[state]:
@@ -155,6 +126,30 @@ class LoopWalk:
             # Chained tokens of any length are exact above; the short ones not walked come from ``alike``.
             packed |= alike[0] & table.short_words(longer_than, self.num_words)
         return packed
+
+    def _picked_then_walked(
+        self, state: int, chain: _Chain, byte_sets: list[tuple[np.ndarray, int]], minimum: float, longer_than: int
+    ) -> np.ndarray | None:
+        """The tokens alive (bool per token) where ``_text_walk_in_c`` does not apply (a narrowing chain, or no
+        C kernels): picked with numpy (``_text_chain``, ``_narrowing_chain``), then walked in C
+        (``walk_tokens``) or with numpy (``loop_walk_numpy``); None when too few tokens chain."""
+        spans = chain.spans
+        if len(byte_sets) == 1:
+            walk = self._text_chain(state, chain, spans[0][0], spans[0][1], minimum, longer_than)
+        else:
+            walk = self._narrowing_chain(state, byte_sets, minimum, longer_than)
+        if walk is None:
+            return None
+        alive, rest, current_states, position, remaining, chain_classes, resume = walk
+        if rest.size and _walk_in_c():
+            # Each token from where its run of chain bytes ends, byte by byte: no jumps or tail needed.
+            kernels.walk_tokens(
+                self.dfa.transitions, self.vocabulary.token_table.flat, _int64(rest), _int64(current_states),
+                _int64(position), _int64(remaining), alive.view(np.uint8),
+            )
+        elif rest.size:
+            self._numpy_walk.walk(rest, current_states, position, remaining, resume, alive, chain.states, chain_classes)
+        return alive
 
     def _chain(self, state: int) -> _Chain | None:
         """The chain of majority moves from ``state`` (``mask``); None when the state is not one for a loop
@@ -265,7 +260,7 @@ class LoopWalk:
             text_bytes, characters = self._text_kind(classes, chain)
             self.vocabulary.token_table.text_run(text_bytes, characters)
             if not _walk_in_c():
-                self._run_pattern(classes)  # for the walk's last tokens (``_walk_tail``)
+                self._numpy_walk.run_pattern(classes)  # for the walk's last tokens
 
     def _text_kind(self, classes: int, chain: _Chain) -> tuple[np.ndarray, bool]:
         """The byte set of ``classes`` and whether the chain moves alike on whole UTF-8 characters."""
@@ -381,15 +376,16 @@ class LoopWalk:
         alive (bool per token), or None when too few tokens chain. The kernel takes the text run's groups
         of tokens whole or skips them (by the first byte, or the exit byte after a prefix of ``T``), where
         numpy paid a dozen passes over all of them to pick the few it walks."""
-        arguments = self._text_walk_arguments(chain, classes, up_to, minimum, longer_than)
-        if arguments is None:
+        prepared = self._text_walk_arguments(chain, classes, up_to, minimum, longer_than)
+        if prepared is None:
             return None
+        arguments, alive = prepared
         kernels.walk_text_run(*arguments)
-        return arguments[_ALIVE_ARGUMENT].view(bool)
+        return alive
 
     def _text_walk_arguments(self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int):
-        """``walk_text_run``'s arguments for ``_text_walk_in_c`` (its ``alive``: the chained tokens so far),
-        or None when too few tokens chain."""
+        """``walk_text_run``'s arguments for ``_text_walk_in_c`` and the ``alive`` array they write into
+        (the chained tokens so far), or None when too few tokens chain."""
         text = self._chained_text(chain, classes, up_to, minimum, longer_than)
         if text is None:
             return None
@@ -409,11 +405,12 @@ class LoopWalk:
             text_or_character[128:] |= characters
             if (self.dfa.transitions[end][text_or_character] != DEAD).any():
                 longer = table.longer_than(max(up_to, longer_than))
-        return (
+        arguments = (
             self.dfa.transitions, self._live_bits, table.flat, table.offsets, run.others, run.prefix,
             run.lead_bounds, run.exit_bounds, chain_states, longer, run.is_text.view(np.uint8),
             table.ascii_only.view(np.uint8), alive.view(np.uint8), looping, longer_than, up_to,
         )
+        return arguments, alive
 
     @functools.cached_property
     def _live_bits(self) -> np.ndarray:
@@ -439,72 +436,6 @@ class LoopWalk:
         rest = np.flatnonzero(walked)
         current_states = np.full(rest.size, state, dtype=np.int64)
         return chained, rest, current_states, table.offsets[rest], table.lengths[rest], None, None
-
-    def _walk_in_numpy(
-        self, rest, current_states, position, remaining, resume, alive, states, chain_classes
-    ) -> None:
-        """``walk_tokens``'s fallback: the tokens ``rest`` one vectorized step per byte position, from their
-        states, positions and remaining lengths (``_text_chain``), setting ``alive`` where they survive."""
-        table = self.vocabulary.token_table
-        transitions = self._flat_transitions
-        while rest.size:
-            if rest.size <= config.LOOP_WALK_TAIL_TOKENS:  # a few long survivors: per-step numpy overhead dominates
-                self._walk_tail(rest, current_states, position, remaining, alive, states, chain_classes)
-                break
-            current_states = transitions[current_states * 256 + table.flat[position]]
-            remaining = remaining - 1
-            survived = current_states != DEAD
-            if resume is not None:
-                # Past its first byte outside the chain's set comes a run of the set's bytes (``.com`` in
-                # an email): where every step of that run moves all of the set's bytes alike, the token
-                # jumps over it in a few gathers (the run's length in binary).
-                # Only the survivors with such a run take part (a few percent of the tokens walked).
-                jumping = np.flatnonzero(survived & (resume > 0))
-                if jumping.size:
-                    runs = resume[jumping]
-                    jumped = self._after_runs(chain_classes, current_states[jumping], runs)
-                    landed = jumped != DEAD
-                    jumping, runs = jumping[landed], runs[landed]
-                    current_states[jumping] = jumped[landed]  # these arrays are this walk's own copies
-                    position = position.copy()
-                    position[jumping] += runs
-                    remaining[jumping] -= runs
-                resume = None
-            alive[rest[survived & (remaining == 0)]] = True
-            going = survived & (remaining > 0)
-            rest, current_states = rest[going], current_states[going]
-            position, remaining = position[going] + 1, remaining[going]
-
-    def _walk_tail(self, rest, current_states, position, remaining, alive, states, chain_classes) -> None:
-        """Finish the last few tokens of a loop walk in Python. A token sitting on the chain jumps over
-        its run of chain bytes (one regex match) to the chain state that run reaches: the survivors are
-        mostly long runs (of spaces, dashes...) ending in a byte that kills them."""
-        flat, walk = self.vocabulary.token_table.flat, self.dfa.walk
-        run = None
-        if chain_classes is not None and len(states) > 1:
-            run = self._run_pattern(chain_classes)
-            # c(0) .. c(L); a chain that ends in a self-loop has c(L) == c(L-1), which takes any run.
-            where = {at: index for index, at in enumerate(states[:-1])}
-            looping = states[-1] == states[-2]
-        for token, at, begin, left in zip(rest.tolist(), current_states.tolist(), position.tolist(), remaining.tolist()):
-            data = flat[begin : begin + left].tobytes()
-            index = where.get(at) if run is not None else None
-            if index is not None:
-                jump = run.match(data).end()
-                reached = min(index + jump, len(states) - 1)
-                at = states[reached]
-                data = data[jump if looping and reached == len(states) - 1 else reached - index :]
-            if walk(data, at) != DEAD:
-                alive[token] = True
-
-    def _run_pattern(self, chain_classes: int) -> re.Pattern | None:
-        """The regex matching a run of the ASCII bytes of the byte classes ``chain_classes`` (compiling it
-        costs 0.4 ms the first time in a process: ``prepare`` does it at construction)."""
-        if chain_classes not in self._run_patterns:
-            ascii_run = np.flatnonzero(self._bytes_of_classes(chain_classes)[:128]).astype(np.uint8).tobytes()
-            pattern = re.compile(b"[" + re.escape(ascii_run) + b"]*") if ascii_run else None
-            self._run_patterns[chain_classes] = pattern
-        return self._run_patterns[chain_classes]
 
     def _characters_follow_for(self, chain: list[tuple[int, int]]) -> int:
         """For how many leading moves ``(state, target)`` of ``chain`` every valid multi-byte UTF-8 character
@@ -608,81 +539,6 @@ class LoopWalk:
             in_set.setflags(write=False)
             self._class_set_masks[class_set] = in_set
         return in_set
-
-    def _after_runs(self, class_set: int, starts: np.ndarray, runs: np.ndarray) -> np.ndarray:
-        """The state each of ``starts`` reaches after its run of ``runs`` bytes of the byte classes
-        ``class_set`` (DEAD where those bytes stop moving alike, see ``_uniform_powers``)."""
-        longest = int(runs.max())
-        counts = np.bincount(starts)
-        distinct = np.flatnonzero(counts)
-        if distinct.size > _FEW_RUN_STARTS:  # one gather per bit of the longest run
-            for bit, power in enumerate(self._uniform_powers(class_set, longest.bit_length())):
-                starts = np.where((runs >> bit) & 1, power[starts], starts)
-            return starts
-        # Usually one or two states follow the exit bytes (a label's start after '.', a string's end):
-        # where their runs lead, as a small table, then one gather.
-        table = np.empty((distinct.size, longest + 1), dtype=np.int64)
-        for row, state in enumerate(distinct.tolist()):
-            run = self._runs.get((class_set, state))
-            if run is None or len(run) <= longest:
-                # Extended in a copy, then stored whole (``_uniform_powers`` says why).
-                run = [state] if run is None else list(run)
-                while len(run) <= longest:
-                    at = run[-1]
-                    if at == DEAD:
-                        run.extend([DEAD] * (longest + 1 - len(run)))
-                        break
-                    run.append(self._uniform_step(class_set, at))
-                self._runs[(class_set, state)] = run
-            table[row] = run[: longest + 1]
-        row_of = np.zeros(counts.size, dtype=np.int64)
-        row_of[distinct] = np.arange(distinct.size)
-        return table[row_of[starts], runs]
-
-    def _uniform_step(self, class_set: int, state: int) -> int:
-        """The state every byte of the byte classes ``class_set`` leads to from ``state``, else DEAD: the
-        first of ``_uniform_powers``, asked state by state while few are (a string's end, after which the
-        run dies at once, needs one; the whole map costs a pass over every state's row)."""
-        powers = self._powers.get(class_set)
-        if powers:
-            return powers[0].item(state)
-        steps = self._steps.setdefault(class_set, {})
-        target = steps.get(state)
-        if target is None:
-            if len(steps) >= _STEPS_ONE_BY_ONE:
-                return self._uniform_powers(class_set, 1)[0].item(state)
-            row = self.dfa.class_transitions[state, self._classes_in(class_set)]
-            target = steps[state] = int(row[0]) if (row == row[0]).all() else DEAD
-        return target
-
-    def _classes_in(self, class_set: int) -> np.ndarray:
-        """The byte classes of the bit set ``class_set``, as an index array."""
-        classes = self._class_indices.get(class_set)
-        if classes is None:
-            classes = self._class_indices[class_set] = np.flatnonzero(
-                [(class_set >> klass) & 1 for klass in range(len(self._class_sizes))]
-            )
-        return classes
-
-    def _uniform_powers(self, class_set: int, count: int) -> list[np.ndarray]:
-        """``count`` arrays over states: entry ``i`` maps a state to the one ``2**i`` bytes of the byte
-        classes ``class_set`` lead to, when every byte of them moves alike at each of those steps (so any
-        run of them of that length gets there); DEAD where that fails."""
-        powers = self._powers.get(class_set)
-        if powers is None or len(powers) < count:
-            # Extended in a copy, then stored whole: an index is shared between threads, and two appending
-            # to one list could store a map twice, each later power then wrong.
-            if powers is None:
-                # Whole class columns (contiguous rows of the transposed table) rather than a strided gather.
-                targets = self.dfa.class_columns[self._classes_in(class_set)]
-                uniform = (targets == targets[0]).all(axis=0)
-                powers = [np.where(uniform, targets[0], DEAD).astype(np.int64)]
-            else:
-                powers = list(powers)
-            while len(powers) < count:
-                powers.append(powers[-1][powers[-1]])
-            self._powers[class_set] = powers
-        return powers
 
     def _too_few_chain(self, state: int, class_set: int, minimum: float) -> bool:
         """Whether too few tokens could chain from ``state``, whose first move takes the byte classes

@@ -123,9 +123,7 @@ class _Builder:
 
     def fragment(self, node: Node) -> tuple[int, int]:
         """Add the states of ``node``; return its (entry, exit) states."""
-        if isinstance(node, CharSet):
-            return self.charset(node)
-        if id(node) in self.shared:
+        if id(node) in self.shared:  # never a character set (``_estimate_states``)
             return self.copies(node, 1)[0]
         return self.build(node)
 

@@ -174,12 +174,12 @@ def test_loop_walk_equals_the_trie_walk_in_every_state(
     decides, with the undecided tokens walked in C or in numpy (``TOKEN_WALKS``), majority moves weighed by
     ``np.bincount`` or, as for DFAs too large for it, by a loop over the row, and the runs after an exit
     byte jumped through a table of their few starts or by powers of two."""
-    from outlines_core import config, loop_walk
+    from outlines_core import config, loop_walk, loop_walk_numpy
 
     monkeypatch.setattr(config, "NATIVE_LOOP_WALK", token_walk == "c")
     monkeypatch.setattr(config, "LOOP_WALK_TAIL_TOKENS", tail)
     monkeypatch.setattr(loop_walk, "_MAJORITY_BINCOUNT_STATES", bincount_states)
-    monkeypatch.setattr(loop_walk, "_FEW_RUN_STARTS", few_run_starts)
+    monkeypatch.setattr(loop_walk_numpy, "_FEW_RUN_STARTS", few_run_starts)
     monkeypatch.setattr(config, "LOOP_WALK_MIN_SHARE", 0.0)  # take the loop walk wherever it applies
     vocabulary = load_vocabulary(tokenizer)
     walked = 0

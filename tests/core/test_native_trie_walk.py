@@ -220,9 +220,8 @@ def test_the_c_text_run_walk_finds_every_token_alive_from_the_state(pattern):
         expected &= content  # EOS is the mask's, not the walk's
         classes, up_to = chain.spans[0]
         for depth in (0, 3):
-            arguments = index._loop_walker._text_walk_arguments(chain, classes, up_to, 0.0, depth)
+            arguments, alive = index._loop_walker._text_walk_arguments(chain, classes, up_to, 0.0, depth)
             _native.walk_text_run(*arguments)
-            alive = arguments[12].view(bool)
             decided = table.lengths > depth
             assert np.array_equal(alive[decided], expected[decided]), (pattern, state, depth)
             assert not alive[~decided].any(), (pattern, state, depth)
@@ -234,7 +233,7 @@ def test_the_c_text_run_walk_rejects_malformed_input_with_a_clear_error():
     from outlines_core import _native
 
     index, _, chain = next(text_walks(r"[A-Z][a-z ,]{10,40}\."))
-    good = list(index._loop_walker._text_walk_arguments(chain, chain.spans[0][0], chain.spans[0][1], 0.0, 0))
+    good = list(index._loop_walker._text_walk_arguments(chain, chain.spans[0][0], chain.spans[0][1], 0.0, 0)[0])
     _native.walk_text_run(*good)
 
     def replaced(slot, value):
