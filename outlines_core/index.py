@@ -472,11 +472,18 @@ class Index:
         budget = config.LOOKAHEAD_EXPANSION_BUDGET - expansion[state]
         # The third-level budget bounds a decode step; the constructor's batch (the start state's) is
         # compile time, where one large batch costs less than the first visits it saves.
+        # The constructor's batch leaves out, and does not search past, the states the loop walk takes: the
+        # eager pass computes those next, and a counted run of letters among them made the start batch of
+        # ``[A-Z][a-z ,]{10,200}\.`` fan out past ``config.LOOKAHEAD_MAX_FRONTIER`` (1.4 ms of trie walk
+        # thrown away before the start state's own walk).
         if self._decoding:
             deep_expansion = self._deep_expansion
             deep_budget = config.LOOKAHEAD_DEEP_EXPANSION_BUDGET - deep_expansion[state]
+            loop_walked = None
         else:
             deep_expansion, deep_budget = None, 0
+            loop_walkable, loop_walker = self._loop_walkable, self._loop_walker
+            loop_walked = lambda target: loop_walkable[target] and loop_walker.takes(target)  # noqa: E731
         batch, classes = [state], {mask_class[state]}
         seen, queue = {state}, [state]
         done = self._class_masks
@@ -487,6 +494,8 @@ class Index:
                 if target in seen:
                     continue
                 seen.add(target)
+                if loop_walked is not None and loop_walked(target):
+                    continue
                 if crossable[target]:
                     queue.append(target)
                 klass, cost = mask_class[target], expansion[target]

@@ -127,6 +127,11 @@ class LoopWalk:
             packed |= alike[0] & table.short_words(longer_than, self.num_words)
         return packed
 
+    def takes(self, state: int) -> bool:
+        """Whether ``mask(state)`` would make the mask (False: a restrictive state, for the trie walk). Kept
+        per state: ``mask`` asks the same."""
+        return self._chain(state) is not None
+
     def _picked_then_walked(
         self, state: int, chain: _Chain, byte_sets: list[tuple[np.ndarray, int]], minimum: float, longer_than: int
     ) -> np.ndarray | None:
