@@ -185,16 +185,23 @@ class Index:
         # An allowed token other than EOS is content, so within the list.
         self._token_bytes = vocabulary.token_list
         self._token_count = len(self._token_bytes)  # may be below size: ids past it have no bytes
-        self._loop_walker = LoopWalk(dfa, vocabulary)  # permissive states (loop_walk.py)
-        self._loop_walk = self._loop_walker.mask
         self._trie_walk = TrieWalk(dfa, vocabulary)  # restrictive states (trie_walk.py)
         transitions = self.dfa.transitions
         self._step = transitions.item  # (state, byte) -> state, without converting the table
         #: States with no way to extend the output (every byte leads to the dead state).
-        self._no_continuation = ~(transitions != DEAD).any(axis=1)
+        self._no_continuation = ~(self.dfa.class_transitions != DEAD).any(axis=1)  # by class: a few times smaller
         self.eos_mask = self._trie_walk.eos_mask
         if not self.dfa.accepting.any():
             raise IncompatibleVocabularyError(f"regex {self.pattern!r} matches no string at all")
+
+    @functools.cached_property
+    def _loop_walker(self) -> LoopWalk:
+        """The loop walk of permissive states (loop_walk.py), made on first use: a DFA of restrictive states
+        only (a number, an IP address, a date) never needs its per-DFA tables."""
+        return LoopWalk(self.dfa, self.vocabulary)
+
+    def _loop_walk(self, state: int, alike: tuple[np.ndarray, int] | None = None) -> np.ndarray | None:
+        return self._loop_walker.mask(state, alike)
 
     # -- public queries ---------------------------------------------------------------------------
     @property
@@ -527,7 +534,7 @@ class Index:
         class_weight = np.bincount(
             self.dfa.byte_classes, weights=second_level + 1.0, minlength=self.dfa.class_transitions.shape[1]
         )
-        expansion = ((self.dfa.class_transitions != DEAD) @ class_weight).astype(np.int64)
+        expansion = (self._live_classes @ class_weight.astype(np.float32)).astype(np.int64)
         # The estimate misses deeper levels, which explode where most bytes live (inside strings): such
         # states, and the states a few bytes before them (an escape, a key's closing quote), stay out.
         permissive = self._permissive
@@ -566,7 +573,13 @@ class Index:
         """Per state, ``_third_level_estimate``: made at the end of the constructor when states are left
         for their first visits (the decode steps whose lookahead budgets it), never for an index complete
         by then (the small DFAs, whose compile it would lengthen by a tenth)."""
-        return self._third_level_estimate((self.dfa.class_transitions != DEAD).astype(np.float32)).tolist()
+        return self._third_level_estimate(self._live_classes).tolist()
+
+    @functools.cached_property
+    def _live_classes(self) -> np.ndarray:
+        """Per state and byte class, 1.0 where the class does not lead to the dead state (float32, for the
+        lookahead's cost products: exact, their sums stay below 2**24)."""
+        return (self.dfa.class_transitions != DEAD).astype(np.float32)
 
     def _third_level_estimate(self, live: np.ndarray) -> np.ndarray:
         """Per state, the entries its trie walk's third level expands: for each live first byte class
@@ -575,20 +588,14 @@ class Index:
         entries on gpt-2 and a third of 890 to 1,170: the second-level budget alone let a batch of nine
         such positions through, the slowest step of a decode (600 to 950 us)."""
         num_classes = live.shape[1]
-        # The vocabulary's [b1, b2] counts summed into [class 1, class 2], over the bytes some state lives
-        # on (a dozen for a number, so small DFAs pay microseconds): those bytes sorted by class, then one
-        # sum per run of equal class along each axis.
-        live_bytes = np.flatnonzero(self._live_bytes)
-        classes = self.dfa.byte_classes[live_bytes]
-        order = np.argsort(classes, kind="stable")
-        live_bytes, classes = live_bytes[order], classes[order]
-        present, starts = np.unique(classes, return_index=True)
-        counts = self.vocabulary.trie.third_level_counts[np.ix_(live_bytes, live_bytes)]
-        by_class = np.zeros((num_classes, num_classes))
-        by_class[np.ix_(present, present)] = np.add.reduceat(np.add.reduceat(counts, starts, axis=0), starts, axis=1)
+        # The vocabulary's [b1, b2] counts summed into [class 1, class 2], over the bytes some state lives on
+        # (a dozen for a number): two products with the bytes' one-hot classes, dead bytes' rows left zero.
+        one_hot = np.zeros((256, num_classes), dtype=np.float32)
+        one_hot[np.arange(256), self.dfa.byte_classes] = self._live_bytes
+        by_class = one_hot.T @ self.vocabulary.trie.third_level_counts @ one_hot
         # after[t, c1]: the prefixes under a first byte of class c1 whose second byte lives in state t.
         # float32 is exact here (counts below 2**24) and halves the product's time.
-        after = (live @ by_class.T.astype(np.float32)).reshape(-1)
+        after = (live @ by_class.T).reshape(-1)
         reached = np.take(after, self.dfa.class_transitions * num_classes + np.arange(num_classes))
         return np.einsum("ij,ij->i", live, reached).astype(np.int64)
 

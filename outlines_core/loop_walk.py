@@ -78,7 +78,7 @@ class LoopWalk:
         self._majority: dict[int, tuple[int, int]] = {}
         self._class_set_bytes: dict[int, int] = {}
         # Per state: every lead byte of a multi-byte UTF-8 character lives (``_too_few_chain``).
-        self._all_leads_live = (dfa.transitions[:, _UTF8_LEADS] != DEAD).all(axis=1)
+        self._all_leads_live = (dfa.class_transitions[:, dfa.byte_classes[_UTF8_LEADS]] != DEAD).all(axis=1)
         self._character_target = self._character_targets()  # for _characters_follow_for
         self._first_byte_shares: dict[int, int] = {}
         self._class_set_masks: dict[int, np.ndarray] = {}

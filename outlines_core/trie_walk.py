@@ -34,10 +34,8 @@ class TrieWalk:
     def __init__(self, dfa: Dfa, vocabulary: Vocabulary) -> None:
         self.dfa = dfa
         self.trie = vocabulary.trie
-        self.flat_transitions = dfa.flat_transitions  # state * 256 + byte -> state
         self.num_words = (vocabulary.size + 31) // 32
-        self.eos_mask = self.bitmask_of(np.array(vocabulary.eos_token_ids, dtype=np.int64))
-        self.eos_mask.setflags(write=False)
+        self.eos_mask = vocabulary.eos_bitmask
         trie = self.trie
         # The C walk's arguments, in the dtypes it checks (no copies: these are the tables' own).
         self._native_tables = (
@@ -49,6 +47,12 @@ class TrieWalk:
             np.ascontiguousarray(trie.root_child, dtype=np.int64),
             np.ascontiguousarray(dfa.transitions, dtype=np.int32),
         )
+
+    @property
+    def flat_transitions(self) -> np.ndarray:
+        """state * 256 + byte -> state, for the numpy walks only: the int64 copy of a large DFA's table costs
+        half a millisecond of its compile, which the C walk never needs."""
+        return self.dfa.flat_transitions
 
     def _native_masks(self, origins: np.ndarray, max_nodes: int | None):
         """``masks`` by the C walk: the masks (None past ``max_nodes`` visited trie nodes) and the depths."""
