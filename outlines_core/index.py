@@ -116,6 +116,8 @@ class Index:
         self._class_masks: dict[int, np.ndarray] = {}
         # Index eagerly while it is cheap (small DFAs, restrictive states): the start state first, then
         # the other mask classes within a time budget; whatever is left is computed on first visit.
+        if any(self._loop_walkable):
+            self._loop_walker  # its tables are setup, not the eager pass's mask work (a cached property)
         deadline = time.perf_counter() + config.EAGER_INDEX_BUDGET_SECONDS
         if not self._compute_all_restrictive_at_once():
             self._compute_masks(np.array([self.dfa.start]))
