@@ -27,7 +27,7 @@ LOOKAHEAD_STATES = 32
 LOOKAHEAD_SEARCH_STATES = 256
 LOOKAHEAD_EXPANSION_BUDGET = 20_000
 #: ... and, on a decode step (not the constructor's first walk), their third levels' expansions
-#: (``Index._third_level_estimate``) within this one: about 400 us of walk on a cold cache.
+#: (``lookahead.third_level_estimate``) within this one: about 400 us of walk on a cold cache.
 LOOKAHEAD_DEEP_EXPANSION_BUDGET = 8_000
 #: The eager pass takes restrictive states whose estimated expansion is at most this before the permissive
 #: ones (``Index._eager_order``): keys, digits, fixed words, whose batches of 32 cost the C trie walk tens of

@@ -18,26 +18,15 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from typing import NamedTuple
-
 import numpy as np
 
 from . import config
 from .errors import IncompatibleVocabularyError
 from .regex.dfa import DEAD, Dfa, compile_dfa
+from . import lookahead
 from .loop_walk import LoopWalk
 from .trie_walk import TrieWalk
 from .vocabulary import Vocabulary
-
-
-class _LookaheadTables(NamedTuple):
-    """Per DFA state, as Python lists (the lookahead search runs in Python over a few dozen states)."""
-
-    successor_targets: list[int]  # distinct live successors, flat: state s's are [starts[s]:starts[s + 1]]
-    successor_starts: list[int]
-    expansion: list[int]  # size of the state's trie walk's second level: the batch's cost estimate
-    takeable: list[bool]  # lookahead may batch it (not permissive, not just before a permissive run)
-    crossable: list[bool]  # lookahead searches past it (not permissive: a decode stays in those a while)
 
 
 @functools.lru_cache(maxsize=8)
@@ -346,51 +335,16 @@ class Index:
         return self._live_byte_counts > config.LOOKAHEAD_MAX_LIVE_BYTES
 
     def _eager_order(self, states: np.ndarray) -> np.ndarray:
-        """``states`` reordered for the eager pass: the cheapest restrictive ones first (estimated expansion,
-        ``_LookaheadTables.expansion``, at most ``config.EAGER_CHEAP_EXPANSION``), then the permissive ones
-        in the order given, then the other restrictive ones; restrictive states cheapest first.
-
-        A permissive state's first visit is a loop walk over the whole vocabulary, the slowest step a
-        decode can take (up to a millisecond), while a restrictive state's first visit is batched with its
-        neighbours by lookahead; so the budget goes to the former, except for the cheapest restrictive
-        states (keys, digits, fixed words): the C trie walk takes 32 of them in tens of microseconds, where
-        the decode's first visits to them cost 50 to 100 us each (nested-8's mean on llama-spm: 19.8 ->
-        14.6 us, defs-anyOf's on llama-bpe 21 -> 16 us; a threshold of 100 or more took the budget from
-        loop walks a decode then met: qwen2's largest step 564 -> 768 us). Cheapest first among the
-        others: the budget then covers the most states, and leaves the costly ones, which a decode seldom
-        visits (a string's ``\\uXXXX`` digits). In the DFA's own order it spent itself on the first
-        fields' escapes and left the last fields' keys to the decode (wide-30: 9 first visits of 130 to
-        270 us, none now).
-        """
-        if not len(states):
+        """``states`` in the eager pass's order (``lookahead.eager_order``)."""
+        if not len(states):  # a complete index never builds the lookahead tables
             return states
-        expansion = np.asarray(self._lookahead_tables.expansion, dtype=np.float64)[states]
-        cost = np.where(self._permissive[states], config.EAGER_CHEAP_EXPANSION + 0.5, expansion)
-        return states[np.argsort(cost, kind="stable")]
+        return lookahead.eager_order(states, self._lookahead_tables.expansion, self._permissive)
 
     def _eager_batches(self, states: np.ndarray):
-        """The eager pass's batches of ``states`` (in ``_eager_order``): permissive states
-        ``config.INDEX_BATCH_STATES`` at a time, restrictive ones as a lookahead batch takes them, up to
-        ``config.LOOKAHEAD_STATES`` whose estimated expansions sum within ``config.LOOKAHEAD_EXPANSION_BUDGET``.
-        A trie walk costs about 100 us of numpy calls however small its origins, so batches of eight
-        restrictive states (a key's positions, a digit run) spent most of the budget on that overhead."""
+        """The eager pass's batches of ``states`` (``lookahead.eager_batches``)."""
         if not len(states):
-            return
-        expansion = self._lookahead_tables.expansion
-        batch: list[int] = []
-        batch_permissive, cost = False, 0
-        for state, permissive in zip(states.tolist(), self._permissive[states].tolist()):
-            state_cost = 0 if permissive else expansion[state]
-            limit = config.INDEX_BATCH_STATES if permissive else config.LOOKAHEAD_STATES
-            full = len(batch) >= limit or cost + state_cost > config.LOOKAHEAD_EXPANSION_BUDGET
-            if batch and (full or permissive != batch_permissive):
-                yield np.array(batch, dtype=np.int64)
-                batch, cost = [], 0
-            batch.append(state)
-            batch_permissive = permissive
-            cost += state_cost
-        if batch:
-            yield np.array(batch, dtype=np.int64)
+            return iter(())
+        return lookahead.eager_batches(states, self._lookahead_tables.expansion, self._permissive)
 
     def _compute_masks(
         self, states: np.ndarray, deadline: float | None = None, batch_states: int | None = None
@@ -523,34 +477,8 @@ class Index:
         return batch[: config.LOOKAHEAD_STATES]
 
     @functools.cached_property
-    def _lookahead_tables(self) -> _LookaheadTables:
-        rows = np.sort(self.dfa.class_transitions, axis=1)
-        keep = rows != DEAD
-        keep[:, 1:] &= rows[:, 1:] != rows[:, :-1]
-        successors = rows[keep]  # each state's distinct live successors, state after state
-        successor_starts = np.concatenate([[0], np.cumsum(np.count_nonzero(keep, axis=1))])
-        root_child = self.vocabulary.trie.root_child
-        second_level = np.where(root_child != 0, self.vocabulary.trie.child_count[root_child], 0)
-        # Per byte class, then one float product (BLAS; the counts stay exact): an integer product over
-        # all 256 bytes costs 0.5 ms on nested-8.
-        class_weight = np.bincount(
-            self.dfa.byte_classes, weights=second_level + 1.0, minlength=self.dfa.class_transitions.shape[1]
-        )
-        expansion = (self._live_classes @ class_weight.astype(np.float32)).astype(np.int64)
-        # The estimate misses deeper levels, which explode where most bytes live (inside strings): such
-        # states, and the states a few bytes before them (an escape, a key's closing quote), stay out.
-        permissive = self._permissive
-        near_permissive = permissive.copy()
-        near_permissive[DEAD] = False
-        for _ in range(config.LOOKAHEAD_PERMISSIVE_DISTANCE):
-            # Whether some successor is near: a count over each state's distinct successors.
-            reached = np.concatenate([[0], np.cumsum(near_permissive[successors])])
-            near_permissive = near_permissive | (reached[successor_starts[1:]] > reached[successor_starts[:-1]])
-            near_permissive[DEAD] = False
-        return _LookaheadTables(
-            successors.tolist(), successor_starts.tolist(), expansion.tolist(), (~near_permissive).tolist(),
-            (~permissive).tolist(),
-        )
+    def _lookahead_tables(self) -> lookahead.LookaheadTables:
+        return lookahead.lookahead_tables(self.dfa, self.vocabulary.trie, self._live_classes, self._permissive)
 
     def _prepare_loop_walks(self) -> None:
         """Build, at construction, the vocabulary's text runs that the loop walks of uncomputed states
@@ -572,34 +500,17 @@ class Index:
 
     @functools.cached_property
     def _deep_expansion(self) -> list[int]:
-        """Per state, ``_third_level_estimate``: made at the end of the constructor when states are left
-        for their first visits (the decode steps whose lookahead budgets it), never for an index complete
+        """Per state, ``lookahead.third_level_estimate``: made at the end of the constructor when states are
+        left for their first visits (the decode steps whose lookahead budgets it), never for an index complete
         by then (the small DFAs, whose compile it would lengthen by a tenth)."""
-        return self._third_level_estimate(self._live_classes).tolist()
+        estimate = lookahead.third_level_estimate(self.dfa, self.vocabulary.trie, self._live_bytes, self._live_classes)
+        return estimate.tolist()
 
     @functools.cached_property
     def _live_classes(self) -> np.ndarray:
         """Per state and byte class, 1.0 where the class does not lead to the dead state (float32, for the
         lookahead's cost products: exact, their sums stay below 2**24)."""
         return (self.dfa.class_transitions != DEAD).astype(np.float32)
-
-    def _third_level_estimate(self, live: np.ndarray) -> np.ndarray:
-        """Per state, the entries its trie walk's third level expands: for each live first byte class
-        ``c1`` and each second byte class ``c2`` live after it, the three-byte token prefixes that start
-        with them (before their third byte is tested). A run of hex digits has a second level of 190
-        entries on gpt-2 and a third of 890 to 1,170: the second-level budget alone let a batch of nine
-        such positions through, the slowest step of a decode (600 to 950 us)."""
-        num_classes = live.shape[1]
-        # The vocabulary's [b1, b2] counts summed into [class 1, class 2], over the bytes some state lives on
-        # (a dozen for a number): two products with the bytes' one-hot classes, dead bytes' rows left zero.
-        one_hot = np.zeros((256, num_classes), dtype=np.float32)
-        one_hot[np.arange(256), self.dfa.byte_classes] = self._live_bytes
-        by_class = one_hot.T @ self.vocabulary.trie.third_level_counts @ one_hot
-        # after[t, c1]: the prefixes under a first byte of class c1 whose second byte lives in state t.
-        # float32 is exact here (counts below 2**24) and halves the product's time.
-        after = (live @ by_class.T).reshape(-1)
-        reached = np.take(after, self.dfa.class_transitions * num_classes + np.arange(num_classes))
-        return np.einsum("ij,ij->i", live, reached).astype(np.int64)
 
     def _store_masks(
         self, states: list[int], masks: np.ndarray, depths: list[int] | None = None, loop_walked: bool = False

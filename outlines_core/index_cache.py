@@ -46,7 +46,10 @@ def engine_version() -> str:
 
     digest = hashlib.sha256(FORMAT_VERSION.encode())
     package = Path(__file__).resolve().parent
-    deciding = ["index.py", "trie_walk.py", "loop_walk.py", "loop_walk_numpy.py", "vocabulary.py", "arrays.py", "_native.c"]
+    deciding = [
+        "index.py", "lookahead.py", "trie_walk.py", "loop_walk.py", "loop_walk_numpy.py", "vocabulary.py", "arrays.py",
+        "_native.c",
+    ]
     # A built wheel may leave out the C source (its compiled module is there); the Python sources are not optional.
     sources = [package / name for name in deciding if name != "_native.c" or (package / name).exists()]
     sources += list((package / "regex").glob("*.py"))

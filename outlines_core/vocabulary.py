@@ -71,7 +71,7 @@ class TokenTrie:
     @functools.cached_property
     def third_level_counts(self) -> np.ndarray:
         """``[b1, b2]``: how many tokens' prefixes of three bytes start with ``b1 b2`` (the children of that
-        second-level node), as float32 for the lookahead's cost estimate (``Index._third_level_estimate``'s
+        second-level node), as float32 for the lookahead's cost estimate (``lookahead.third_level_estimate``'s
         products; exact, every count is below 2**24)."""
         parents = self.root_child[self.root_child != 0]
         children = self.child_count[parents]

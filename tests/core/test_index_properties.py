@@ -401,7 +401,7 @@ RUNS_SCHEMA = {
 
 @pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe", "qwen2"])
 def test_the_third_level_estimate_is_the_third_level_a_walk_expands(tokenizer):
-    """``_third_level_estimate`` counts, per state, the trie nodes of three bytes whose first two bytes
+    """``lookahead.third_level_estimate`` counts, per state, the trie nodes of three bytes whose first two bytes
     live from it: exactly the entries the walk's third level expands (before their own byte is tested)."""
     from outlines_core.types import json_schema_to_regex
 
