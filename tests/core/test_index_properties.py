@@ -453,6 +453,34 @@ def test_lookahead_batches_keep_within_both_expansion_budgets(monkeypatch):
     assert len(hex_runs) >= 3  # the UUID's 32 hex positions, at most three a batch
 
 
+def test_the_constructors_batch_leaves_the_loop_walks_states_out(monkeypatch):
+    """The start state's batch at construction takes no state the loop walk takes (a counted run of letters
+    made it fan out past the frontier bound, a wasted trie walk), but still the restrictive runs next to the
+    start that the loop walk declines (a UUID's hex digits, a number's digits)."""
+    from outlines_core import config, index as index_module
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)
+    plain = index_module.Index._with_lookahead
+    starts = []
+
+    def recording(self, state):
+        batch = plain(self, state)
+        if not self._decoding:
+            starts.append(batch)
+        return batch
+
+    monkeypatch.setattr(index_module.Index, "_with_lookahead", recording)
+    vocabulary = load_vocabulary("gpt-2")
+    sentence = Index(r"[A-Z][a-z ,]{10,200}\.", vocabulary)
+    assert starts == [[sentence.initial_state]]
+    assert sentence._loop_walker.takes(sentence.dfa.transitions[sentence.initial_state, ord("T")])
+    starts.clear()
+    uuid = Index(r'"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}",[a-z ]{3,40}', vocabulary)
+    (batch,) = starts
+    assert len(batch) > 8 and not any(uuid._loop_walker.takes(state) for state in batch)
+    assert len(uuid._class_masks) >= 8  # the hex positions' masks, from the start's walk
+
+
 def test_lookahead_does_not_search_past_a_permissive_state(monkeypatch):
     """A decode spends many steps in a string's content: the states beyond it (an escape's hex digits, the
     next key) are not batched with a state before the string."""

@@ -160,6 +160,34 @@ def test_counts_of_tokens_within_a_byte_set_match_the_tokens(name):
     assert 0 < table.count_within(hex_digits) < table.count_within(~hex_digits)
 
 
+@pytest.mark.parametrize("name", ["gpt-2", "llama-spm"])
+def test_the_longest_token_within_a_byte_set_is_found_whatever_chunk_holds_it(name):
+    """``longest_token_within`` scans the tokens longest first in chunks growing from 256: its answer is the
+    longest token made of the set's bytes, whether that token comes first, after the first chunk or not at
+    all."""
+    vocabulary = load_vocabulary(name)
+    tokens = [token for token in vocabulary.tokens if token is not None]
+    rng = np.random.default_rng(7)
+    byte_sets = [np.ones(256, dtype=bool), np.zeros(256, dtype=bool)]
+    for chosen in (b"0123456789", b"abcdef", b"xyz", b" ", b"-=", b"Q"):
+        byte_set = np.zeros(256, dtype=bool)
+        byte_set[list(chosen)] = True
+        byte_sets.append(byte_set)
+    byte_sets += [rng.random(256) < share for share in (0.1, 0.3, 0.6)]
+    for byte_set in byte_sets:
+        allowed = set(np.flatnonzero(byte_set).tolist())
+        expected = max((len(token) for token in tokens if set(token) <= allowed), default=0)
+        assert vocabulary.longest_token_within(byte_set) == expected, sorted(allowed)[:10]
+
+
+def test_the_eos_bitmask_sets_the_eos_ids_only():
+    vocabulary = Vocabulary([b"a", b"b", None] + [b"c"] * 70, eos_token_ids=[2, 40, 71])
+    bits = np.unpackbits(vocabulary.eos_bitmask.view(np.uint8), bitorder="little")
+    assert vocabulary.eos_bitmask.dtype == np.int32 and vocabulary.eos_bitmask.size == 3
+    assert np.flatnonzero(bits).tolist() == [2, 40, 71]
+    assert not vocabulary.eos_bitmask.flags.writeable
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     tokens=st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=60),
