@@ -18,12 +18,12 @@ from __future__ import annotations
 import functools
 import threading
 import time
+
 import numpy as np
 
-from . import config
+from . import config, lookahead
 from .errors import IncompatibleVocabularyError
 from .regex.dfa import DEAD, Dfa, compile_dfa
-from . import lookahead
 from .loop_walk import LoopWalk
 from .trie_walk import TrieWalk
 from .vocabulary import Vocabulary
@@ -180,7 +180,7 @@ class Index:
         transitions = self.dfa.transitions
         self._step = transitions.item  # (state, byte) -> state, without converting the table
         #: States with no way to extend the output (every byte leads to the dead state).
-        self._no_continuation = ~(self.dfa.class_transitions != DEAD).any(axis=1)  # by class: a few times smaller
+        self._no_continuation = ~(self.dfa.class_transitions != DEAD).any(axis=1)  # over classes: fewer columns
         self.eos_mask = self._trie_walk.eos_mask
         if not self.dfa.accepting.any():
             raise IncompatibleVocabularyError(f"regex {self.pattern!r} matches no string at all")
@@ -192,6 +192,7 @@ class Index:
         return LoopWalk(self.dfa, self.vocabulary)
 
     def _loop_walk(self, state: int, alike: tuple[np.ndarray, int] | None = None) -> np.ndarray | None:
+        """``LoopWalk.mask``: the state's mask, or None for the trie walk."""
         return self._loop_walker.mask(state, alike)
 
     # -- public queries ---------------------------------------------------------------------------
@@ -445,8 +446,8 @@ class Index:
             loop_walked = None
         else:
             deep_expansion, deep_budget = None, 0
-            loop_walkable, loop_walker = self._loop_walkable, self._loop_walker
-            loop_walked = lambda target: loop_walkable[target] and loop_walker.takes(target)  # noqa: E731
+            loop_walkable = self._loop_walkable
+            loop_walked = lambda target: loop_walkable[target] and self._loop_walker.takes(target)  # noqa: E731
         batch, classes = [state], {mask_class[state]}
         seen, queue = {state}, [state]
         done = self._class_masks
