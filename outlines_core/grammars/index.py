@@ -99,9 +99,7 @@ class GrammarIndex:
         self._viable_rows: list[np.ndarray] = []
         self._masks: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._allowed_ids: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
-        eos = np.array(vocabulary.eos_token_ids, dtype=np.int64)
-        self.eos_mask = self._bits(eos)
-        self.eos_mask.setflags(write=False)
+        self.eos_mask = vocabulary.eos_bitmask
         self._eos = set(vocabulary.eos_token_ids)
         initial = self.initial_state
         try:
