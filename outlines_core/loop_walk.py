@@ -258,14 +258,7 @@ class LoopWalk:
     def prepare(self, state: int) -> None:
         """Build what ``mask(state)`` would build on first use, if anything: the vocabulary's text run of its
         byte set (5 ms on a 128k vocabulary for a set met for the first time) and its run regex: at
-        construction rather than in a decode step.
-
-        A single-span chain's byte set is its first move's: when the vocabulary keeps a text run of that set
-        already (an earlier constraint's strings), the chain is not followed here, which cost nested-8's
-        compile a millisecond, but on the state's first visit."""
-        target, moves = self._majority_move(state)
-        if target != DEAD and _walk_in_c() and self.vocabulary.token_table.has_text_run(self._bytes_of_classes(moves)):
-            return
+        construction rather than in a decode step."""
         chain = self._chain(state)
         if chain is not None and len(chain.spans) == 1:
             classes = chain.spans[0][0]

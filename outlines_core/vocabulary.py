@@ -425,11 +425,6 @@ class TokenTable:
         order = order[self.content[order]]
         return self.lengths[order], np.ascontiguousarray(self.byte_sets[:, order])
 
-    def has_text_run(self, text_bytes: np.ndarray) -> bool:
-        """Whether a ``text_run`` of ``text_bytes`` is kept, whichever its ``characters``."""
-        key = np.packbits(text_bytes).tobytes()
-        return (key, False) in self._runs or (key, True) in self._runs
-
     def text_run(self, text_bytes: np.ndarray, characters: bool) -> "TextRun":
         """The tokens of a text byte set, for the index's loop walk: computed once per (vocabulary, byte
         set) and kept, because the same few sets (a JSON string's characters, a sentence's letters) recur

@@ -369,47 +369,6 @@ def test_the_constructor_builds_the_text_runs_its_first_visits_need(pattern, mon
     assert built == []
 
 
-def test_the_preparation_follows_no_chain_whose_text_run_the_vocabulary_keeps(monkeypatch):
-    """``LoopWalk.prepare`` follows a state's chain only to learn which text run to build: once the
-    vocabulary keeps a run of the state's first move's bytes, a second index of the same strings skips the
-    chains (a millisecond of nested-8's compile), and its first visits still get the same masks."""
-    from conftest import load_vocabulary
-
-    from outlines_core import config, loop_walk
-
-    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", -1.0)
-    vocabulary = load_vocabulary("llama-bpe")
-    pattern = r'\{"name":"([^"\\\x00-\x1f]|\\["\\nt])*","city":"[^"]{0,12}","tag":"[a-z]{1,8}"\}'
-    first = Index(pattern, vocabulary)
-    walker = first._loop_walker
-    _, moves = walker._majority_move(first.dfa.walk(b'{"name":"ab'))
-    assert vocabulary.token_table.has_text_run(walker._bytes_of_classes(moves))
-
-    followed, preparing = [], []
-    plain_chain, plain_prepare = loop_walk.LoopWalk._chain, Index._prepare_loop_walks
-
-    def recording_chain(self, state):
-        if preparing:
-            followed.append(state)
-        return plain_chain(self, state)
-
-    def flagged_prepare(self):
-        preparing.append(True)
-        try:
-            plain_prepare(self)
-        finally:
-            preparing.clear()
-
-    monkeypatch.setattr(loop_walk.LoopWalk, "_chain", recording_chain)
-    monkeypatch.setattr(Index, "_prepare_loop_walks", flagged_prepare)
-    second = Index(pattern, vocabulary)
-    inside_name = second.dfa.walk(b'{"name":"ab')
-    assert second._loop_walkable[inside_name] and second._mask_class_list[inside_name] not in second._class_masks
-    assert inside_name not in followed
-    for state in range(1, second.num_states):
-        assert np.array_equal(second.mask(state), first.mask(state))
-
-
 @pytest.mark.parametrize(
     "pattern", [r"[a-zA-Z0-9._%+-]+@[a-z]+\.[a-z]{2,}", r'"([^"\\]|\\u[0-9a-f]{4})*"', r"\d{3}-\d{4}|é+"]
 )
