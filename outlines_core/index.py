@@ -324,13 +324,17 @@ class Index:
     def _live_byte_counts(self) -> np.ndarray:
         """Per state, how many bytes do not lead to the dead state."""
         # Live classes times class sizes (float32 is exact here): the 256-column table is ten times wider.
-        class_sizes = np.bincount(self.dfa.byte_classes, minlength=self.dfa.class_transitions.shape[1])
-        return (self._live_classes @ class_sizes.astype(np.float32)).astype(np.int64)
+        return (self._live_classes @ self.dfa.class_sizes.astype(np.float32)).astype(np.int64)
+
+    @functools.cached_property
+    def _loop_walkable_states(self) -> np.ndarray:
+        """Per state: enough live bytes for a loop walk (``LoopWalk.mask`` declines the others)."""
+        return self._live_byte_counts >= config.LOOP_WALK_MIN_BYTES
 
     @functools.cached_property
     def _loop_walkable(self) -> list[bool]:
-        """Per state: enough live bytes for a loop walk (``LoopWalk.mask`` declines the others)."""
-        return (self._live_byte_counts >= config.LOOP_WALK_MIN_BYTES).tolist()
+        """``_loop_walkable_states`` as a list, read state by state in Python loops."""
+        return self._loop_walkable_states.tolist()
 
     @functools.cached_property
     def _permissive(self) -> np.ndarray:
@@ -491,8 +495,7 @@ class Index:
         (the positions of a string share theirs), which may miss a set."""
         computed = np.zeros(self.num_mask_classes, dtype=bool)
         computed[list(self._class_masks)] = True
-        walkable = self._live_byte_counts >= config.LOOP_WALK_MIN_BYTES  # as ``_loop_walkable``
-        pending = np.flatnonzero(walkable & ~computed[self._mask_class])
+        pending = np.flatnonzero(self._loop_walkable_states & ~computed[self._mask_class])
         if not len(pending):
             return
         if len(pending) > _PREPARED_ONE_BY_ONE:

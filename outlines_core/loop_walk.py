@@ -73,7 +73,7 @@ class LoopWalk:
         self.dfa = dfa
         self.vocabulary = vocabulary
         self.num_words = (vocabulary.size + 31) // 32
-        self._class_sizes: list[int] = np.bincount(dfa.byte_classes, minlength=dfa.class_transitions.shape[1]).tolist()
+        self._class_sizes: list[int] = dfa.class_sizes.tolist()
         self._class_size_weights = np.array(self._class_sizes, dtype=np.float64)
         self._majority: dict[int, tuple[int, int]] = {}
         self._class_set_bytes: dict[int, int] = {}

@@ -51,6 +51,7 @@ class Dfa:
     _rows: list = field(default=None, repr=False)  # type: ignore[assignment]
     _class_columns: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _flat_transitions: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    _class_sizes: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     # Moore refinement partitions as (rounds, group of each state), then the stable partition as (None,
     # groups): recorded by minimization, or computed on first use (``indistinguishable_within``).
     _refinement: tuple = field(default=None, repr=False)  # type: ignore[assignment]
@@ -75,6 +76,15 @@ class Dfa:
             flat.setflags(write=False)
             object.__setattr__(self, "_flat_transitions", flat)
         return self._flat_transitions
+
+    @property
+    def class_sizes(self) -> np.ndarray:
+        """How many bytes each byte class holds (int64, read-only; made on first use)."""
+        if self._class_sizes is None:
+            sizes = np.bincount(self.byte_classes, minlength=self.class_transitions.shape[1])
+            sizes.setflags(write=False)
+            object.__setattr__(self, "_class_sizes", sizes)
+        return self._class_sizes
 
     @property
     def class_columns(self) -> np.ndarray:
