@@ -820,7 +820,7 @@ typedef struct {
     Py_ssize_t *range_class_start, *reverse_start, *edge_start, *eps_start, *closure_start;
     int32_t *reverse, *edges, *eps, *stack, *visited, *in_set, *closure_length, *counts, *bucket, *bucket_start;
     uint8_t *live, *important, *keep;
-    Ints closures, scratch, current, table, accepting;
+    Ints closures, scratch, current, previous, table, accepting;
     SetMap subsets, moves;
 } Determinization;
 
@@ -829,8 +829,8 @@ static void determinization_free(Determinization *d) {
                         d->edge_target_live, d->covering, d->range_class_start, d->reverse_start, d->edge_start,
                         d->eps_start, d->closure_start, d->reverse, d->edges, d->eps, d->stack, d->visited,
                         d->in_set, d->closure_length, d->counts, d->bucket, d->bucket_start, d->live,
-                        d->important, d->keep, d->closures.data, d->scratch.data, d->current.data, d->table.data,
-                        d->accepting.data};
+                        d->important, d->keep, d->closures.data, d->scratch.data, d->current.data, d->previous.data,
+                        d->table.data, d->accepting.data};
     for (size_t i = 0; i < sizeof pointers / sizeof *pointers; i++) free(pointers[i]);
     setmap_free(&d->subsets);
     setmap_free(&d->moves);
@@ -1050,6 +1050,10 @@ static int run_determinization(Determinization *d, Py_ssize_t n_nfa, const int32
         if (ints_reserve(&d->table, n_classes) < 0) return DET_NO_MEMORY;
         int32_t *row = d->table.data + index * n_classes;
         d->table.size = (index + 1) * n_classes;
+        /* The buckets were filled in the same order of moves, so two classes that the same moves cover have
+         * equal buckets before sorting: a class equal to the one before it (a JSON string's character spans
+         * dozens of adjacent classes) takes its target without a sort, a hash and a lookup. */
+        int32_t previous_class = -1;
         for (int32_t c = 0; c < n_classes; c++) {
             int32_t *targets = d->bucket + d->bucket_start[c];
             Py_ssize_t count = d->bucket_start[c + 1] - d->bucket_start[c];
@@ -1057,6 +1061,15 @@ static int run_determinization(Determinization *d, Py_ssize_t n_nfa, const int32
                 row[c] = 0;
                 continue;
             }
+            if (previous_class >= 0 && d->bucket_start[previous_class + 1] - d->bucket_start[previous_class] == count &&
+                memcmp(d->previous.data, targets, (size_t)count * sizeof(int32_t)) == 0) {
+                row[c] = row[previous_class];
+                continue;
+            }
+            d->previous.size = 0;
+            if (ints_reserve(&d->previous, count) < 0) return DET_NO_MEMORY;
+            memcpy(d->previous.data, targets, (size_t)count * sizeof(int32_t));
+            previous_class = c;
             sort_ints(targets, count);
             Py_ssize_t distinct = 1;
             for (Py_ssize_t i = 1; i < count; i++)

@@ -35,6 +35,13 @@ _UTF8_LEADS = np.array([sequence[0][0] for sequence in _UTF8_SEQUENCES])
 #: Up to this many DFA states, ``LoopWalk._majority_move`` weighs a row's targets with one ``np.bincount``.
 _MAJORITY_BINCOUNT_STATES = 16384
 
+#: Up to this many (state, class, class) entries (a sentence's 204 states by 6 classes: 7,344),
+#: ``LoopWalk._majority_move`` makes every state's move at once when ``_MAJORITY_ONE_BY_ONE`` states were
+#: asked one by one (4 us each; all of a small table cost 0.3 ms after a collection, so a constraint whose
+#: few permissive states ask a handful is better served one by one).
+_MAJORITY_AT_ONCE_ENTRIES = 1 << 14
+_MAJORITY_ONE_BY_ONE = 32
+
 #: ``LoopWalk._chain`` derives the chains of up to this many states ahead of the one asked (a counted
 #: run's next positions) from the chain of the last, which alone is followed move by move.
 _CHAINS_DERIVED_AHEAD = 32
@@ -82,6 +89,9 @@ class LoopWalk:
         self._character_target = self._character_targets()  # for _characters_follow_for
         self._first_byte_shares: dict[int, int] = {}
         self._class_set_masks: dict[int, np.ndarray] = {}
+        self._ascii_class_sets: dict[int, bool] = {}  # class set: its bytes are all ASCII (``_text_kind``)
+        self._decided: dict[tuple[int, bool, int], tuple] = {}  # ``_decided_tokens`` per its arguments
+        self._more_text: dict[tuple[int, int, bool], bool] = {}  # ``_takes_more_text`` per its arguments
         self._chains: dict[int, _Chain | None] = {}  # state: its chain (None: not a loop walk's state)
         self._numpy_walk = NumpyTokenWalk(dfa, vocabulary, self._bytes_of_classes)  # without the C kernels
 
@@ -117,8 +127,11 @@ class LoopWalk:
             alive = self._picked_then_walked(state, chain, byte_sets, minimum, longer_than)
         if alive is None:
             return None
-        allowed = np.zeros(self.num_words * 32, dtype=bool)
-        allowed[: alive.size] = alive
+        if alive.size == self.num_words * 32:
+            allowed = alive
+        else:
+            allowed = np.zeros(self.num_words * 32, dtype=bool)
+            allowed[: alive.size] = alive
         if self.dfa.accepting[state]:
             allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
         packed = np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
@@ -270,10 +283,13 @@ class LoopWalk:
     def _text_kind(self, classes: int, chain: _Chain) -> tuple[np.ndarray, bool]:
         """The byte set of ``classes`` and whether the chain moves alike on whole UTF-8 characters."""
         text_bytes = self._bytes_of_classes(classes)
+        ascii_only = self._ascii_class_sets.get(classes)
+        if ascii_only is None:
+            ascii_only = self._ascii_class_sets[classes] = not text_bytes[128:].any()
         # Every multi-byte character makes the same move as the ASCII bytes of T (inside JSON strings, free
         # text): a UTF-8 token of T's ASCII bytes and other characters walks the chain one character at a
         # time, so its character count decides it (a cut last character included).
-        return text_bytes, not text_bytes[128:].any() and chain.characters_follow_for >= len(chain.moves)
+        return text_bytes, ascii_only and chain.characters_follow_for >= len(chain.moves)
 
     def _text_chain(
         self, state: int, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int
@@ -354,31 +370,42 @@ class LoopWalk:
         table = self.vocabulary.token_table
         looping = chain.moves[-1][0] == chain.moves[-1][1]
         text_bytes, characters = self._text_kind(classes, chain)
-        run = table.text_run(text_bytes, characters)
-        # With an alike state's mask for the tokens up to ``longer_than`` bytes, only the longer ones are
-        # decided here (a few hundred to a few thousand of the vocabulary): every test below runs on them
-        # alone, and the count of chained tokens is not asked (the walk is cheap whatever it is).
-        tokens = table.longer_than(longer_than) if longer_than else None
-
-        def decided(per_token: np.ndarray) -> np.ndarray:
-            return per_token if tokens is None else per_token[tokens]
-
-        is_text = decided(run.is_text)
+        decided = self._decided.get((classes, characters, longer_than))
+        if decided is None:
+            decided = self._decided[classes, characters, longer_than] = self._decided_tokens(
+                text_bytes, characters, longer_than
+            )
+        run, tokens, is_text, counts = decided
         if characters:
-            chained = is_text & (decided(table.char_counts) <= min(up_to, table.longest))  # also drops non-UTF-8
+            chained = is_text & (counts <= min(up_to, table.longest))  # the counts drop non-UTF-8 tokens too
         elif looping:
             chained = is_text.copy()
         else:
-            chained = is_text & (decided(table.lengths) <= up_to)
+            chained = is_text & (counts <= up_to)
         if tokens is None and np.count_nonzero(chained) < minimum:
             return None
         return run, text_bytes, characters, looping, tokens, is_text, chained
+
+    def _decided_tokens(self, text_bytes: np.ndarray, characters: bool, longer_than: int):
+        """What ``_chained_text`` tests, per (byte set, characters, ``longer_than``), kept: the text run,
+        the tokens decided (None: all), which of them are text, and their character counts (with
+        ``characters``) or byte lengths. With an alike state's mask for the tokens up to ``longer_than``
+        bytes, only the longer ones are decided (a few hundred to a few thousand of the vocabulary): every
+        test runs on them alone, and the count of chained tokens is not asked (the walk is cheap whatever
+        it is). A counted run's positions all ask the same few, each once."""
+        table = self.vocabulary.token_table
+        run = table.text_run(text_bytes, characters)
+        tokens = table.longer_than(longer_than) if longer_than else None
+        counts = table.char_counts if characters else table.lengths
+        if tokens is None:
+            return run, None, run.is_text, counts
+        return run, tokens, run.is_text[tokens], counts[tokens]
 
     def _text_walk_in_c(
         self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int
     ) -> np.ndarray | None:
         """``_text_chain`` and the walk of its tokens in one C call (``_native.walk_text_run``): the tokens
-        alive (bool per token), or None when too few tokens chain. The kernel takes the text run's groups
+        alive (bool per token, padded with False to the packed mask's bits), or None when too few chain. The kernel takes the text run's groups
         of tokens whole or skips them (by the first byte, or the exit byte after a prefix of ``T``), where
         numpy paid a dozen passes over all of them to pick the few it walks."""
         prepared = self._text_walk_arguments(chain, classes, up_to, minimum, longer_than)
@@ -389,33 +416,44 @@ class LoopWalk:
         return alive
 
     def _text_walk_arguments(self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int):
-        """``walk_text_run``'s arguments for ``_text_walk_in_c`` and the ``alive`` array they write into
-        (the chained tokens so far), or None when too few tokens chain."""
+        """``walk_text_run``'s arguments for ``_text_walk_in_c`` and the array they write into (the chained
+        tokens so far, padded to the packed mask's bits), or None when too few tokens chain."""
         text = self._chained_text(chain, classes, up_to, minimum, longer_than)
         if text is None:
             return None
         run, text_bytes, characters, looping, tokens, _, chained = text
         table = self.vocabulary.token_table
+        # As long as the packed mask's bits (``mask`` packs it without a copy); the walk sees the tokens'.
+        padded = np.zeros(self.num_words * 32, dtype=bool)
+        alive = padded[: table.lengths.size]
         if tokens is not None:
-            alive = np.zeros(table.lengths.size, dtype=bool)
             alive[tokens] = chained
         else:
-            alive = chained
+            alive[:] = chained
         chain_states = np.array(chain.states[: len(chain.moves) + 1], dtype=np.int64)
         longer = _NO_TOKENS
-        if not looping:
-            # A counted run: its text tokens longer than it walk on from its end if that takes more text.
-            end = int(chain_states[-1])
-            text_or_character = text_bytes.copy()
-            text_or_character[128:] |= characters
-            if (self.dfa.transitions[end][text_or_character] != DEAD).any():
-                longer = table.longer_than(max(up_to, longer_than))
+        if not looping and self._takes_more_text(chain.states[len(chain.moves)], classes, characters, text_bytes):
+            # A counted run: its text tokens longer than it walk on from its end, which takes more text.
+            longer = table.longer_than(max(up_to, longer_than))
+        if longer_than:
+            run = run.longer_run(longer_than, table.lengths)  # the shorter tokens are the alike mask's
         arguments = (
             self.dfa.transitions, self._live_bits, table.flat, table.offsets, run.others, run.prefix,
             run.lead_bounds, run.exit_bounds, chain_states, longer, run.is_text.view(np.uint8),
             table.ascii_only.view(np.uint8), alive.view(np.uint8), looping, longer_than, up_to,
         )
-        return arguments, alive
+        return arguments, padded
+
+    def _takes_more_text(self, end: int, classes: int, characters: bool, text_bytes: np.ndarray) -> bool:
+        """Whether a counted run's last chain state ``end`` takes a byte of ``T`` (any multi-byte
+        character's, with ``characters``); kept per (state, byte set)."""
+        key = (end, classes, characters)
+        takes = self._more_text.get(key)
+        if takes is None:
+            text_or_character = text_bytes.copy()
+            text_or_character[128:] |= characters
+            takes = self._more_text[key] = bool((self.dfa.transitions[end][text_or_character] != DEAD).any())
+        return takes
 
     @functools.cached_property
     def _live_bits(self) -> np.ndarray:
@@ -513,6 +551,9 @@ class LoopWalk:
         """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);
         (DEAD, 0) when every byte dies."""
         memo = self._majority.get(state)
+        if memo is None and len(self._majority) == _MAJORITY_ONE_BY_ONE and self._all_majorities_at_once():
+            self._majority = self._all_majority_moves()
+            memo = self._majority[state]
         if memo is None:
             row = self.dfa.class_transitions[state]
             if self.dfa.num_states <= _MAJORITY_BINCOUNT_STATES:
@@ -534,6 +575,33 @@ class LoopWalk:
                 memo = (target, int.from_bytes(np.packbits(row == target, bitorder="little").tobytes(), "little"))
             self._majority[state] = memo
         return memo
+
+    def _all_majorities_at_once(self) -> bool:
+        """Whether ``_all_majority_moves`` applies: few enough classes for a 64-bit set, and a table small
+        enough that all its states cost less than the few dozen a counted run's chains ask one by one."""
+        num_states, num_classes = self.dfa.class_transitions.shape
+        return num_classes <= 64 and num_states * num_classes * num_classes <= _MAJORITY_AT_ONCE_ENTRIES
+
+    def _all_majority_moves(self) -> dict[int, tuple[int, int]]:
+        """``_majority_move`` of every state, in a few array operations: a sentence's 204 states cost 1 ms
+        one by one (each a weighted count and a bit set), most of its construction's chain following."""
+        table = self.dfa.class_transitions.astype(np.int64)
+        num_states, num_classes = table.shape
+        sizes = np.array(self._class_sizes, dtype=np.int64)
+        # weight[s, c]: how many bytes of state s lead where class c does.
+        weight = ((table[:, :, None] == table[:, None, :]) * sizes).sum(axis=2)
+        weight[table == DEAD] = 0
+        # The heaviest target, the lowest id among equals (as the weighted count's argmax picks it).
+        best_column = (weight * (num_states + 1) + (num_states - table)).argmax(axis=1)
+        rows = np.arange(num_states)
+        target = table[rows, best_column]
+        best = weight[rows, best_column]
+        powers = np.left_shift(np.uint64(1), np.arange(num_classes, dtype=np.uint64))
+        bits = np.where(table == target[:, None], powers, np.uint64(0)).sum(axis=1, dtype=np.uint64)
+        return {
+            state: (to, set_bits) if weight_of > 0 else (DEAD, 0)
+            for state, (to, set_bits, weight_of) in enumerate(zip(target.tolist(), bits.tolist(), best.tolist()))
+        }
 
     def _bytes_of_classes(self, class_set: int) -> np.ndarray:
         """The bytes (256 bools, read-only) of a set of byte classes given as a bit set."""

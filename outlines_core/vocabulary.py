@@ -472,6 +472,7 @@ class TextRun:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_longer_than", {})
+        object.__setattr__(self, "_longer_runs", {})
 
     def others_longer_than(self, length: int, lengths: np.ndarray) -> np.ndarray:
         """The positions in ``others`` of the tokens of more than ``length`` bytes (``lengths``: the
@@ -482,6 +483,27 @@ class TextRun:
             positions.setflags(write=False)
             self._longer_than[length] = positions
         return positions
+
+
+    def longer_run(self, length: int, lengths: np.ndarray) -> "TextRun":
+        """This run with only the ``others`` of more than ``length`` bytes, in the same order and groups
+        (``is_text`` stays whole, by token id): a loop walk that takes the shorter tokens from an alike
+        state's mask walks these few hundred where it skipped through tens of thousands. Kept per length."""
+        run = self._longer_runs.get(length)
+        if run is None:
+            kept = self.others_longer_than(length, lengths)
+            first_exit = int(self.lead_bounds[256])
+            run = TextRun(
+                self.is_text,
+                self.others[kept],
+                self.prefix[kept],
+                self.resume[kept],
+                np.searchsorted(kept, self.lead_bounds).astype(np.int64),
+                self.exit_byte[kept[kept >= first_exit] - first_exit],
+                np.searchsorted(kept, self.exit_bounds).astype(np.int64),
+            )
+            self._longer_runs[length] = run
+        return run
 
 
 def _text_run(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> TextRun:

@@ -220,8 +220,10 @@ def test_the_c_text_run_walk_finds_every_token_alive_from_the_state(pattern):
         expected &= content  # EOS is the mask's, not the walk's
         classes, up_to = chain.spans[0]
         for depth in (0, 3):
-            arguments, alive = index._loop_walker._text_walk_arguments(chain, classes, up_to, 0.0, depth)
+            arguments, padded = index._loop_walker._text_walk_arguments(chain, classes, up_to, 0.0, depth)
             _native.walk_text_run(*arguments)
+            assert not padded[content.size :].any()
+            alive = padded[: content.size]
             decided = table.lengths > depth
             assert np.array_equal(alive[decided], expected[decided]), (pattern, state, depth)
             assert not alive[~decided].any(), (pattern, state, depth)
