@@ -285,22 +285,26 @@ fail:
  * and each token taken costs the bytes it walks. */
 
 enum { TR_TRANSITIONS, TR_LIVE_BITS, TR_DATA, TR_OFFSETS, TR_OTHERS, TR_PREFIX, TR_LEAD_BOUNDS, TR_EXIT_BOUNDS,
-       TR_CHAIN, TR_LONGER, TR_IS_TEXT, TR_ASCII_ONLY, TR_ALIVE, TR_N };
-static const Py_ssize_t tr_item_sizes[TR_N] = {4, 8, 1, 8, 8, 8, 8, 8, 8, 8, 1, 1, 1};
+       TR_CHAIN, TR_LONGER, TR_IS_TEXT, TR_ASCII_ONLY, TR_WORDS, TR_MARKED, TR_N };
+static const Py_ssize_t tr_item_sizes[TR_N] = {4, 8, 1, 8, 8, 8, 8, 8, 8, 8, 1, 1, 4, 8};
 static const char *tr_names[TR_N] = {"transitions", "live_bits", "data",   "offsets",    "others",     "prefix",
                                      "lead_bounds", "exit_bounds", "chain_states", "longer", "is_text",
-                                     "ascii_only",  "alive"};
+                                     "ascii_only",  "words", "marked"};
+/* The mask's words are written where the mask is kept: a bool per token cost a 128k-entry array to clear
+ * and one to pack per loop walk (10 us of a counted run's 35 us position). */
+#define IS_ALIVE(t) ((words[(t) >> 5] >> ((t) & 31)) & 1u)
+#define SET_ALIVE(t) (words[(t) >> 5] |= (uint32_t)1 << ((t) & 31))
 
 static PyObject *walk_text_run(PyObject *self, PyObject *args) {
     PyObject *objects[TR_N];
     int looping;
     Py_ssize_t min_length, up_to;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOpnn:walk_text_run", &objects[0], &objects[1], &objects[2], &objects[3],
-                          &objects[4], &objects[5], &objects[6], &objects[7], &objects[8], &objects[9], &objects[10],
-                          &objects[11], &objects[12], &looping, &min_length, &up_to))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOOpnn:walk_text_run", &objects[0], &objects[1], &objects[2],
+                          &objects[3], &objects[4], &objects[5], &objects[6], &objects[7], &objects[8], &objects[9],
+                          &objects[10], &objects[11], &objects[12], &objects[13], &looping, &min_length, &up_to))
         return NULL;
     Py_buffer views[TR_N];
-    if (get_buffers("walk_text_run", objects, views, TR_N, tr_item_sizes, tr_names, 1u << TR_ALIVE) < 0) return NULL;
+    if (get_buffers("walk_text_run", objects, views, TR_N, tr_item_sizes, tr_names, 1u << TR_WORDS) < 0) return NULL;
     const int32_t *transitions = views[TR_TRANSITIONS].buf;
     const uint64_t *live_bits = views[TR_LIVE_BITS].buf;
     const uint8_t *data = views[TR_DATA].buf;
@@ -308,17 +312,21 @@ static PyObject *walk_text_run(PyObject *self, PyObject *args) {
     const int64_t *lead = views[TR_LEAD_BOUNDS].buf, *exits = views[TR_EXIT_BOUNDS].buf;
     const int64_t *chain = views[TR_CHAIN].buf, *longer = views[TR_LONGER].buf;
     const uint8_t *is_text = views[TR_IS_TEXT].buf, *ascii_only = views[TR_ASCII_ONLY].buf;
-    uint8_t *alive = views[TR_ALIVE].buf;
+    uint32_t *words = views[TR_WORDS].buf;
+    const int64_t *marked = views[TR_MARKED].buf;
     const Py_ssize_t n_states = views[TR_TRANSITIONS].len / (4 * 256), n_data = views[TR_DATA].len;
     const Py_ssize_t n_tokens = views[TR_OFFSETS].len / 8, n_others = views[TR_OTHERS].len / 8;
     const Py_ssize_t n_chain = views[TR_CHAIN].len / 8, n_longer = views[TR_LONGER].len / 8;
+    const Py_ssize_t n_marked = views[TR_MARKED].len / 8;
     const char *problem = NULL;
     if (views[TR_TRANSITIONS].len % (4 * 256) != 0 || n_states == 0 || views[TR_LIVE_BITS].len != n_states * 32 ||
         views[TR_PREFIX].len / 8 != n_others || views[TR_LEAD_BOUNDS].len != 257 * 8 ||
         views[TR_EXIT_BOUNDS].len != 257 * 8 || views[TR_IS_TEXT].len != n_tokens ||
-        views[TR_ASCII_ONLY].len != n_tokens || views[TR_ALIVE].len != n_tokens || n_chain == 0 || min_length < 0 ||
-        up_to < 0)
+        views[TR_ASCII_ONLY].len != n_tokens || views[TR_WORDS].len / 4 < (n_tokens + 31) / 32 || n_chain == 0 ||
+        min_length < 0 || up_to < 0)
         problem = "array sizes do not fit together";
+    for (Py_ssize_t i = 0; !problem && i < n_marked; i++)
+        if (marked[i] < 0 || marked[i] >= n_tokens) problem = "a marked token is not a token";
     for (Py_ssize_t i = 0; !problem && i < 256; i++)
         if (lead[i] > lead[i + 1] || exits[i] > exits[i + 1]) problem = "bounds must not decrease";
     if (!problem && (lead[0] != 0 || lead[256] != exits[0] || exits[256] != n_others))
@@ -334,6 +342,7 @@ static PyObject *walk_text_run(PyObject *self, PyObject *args) {
     const int64_t origin = chain[0], last = chain[steps];
     Py_ssize_t bad = -1;
     Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n_marked; i++) SET_ALIVE(marked[i]); /* the chained tokens, alive unwalked */
     /* The bytes some chain state takes: an exit byte none takes kills its token where it exits. */
     uint64_t exit_live[4] = {0, 0, 0, 0};
     for (Py_ssize_t i = 0; i < n_chain; i++)
@@ -352,7 +361,7 @@ static PyObject *walk_text_run(PyObject *self, PyObject *args) {
             if (end - begin <= min_length) continue;
             int64_t reached = walk_bytes(transitions, n_states, begin, end, origin);
             if (reached < 0) { bad = token; goto done; }
-            if (reached) alive[token] = 1;
+            if (reached) SET_ALIVE(token);
         }
     }
     /* Tokens with a prefix in T: those whose exit byte some chain state takes, and on a counted run those
@@ -370,7 +379,7 @@ static PyObject *walk_text_run(PyObject *self, PyObject *args) {
             int64_t jump = looping || run <= steps ? run : steps;
             int64_t reached = walk_bytes(transitions, n_states, begin + jump, end, chain[jump < steps ? jump : steps]);
             if (reached < 0) { bad = token; goto done; }
-            if (reached) alive[token] = 1;
+            if (reached) SET_ALIVE(token);
         }
     }
     /* A counted run's text tokens longer than its chain (not alive yet): the ASCII ones walk on from the
@@ -378,14 +387,14 @@ static PyObject *walk_text_run(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < n_longer; i++) {
         int64_t token = longer[i];
         if (token < 0 || token >= n_tokens) { bad = token; goto done; }
-        if (!is_text[token] || alive[token]) continue;
+        if (!is_text[token] || IS_ALIVE(token)) continue;
         TOKEN_BYTES(token, begin, end)
         if (end - begin <= min_length) continue;
         int skip = ascii_only[token] != 0;
         if (skip && end - begin < up_to) { bad = token; goto done; }
         int64_t reached = walk_bytes(transitions, n_states, begin + (skip ? up_to : 0), end, skip ? last : origin);
         if (reached < 0) { bad = token; goto done; }
-        if (reached) alive[token] = 1;
+        if (reached) SET_ALIVE(token);
     }
 #undef TOKEN_BYTES
 done:
@@ -399,6 +408,8 @@ done:
     }
     Py_RETURN_NONE;
 }
+#undef IS_ALIVE
+#undef SET_ALIVE
 
 /* ---- Moore partition refinement (regex/dfa.py's ``_refine``; its numpy and Python versions are the
  * fallback and the tests' reference).
@@ -1185,16 +1196,18 @@ static PyMethodDef methods[] = {
      "positions, remaining: int64; alive: a writable array of 1-byte items (numpy bool)."},
     {"walk_text_run", walk_text_run, METH_VARARGS,
      "walk_text_run(transitions, live_bits, data, offsets, others, prefix, lead_bounds, exit_bounds,\n"
-     "              chain_states, longer, is_text, ascii_only, alive, looping, min_length, up_to) -> None\n\n"
+     "              chain_states, longer, is_text, ascii_only, words, marked, looping, min_length, up_to)\n"
+     "    -> None\n\n"
      "The walks of a text run's loop walk (``vocabulary.TextRun`` and the state's chain of majority moves):\n"
-     "set alive[t] to 1 for each token t that walks from chain_states[0] without reaching the dead state 0,\n"
+     "set the bit of each token of ``marked`` in ``words`` (int32, bit t % 32 of word t / 32: a packed mask),\n"
+     "then that of each token t that walks from chain_states[0] without reaching the dead state 0,\n"
      "among the others starting with a byte that state takes (others[lead_bounds[b]:lead_bounds[b + 1]]),\n"
      "the others whose exit byte (after a prefix of prefix[i] chain bytes) some chain state takes or, unless\n"
      "looping, whose prefix outruns the chain (others[exit_bounds[b]:exit_bounds[b + 1]], longest prefix\n"
      "first), and the text tokens of ``longer`` not alive yet; tokens of at most min_length bytes are left\n"
      "as they are. transitions: the (states, 256) int32 byte table; live_bits: its bytes not leading to 0,\n"
-     "(states, 4) uint64; data: uint8, token t's bytes data[offsets[t]:offsets[t + 1]]; is_text, ascii_only,\n"
-     "alive: 1-byte items, one per token; the other arrays int64."},
+     "(states, 4) uint64; data: uint8, token t's bytes data[offsets[t]:offsets[t + 1]]; is_text, ascii_only:\n"
+     "1-byte items, one per token; the other arrays int64. Bits already set in ``words`` stay set."},
     {"determinize", determinize, METH_VARARGS,
      "determinize(n_states, epsilon_moves, byte_moves, start, accept, max_states)\n"
      "    -> (byte classes as int32 bytes, class count, int32 table, accepting flags), or None past max_states\n\n"

@@ -88,6 +88,7 @@ class LoopWalk:
         self._all_leads_live = (dfa.class_transitions[:, dfa.byte_classes[_UTF8_LEADS]] != DEAD).all(axis=1)
         self._character_target = self._character_targets()  # for _characters_follow_for
         self._first_byte_shares: dict[int, int] = {}
+        self._within_counts: dict[int, int] = {}  # class set: the tokens made of its bytes (``_too_few_chain``)
         self._class_set_masks: dict[int, np.ndarray] = {}
         self._ascii_class_sets: dict[int, bool] = {}  # class set: its bytes are all ASCII (``_text_kind``)
         self._decided: dict[tuple[int, bool, int], tuple] = {}  # ``_decided_tokens`` per its arguments
@@ -120,25 +121,31 @@ class LoopWalk:
         minimum = self._minimum_chained()
         byte_sets = [(self._bytes_of_classes(class_set), up_to) for class_set, up_to in spans]
         longer_than = 0 if alike is None else alike[1]
+        # Chained tokens of any length are exact below; the short ones not walked come from ``alike``.
+        short = None if alike is None else alike[0] & table.short_words(longer_than, self.num_words)
         if len(byte_sets) == 1 and _walk_in_c():
-            # The tokens to walk picked by groups and walked in one C call (``_text_walk_in_c``).
-            alive = self._text_walk_in_c(chain, spans[0][0], spans[0][1], minimum, longer_than)
+            # The tokens to walk picked by groups and walked in one C call, into the packed mask.
+            packed = self._text_walk_in_c(chain, spans[0][0], spans[0][1], minimum, longer_than, short)
+            if packed is None:
+                return None
         else:
             alive = self._picked_then_walked(state, chain, byte_sets, minimum, longer_than)
-        if alive is None:
-            return None
-        if alive.size == self.num_words * 32:
-            allowed = alive
-        else:
-            allowed = np.zeros(self.num_words * 32, dtype=bool)
-            allowed[: alive.size] = alive
+            if alive is None:
+                return None
+            packed = self._packed(alive)
+            if short is not None:
+                packed |= short
         if self.dfa.accepting[state]:
-            allowed[np.array(self.vocabulary.eos_token_ids, dtype=np.int64)] = True
-        packed = np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
-        if alike is not None:
-            # Chained tokens of any length are exact above; the short ones not walked come from ``alike``.
-            packed |= alike[0] & table.short_words(longer_than, self.num_words)
+            bits = packed.view(np.uint32)
+            for eos in self.vocabulary.eos_token_ids:
+                bits[eos >> 5] |= np.uint32(1 << (eos & 31))
         return packed
+
+    def _packed(self, alive: np.ndarray) -> np.ndarray:
+        """The packed mask (int32 words) of ``alive`` (bool per token)."""
+        allowed = np.zeros(self.num_words * 32, dtype=bool)
+        allowed[: alive.size] = alive
+        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
 
     def takes(self, state: int) -> bool:
         """Whether ``mask(state)`` would make the mask (False: a restrictive state, for the trie walk). Kept
@@ -402,34 +409,44 @@ class LoopWalk:
         return run, tokens, run.is_text[tokens], counts[tokens]
 
     def _text_walk_in_c(
-        self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int
+        self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int, short: np.ndarray | None
     ) -> np.ndarray | None:
-        """``_text_chain`` and the walk of its tokens in one C call (``_native.walk_text_run``): the tokens
-        alive (bool per token, padded with False to the packed mask's bits), or None when too few chain. The kernel takes the text run's groups
-        of tokens whole or skips them (by the first byte, or the exit byte after a prefix of ``T``), where
-        numpy paid a dozen passes over all of them to pick the few it walks."""
-        prepared = self._text_walk_arguments(chain, classes, up_to, minimum, longer_than)
+        """``_text_chain`` and the walk of its tokens in one C call (``_native.walk_text_run``): the packed
+        mask of the tokens alive (int32 words; with ``short``, the alike mask's bits of the tokens of at most
+        ``longer_than`` bytes, those too), or None when too few tokens chain. The kernel takes the text run's
+        groups of tokens whole or skips them (by the first byte, or the exit byte after a prefix of ``T``),
+        where numpy paid a dozen passes over all of them to pick the few it walks."""
+        prepared = self._text_walk_arguments(chain, classes, up_to, minimum, longer_than, short)
         if prepared is None:
             return None
-        arguments, alive = prepared
+        arguments, words = prepared
         kernels.walk_text_run(*arguments)
-        return alive
+        return words
 
-    def _text_walk_arguments(self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int):
-        """``walk_text_run``'s arguments for ``_text_walk_in_c`` and the array they write into (the chained
-        tokens so far, padded to the packed mask's bits), or None when too few tokens chain."""
+    def _text_walk_arguments(
+        self,
+        chain: _Chain,
+        classes: int,
+        up_to: int,
+        minimum: float,
+        longer_than: int,
+        short: np.ndarray | None = None,
+    ):
+        """``walk_text_run``'s arguments for ``_text_walk_in_c`` and the packed words they write into (``short``
+        if given, else zeros), or None when too few tokens chain. The chained tokens are packed into the words
+        here when all tokens are decided (most of a vocabulary can be chained), else listed for the kernel
+        to mark (a few hundred longer than ``longer_than``)."""
         text = self._chained_text(chain, classes, up_to, minimum, longer_than)
         if text is None:
             return None
         run, text_bytes, characters, looping, tokens, _, chained = text
         table = self.vocabulary.token_table
-        # As long as the packed mask's bits (``mask`` packs it without a copy); the walk sees the tokens'.
-        padded = np.zeros(self.num_words * 32, dtype=bool)
-        alive = padded[: table.lengths.size]
-        if tokens is not None:
-            alive[tokens] = chained
+        if tokens is None:
+            words = self._packed(chained) if short is None else self._packed(chained) | short
+            marked = _NO_TOKENS
         else:
-            alive[:] = chained
+            words = short if short is not None else np.zeros(self.num_words, dtype=np.int32)
+            marked = tokens[chained]
         chain_states = np.array(chain.states[: len(chain.moves) + 1], dtype=np.int64)
         longer = _NO_TOKENS
         if not looping and self._takes_more_text(chain.states[len(chain.moves)], classes, characters, text_bytes):
@@ -440,9 +457,9 @@ class LoopWalk:
         arguments = (
             self.dfa.transitions, self._live_bits, table.flat, table.offsets, run.others, run.prefix,
             run.lead_bounds, run.exit_bounds, chain_states, longer, run.is_text.view(np.uint8),
-            table.ascii_only.view(np.uint8), alive.view(np.uint8), looping, longer_than, up_to,
+            table.ascii_only.view(np.uint8), words, marked, looping, longer_than, up_to,
         )
-        return arguments, padded
+        return arguments, words
 
     def _takes_more_text(self, end: int, classes: int, characters: bool, text_bytes: np.ndarray) -> bool:
         """Whether a counted run's last chain state ``end`` takes a byte of ``T`` (any multi-byte
@@ -625,7 +642,12 @@ class LoopWalk:
             return True
         if self._all_leads_live.item(state):
             return False
-        return self.vocabulary.token_table.count_within(self._bytes_of_classes(class_set)) < minimum
+        count = self._within_counts.get(class_set)
+        if count is None:  # the vocabulary keeps it per byte set, but its key costs more than this lookup
+            count = self._within_counts[class_set] = self.vocabulary.token_table.count_within(
+                self._bytes_of_classes(class_set)
+            )
+        return count < minimum
 
     def _first_byte_share(self, class_set: int) -> int:
         """How many content tokens start with a byte of the byte classes ``class_set``."""

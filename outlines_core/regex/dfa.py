@@ -436,7 +436,8 @@ def _minimized_by_first_appearance(table: np.ndarray, accepting: np.ndarray, blo
     is_first[0] = True
     is_first[1:] = block[1:] > np.maximum.accumulate(block)[:-1]
     representative = np.flatnonzero(is_first)
-    new_table = block[table[representative]].astype(np.int32)
+    # Gathered from an int32 copy with native-width indices: int32 indices take numpy's slow path.
+    new_table = block.astype(np.int32)[table[representative].astype(np.intp)]
     projected = [(rounds, groups[representative]) for rounds, groups in recorded]
     return new_table, accepting[representative], (*projected, (None, np.arange(len(representative))))
 

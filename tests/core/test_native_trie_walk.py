@@ -219,11 +219,12 @@ def test_the_c_text_run_walk_finds_every_token_alive_from_the_state(pattern):
         expected = np.unpackbits(reference[state].view(np.uint8), bitorder="little")[: content.size].astype(bool)
         expected &= content  # EOS is the mask's, not the walk's
         classes, up_to = chain.spans[0]
-        for depth in (0, 3):
-            arguments, padded = index._loop_walker._text_walk_arguments(chain, classes, up_to, 0.0, depth)
+        for depth in (0, 3, 8):
+            arguments, words = index._loop_walker._text_walk_arguments(chain, classes, up_to, 0.0, depth)
             _native.walk_text_run(*arguments)
-            assert not padded[content.size :].any()
-            alive = padded[: content.size]
+            bits = np.unpackbits(words.view(np.uint8), bitorder="little").astype(bool)
+            assert not bits[content.size :].any()
+            alive = bits[: content.size]
             decided = table.lengths > depth
             assert np.array_equal(alive[decided], expected[decided]), (pattern, state, depth)
             assert not alive[~decided].any(), (pattern, state, depth)
@@ -265,6 +266,10 @@ def test_the_c_text_run_walk_rejects_malformed_input_with_a_clear_error():
     read_only.setflags(write=False)
     with pytest.raises((BufferError, TypeError, ValueError)):
         _native.walk_text_run(*replaced(12, read_only))
+    with pytest.raises(ValueError, match="array sizes do not fit together"):
+        _native.walk_text_run(*replaced(12, good[12][:-1]))  # fewer words than the tokens' bits
+    with pytest.raises(ValueError, match="a marked token is not a token"):
+        _native.walk_text_run(*replaced(13, np.array([len(good[10])], dtype=np.int64)))
 
 
 def test_a_walk_within_a_time_gives_the_masks_or_nothing():
