@@ -174,6 +174,32 @@ def test_the_eager_pass_walks_cheap_restrictive_then_permissive_states_then_the_
     assert {-1: not before and len(set(after)) > 1, 2: before and after, 10**9: not after and len(set(before)) > 1}[cheap]
 
 
+def test_the_eager_pass_leaves_a_later_strings_escapes_and_opening_quote_to_their_first_visit(monkeypatch):
+    """Restrictive states a few bytes before a string (whose walks go on into it) that the start reaches only
+    through a string are left to their first visit: a string's escapes, the opening quote of the second
+    string; the opening quote of the first string, which every decode meets, is computed. A first visit
+    gives every state its mask all the same."""
+    from conftest import load_vocabulary, reference_masks
+
+    from outlines_core import config
+    from outlines_core.types import json_schema_to_regex
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every candidate, whatever the machine
+    monkeypatch.setattr(config, "EAGER_CHEAP_EXPANSION", 10)  # gpt-2's opening quotes cost 18: not cheap
+    strings = {"type": "string"}
+    schema = {"type": "object", "properties": {"a": strings, "b": strings}, "required": ["a", "b"]}
+    index = Index(json_schema_to_regex({**schema, "additionalProperties": False}), load_vocabulary("gpt-2"))
+
+    def computed(prefix: bytes) -> bool:
+        return index._mask_class_list[index.dfa.walk(prefix)] in index._class_masks
+
+    assert computed(b'{"a":') and computed(b'{"a":"x') and computed(b'{"a":"x","b":"y')
+    assert not computed(b'{"a":"x\\') and not computed(b'{"a":"x\\u00') and not computed(b'{"a":"x","b":')
+    reference = reference_masks(index)
+    for state in range(1, index.num_states):
+        assert np.array_equal(index.mask(state), reference[state]), state
+
+
 @pytest.mark.parametrize("one_walk_classes", [0, 64])
 def test_a_small_restrictive_dfa_gets_every_mask_from_one_walk(one_walk_classes, monkeypatch):
     from conftest import load_vocabulary, reference_masks
