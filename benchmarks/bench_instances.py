@@ -5,9 +5,10 @@
 bench_compare.py walks one instance per case, so its largest step is that instance's: which first visits
 the decode makes, and which of them the eager pass covered, depend on the text. Here the nested-8 schema
 (an e-mail, a date-time, a list of short strings, a nested object...) is walked with instances that differ
-in their free text: other e-mail addresses (more domain labels, hyphens), other tags and cities. Each is
-checked against the schema first, then compiled afresh (DFA cache cleared, after a full collection, as in
-bench_compare.py) and walked; the step statistics are medians over ``--repeat`` walks, step by step.
+in their free text: other e-mail addresses (more domain labels, hyphens), other tags and cities, strings with
+escapes. Each is checked against the schema first, then compiled afresh (DFA cache cleared, after a full
+collection, as in bench_compare.py) and walked; the step statistics are medians over ``--repeat`` walks, step
+by step.
 
 Columns: steps, mean / p50 / max us per step (fill mask + advance, EOS last), how many steps took over
 1 ms, and the token of the largest step with the kind of state it left (a permissive state's first visit
@@ -37,6 +38,8 @@ VARIANTS = {
     "long labels": {"email": "maria.garcia2024@university-of-somewhere.edu"},
     "6 one-letter labels": {"email": "ops@a.b.c.d.e.io"},
     "other tags and city": {"tags": ["rust", "ml", "x", "databases", "a-b"], "profile": {"city": "São Paulo"}},
+    # Escapes (\", \t, \u0007): states the eager pass leaves to their first visit (Index._eager_candidates).
+    "escapes in strings": {"tags": ['say "hi"', "tab\there"], "profile": {"city": 'Zürich "old town" \u0007'}},
 }
 
 
