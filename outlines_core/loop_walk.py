@@ -283,9 +283,23 @@ class LoopWalk:
         if chain is not None and len(chain.spans) == 1:
             classes = chain.spans[0][0]
             text_bytes, characters = self._text_kind(classes, chain)
-            self.vocabulary.token_table.text_run(text_bytes, characters)
+            self._text_run_for_alike_walks(text_bytes, characters)
             if not _walk_in_c():
                 self._numpy_walk.run_pattern(classes)  # for the walk's last tokens
+
+    def _text_run_for_alike_walks(self, text_bytes: np.ndarray, characters: bool):
+        """The vocabulary's text run of a byte set, with what the alike walks of its states read per alike
+        depth (the run's longer tokens, the vocabulary's tokens longer than the depth and the packed bits of
+        the shorter ones) made with it, once per vocabulary and byte set: made on the first alike walk,
+        they cost 2 ms of a second compile of a kind, whose first spent its budget on the run itself
+        (``[a-z ,]{10,200}``: 11 ms)."""
+        table = self.vocabulary.token_table
+        run = table.text_run(text_bytes, characters)
+        for depth in config.LOOP_WALK_ALIKE_DEPTHS:  # lookups once made (a few per index)
+            run.longer_run(depth, table.lengths, config.LOOP_WALK_ALIKE_DEPTHS)
+            table.longer_than(depth)
+            table.short_words(depth, self.num_words)
+        return run
 
     def _text_kind(self, classes: int, chain: _Chain) -> tuple[np.ndarray, bool]:
         """The byte set of ``classes`` and whether the chain moves alike on whole UTF-8 characters."""
@@ -401,7 +415,7 @@ class LoopWalk:
         test runs on them alone, and the count of chained tokens is not asked (the walk is cheap whatever
         it is). A counted run's positions all ask the same few, each once."""
         table = self.vocabulary.token_table
-        run = table.text_run(text_bytes, characters)
+        run = self._text_run_for_alike_walks(text_bytes, characters)
         tokens = table.longer_than(longer_than) if longer_than else None
         counts = table.char_counts if characters else table.lengths
         if tokens is None:
@@ -453,7 +467,8 @@ class LoopWalk:
             # A counted run: its text tokens longer than it walk on from its end, which takes more text.
             longer = table.longer_than(max(up_to, longer_than))
         if longer_than:
-            run = run.longer_run(longer_than, table.lengths)  # the shorter tokens are the alike mask's
+            # The shorter tokens are the alike mask's; every alike depth's run is made on the first.
+            run = run.longer_run(longer_than, table.lengths, config.LOOP_WALK_ALIKE_DEPTHS)
         arguments = (
             self.dfa.transitions, self._live_bits, table.flat, table.offsets, run.others, run.prefix,
             run.lead_bounds, run.exit_bounds, chain_states, longer, run.is_text.view(np.uint8),
