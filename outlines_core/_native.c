@@ -3,7 +3,8 @@
  *   - trie_masks: the trie walk of restrictive DFA states (trie_walk.py);
  *   - walk_tokens, walk_text_run: the loop walk's token walks (loop_walk.py);
  *   - refine_partition: Moore partition refinement (regex/dfa.py: minimization, mask classes);
- *   - determinize: byte classes and subset construction (regex/dfa.py).
+ *   - determinize: byte classes and subset construction (regex/dfa.py);
+ *   - TokenMover: one token's move, a decode's first move from a state (index.py).
  * Each section says why it is native.
  *
  * No numpy headers: arrays come in through the buffer protocol (C-contiguous, item sizes checked), results
@@ -1180,6 +1181,102 @@ done:
     return result;
 }
 
+/* ---- One token's move (index.py's ``Index.next_state``: a decode's first move from each state).
+ *
+ * Why native code: a decode step is a mask copy and a move, about 1.5 us in all, and a first move walked
+ * the token's bytes in Python at 0.1 us a byte, after building the tuple key that missed the cache. A
+ * kernel taking its arrays through the buffer protocol pays more per call than that walk; this object
+ * holds the views, so a move costs one call with two integers. */
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer views[3]; /* transitions (states, 256) int32, data uint8, offsets int64 */
+    int held;
+    Py_ssize_t n_states, n_tokens, n_data;
+} TokenMover;
+
+static void token_mover_dealloc(TokenMover *self) {
+    for (int i = 0; i < self->held; i++) PyBuffer_Release(&self->views[i]);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int token_mover_init(TokenMover *self, PyObject *args, PyObject *kwargs) {
+    static const Py_ssize_t sizes[3] = {4, 1, 8};
+    static const char *names[3] = {"transitions", "data", "offsets"};
+    PyObject *objects[3];
+    if (kwargs && PyDict_Size(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "TokenMover takes no keyword arguments");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "OOO:TokenMover", &objects[0], &objects[1], &objects[2])) return -1;
+    for (int i = 0; i < self->held; i++) PyBuffer_Release(&self->views[i]);
+    self->held = 0;
+    if (get_buffers("TokenMover", objects, self->views, 3, sizes, names, 0) < 0) return -1;
+    self->held = 3;
+    self->n_states = self->views[0].len / (4 * 256);
+    self->n_data = self->views[1].len;
+    self->n_tokens = self->views[2].len / 8;
+    if (self->views[0].len % (4 * 256) != 0 || self->n_states == 0) {
+        for (int i = 0; i < 3; i++) PyBuffer_Release(&self->views[i]);
+        self->held = 0;
+        PyErr_SetString(PyExc_ValueError, "TokenMover: transitions must be (states, 256)");
+        return -1;
+    }
+    return 0; /* offsets are checked per move: a pass over a 128k vocabulary would cost a small compile 0.1 ms */
+}
+
+static PyObject *token_mover_move(TokenMover *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "move(state, token) takes two integers");
+        return NULL;
+    }
+    if (self->held != 3) {
+        PyErr_SetString(PyExc_ValueError, "TokenMover was not initialized");
+        return NULL;
+    }
+    const Py_ssize_t state = PyLong_AsSsize_t(args[0]), token = PyLong_AsSsize_t(args[1]);
+    if ((state == -1 || token == -1) && PyErr_Occurred()) return NULL;
+    if (state < 0 || state >= self->n_states || token < 0 || token >= self->n_tokens) {
+        PyErr_Format(PyExc_ValueError, "move: state %zd or token %zd is out of range", state, token);
+        return NULL;
+    }
+    const int32_t *transitions = self->views[0].buf;
+    const uint8_t *data = self->views[1].buf;
+    const int64_t *offsets = self->views[2].buf;
+    const int64_t begin = offsets[token], end = token + 1 < self->n_tokens ? offsets[token + 1] : self->n_data;
+    if (begin < 0 || begin > end || end > self->n_data) {
+        PyErr_Format(PyExc_ValueError, "move: token %zd's bytes lie outside the data", token);
+        return NULL;
+    }
+    int64_t reached = walk_bytes(transitions, self->n_states, data + begin, data + end, state);
+    if (reached < 0) {
+        PyErr_SetString(PyExc_ValueError, "move: the table leads outside the states");
+        return NULL;
+    }
+    return PyLong_FromLongLong(reached);
+}
+
+static PyMethodDef token_mover_methods[] = {
+    {"move", (PyCFunction)(void (*)(void))token_mover_move, METH_FASTCALL,
+     "move(state, token) -> the state token's bytes lead to from state (0, the dead state, once one dies)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TokenMoverType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "outlines_core._native.TokenMover",
+    .tp_basicsize = sizeof(TokenMover),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "TokenMover(transitions, data, offsets): one token's move through a DFA's byte table.\n\n"
+              "transitions: the (states, 256) int32 byte table, C-contiguous; data: uint8, token t's bytes\n"
+              "data[offsets[t]:offsets[t + 1]] (the last token's to the end); offsets: int64. The arrays are\n"
+              "held (read-only) for the object's life.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)token_mover_init,
+    .tp_dealloc = (destructor)token_mover_dealloc,
+    .tp_methods = token_mover_methods,
+};
+
 static PyMethodDef methods[] = {
     {"trie_masks", trie_masks, METH_VARARGS,
      "trie_masks(child_start, child_count, node_byte, token_start, token_ids, root_child, transitions, origins,\n"
@@ -1227,4 +1324,15 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Native kernels of outlines_core.", -1, methods};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&TokenMoverType) < 0) return NULL;
+    PyObject *created = PyModule_Create(&module);
+    if (!created) return NULL;
+    Py_INCREF(&TokenMoverType);
+    if (PyModule_AddObject(created, "TokenMover", (PyObject *)&TokenMoverType) < 0) {
+        Py_DECREF(&TokenMoverType);
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
+}

@@ -282,3 +282,47 @@ def test_a_walk_within_a_time_gives_the_masks_or_nothing():
     bounded, _, bounded_depths = index._trie_walk.masks_within(origins, 10.0)
     assert np.array_equal(bounded, masks) and np.array_equal(bounded_depths, depths)
     assert index._trie_walk.masks_within(origins, 0.0) == (None, None, None)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_the_c_move_of_a_token_is_the_walk_of_its_bytes(pattern, monkeypatch):
+    """``Index.next_state`` by the C ``TokenMover`` and by the Python byte loop: the same state for every
+    (state, token) pair of a sample, allowed or not, content, special or EOS."""
+    vocabulary = load_vocabulary("gpt-2")
+    sample = np.random.default_rng(7).integers(0, vocabulary.size, 300).tolist()
+    moves = {}
+    for native in (True, False):
+        monkeypatch.setattr(config, "NATIVE_MOVES", native)
+        index = Index(pattern, vocabulary)
+        assert (index._mover is not None) is native
+        pairs = [(s, t) for s in range(1, index.num_states) for t in [*sample, *vocabulary.eos_token_ids]]
+        pairs += [(s, token) for s in range(1, index.num_states) for token in index.allowed_tokens(s)[:50].tolist()]
+        moves[native] = [index.next_state(s, t) for s, t in sorted(set(pairs))]
+    assert moves[True] == moves[False]
+    assert any(target != 0 for target in moves[True]) and any(target == 0 for target in moves[True])
+
+
+def test_the_c_token_mover_rejects_malformed_input_with_a_clear_error():
+    from outlines_core import _native
+
+    table = np.zeros((3, 256), dtype=np.int32)
+    table[1, ord("a")] = 2
+    data, offsets = np.frombuffer(b"aab", dtype=np.uint8), np.array([0, 1], dtype=np.int64)
+    move = _native.TokenMover(table, data, offsets).move
+    assert move(1, 0) == 2 and move(1, 1) == 0 and move(2, 0) == 0  # "a", "ab": the second byte dies
+    with pytest.raises(ValueError, match="out of range"):
+        move(3, 0)
+    with pytest.raises(ValueError, match="out of range"):
+        move(1, 2)
+    with pytest.raises(TypeError, match="two integers"):
+        move(1)
+    with pytest.raises(ValueError, match="must be \\(states, 256\\)"):
+        _native.TokenMover(table[:, :255].copy(), data, offsets)
+    with pytest.raises(TypeError, match="offsets must have 8-byte items"):
+        _native.TokenMover(table, data, offsets.astype(np.int32))
+    with pytest.raises(ValueError, match="bytes lie outside the data"):
+        _native.TokenMover(table, data, np.array([0, 5], dtype=np.int64)).move(1, 0)
+    wild = table.copy()
+    wild[1, ord("a")] = 7  # a move to no state
+    with pytest.raises(ValueError, match="leads outside the states"):
+        _native.TokenMover(wild, data, offsets).move(1, 0)
