@@ -203,35 +203,9 @@ class Vocabulary:
         return self._token_table
 
     def longest_token_within(self, byte_allowed: np.ndarray) -> int:
-        """Length of the longest content token whose bytes are all in ``byte_allowed`` (256 bools): computed
-        once per byte set and kept, like ``TokenTable.count_within`` (a number's digits scan most of a 128k
-        vocabulary before a fit, 0.1 ms of its 1 ms compile)."""
-        table = self.token_table
-        key = np.packbits(np.asarray(byte_allowed, dtype=bool)).tobytes()
-        longest = table._longest_within.get(key)
-        if longest is None:
-            longest = self._longest_token_within(byte_allowed)
-            with table._runs_lock:
-                while len(table._longest_within) >= MAX_WITHIN_COUNTS:
-                    table._longest_within.pop(next(iter(table._longest_within)))
-                table._longest_within[key] = longest
-        return longest
-
-    def _longest_token_within(self, byte_allowed: np.ndarray) -> int:
-        lengths, byte_sets = self.token_table.by_length
-        forbidden = np.packbits(~np.asarray(byte_allowed, dtype=bool), bitorder="little").view("<u8")
-        # Longest first: on the five test vocabularies a regex's first fit is among the first 130 tokens, so
-        # the chunks grow from 256 (a tenth of the time of one 8192 chunk) to 8192.
-        begin, chunk = 0, 256
-        while begin < len(lengths):
-            block = byte_sets[:, begin : begin + chunk]
-            clash = (block[0] & forbidden[0]) | (block[1] & forbidden[1])
-            clash |= (block[2] & forbidden[2]) | (block[3] & forbidden[3])
-            fits = np.flatnonzero(clash == 0)
-            if fits.size:
-                return int(lengths[begin + fits[0]])
-            begin, chunk = begin + chunk, min(chunk * 8, 8192)
-        return 0
+        """Length of the longest content token whose bytes are all in ``byte_allowed`` (256 bools)
+        (``TokenTable.longest_within``)."""
+        return self.token_table.longest_within(byte_allowed)
 
     # -- construction from tokenizers --------------------------------------------------------------
     @classmethod
@@ -359,7 +333,7 @@ class TokenTable:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_runs", {})
         object.__setattr__(self, "_within_counts", {})
-        object.__setattr__(self, "_longest_within", {})  # ``Vocabulary.longest_token_within`` per byte set
+        object.__setattr__(self, "_longest_within", {})  # ``longest_within`` per byte set
         object.__setattr__(self, "_short_words", {})
         object.__setattr__(self, "_longer_than", {})
         object.__setattr__(self, "_runs_lock", threading.Lock())
@@ -391,6 +365,36 @@ class TokenTable:
                     self._within_counts.pop(next(iter(self._within_counts)))
                 self._within_counts[key] = count
         return count
+
+    def longest_within(self, byte_allowed: np.ndarray) -> int:
+        """Length of the longest content token whose bytes are all in ``byte_allowed`` (256 bools): computed
+        once per byte set and kept, like ``count_within`` (a number's digits scan most of a 128k vocabulary
+        before a fit, 0.1 ms of its 1 ms compile)."""
+        key = np.packbits(np.asarray(byte_allowed, dtype=bool)).tobytes()
+        longest = self._longest_within.get(key)
+        if longest is None:
+            longest = self._first_fit_length(byte_allowed)
+            with self._runs_lock:
+                while len(self._longest_within) >= MAX_WITHIN_COUNTS:
+                    self._longest_within.pop(next(iter(self._longest_within)))
+                self._longest_within[key] = longest
+        return longest
+
+    def _first_fit_length(self, byte_allowed: np.ndarray) -> int:
+        lengths, byte_sets = self.by_length
+        forbidden = np.packbits(~np.asarray(byte_allowed, dtype=bool), bitorder="little").view("<u8")
+        # Longest first: on the five test vocabularies a regex's first fit is among the first 130 tokens, so
+        # the chunks grow from 256 (a tenth of the time of one 8192 chunk) to 8192.
+        begin, chunk = 0, 256
+        while begin < len(lengths):
+            block = byte_sets[:, begin : begin + chunk]
+            clash = (block[0] & forbidden[0]) | (block[1] & forbidden[1])
+            clash |= (block[2] & forbidden[2]) | (block[3] & forbidden[3])
+            fits = np.flatnonzero(clash == 0)
+            if fits.size:
+                return int(lengths[begin + fits[0]])
+            begin, chunk = begin + chunk, min(chunk * 8, 8192)
+        return 0
 
     def short_words(self, length: int, num_words: int) -> np.ndarray:
         """The packed bitmask (``num_words`` int32 words, read-only) of the tokens of at most ``length``
@@ -458,8 +462,7 @@ class TokenTable:
 #: Byte sets whose ``TextRun`` one vocabulary keeps (each costs a few bytes per token).
 MAX_TEXT_RUNS = 32
 
-#: Byte sets whose ``count_within`` (and ``Vocabulary.longest_token_within``) one vocabulary keeps (an
-#: integer each).
+#: Byte sets whose ``count_within`` and ``longest_within`` one vocabulary keeps (an integer each).
 MAX_WITHIN_COUNTS = 256
 
 
@@ -502,7 +505,6 @@ class TextRun:
             positions.setflags(write=False)
             self._longer_than[length] = positions
         return positions
-
 
     def longer_run(self, length: int, lengths: np.ndarray, together: Iterable[int] = ()) -> "TextRun":
         """This run with only the ``others`` of more than ``length`` bytes, in the same order and groups

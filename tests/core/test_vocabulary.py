@@ -164,7 +164,7 @@ def test_counts_of_tokens_within_a_byte_set_match_the_tokens(name):
 def test_the_longest_token_within_a_byte_set_is_found_whatever_chunk_holds_it(name):
     """``longest_token_within`` scans the tokens longest first in chunks growing from 256: its answer is the
     longest token made of the set's bytes, whether that token comes first, after the first chunk or not at
-    all."""
+    all; asked again, the answer kept for the byte set is the same."""
     vocabulary = load_vocabulary(name)
     tokens = [token for token in vocabulary.tokens if token is not None]
     rng = np.random.default_rng(7)
@@ -178,6 +178,7 @@ def test_the_longest_token_within_a_byte_set_is_found_whatever_chunk_holds_it(na
         allowed = set(np.flatnonzero(byte_set).tolist())
         expected = max((len(token) for token in tokens if set(token) <= allowed), default=0)
         assert vocabulary.longest_token_within(byte_set) == expected, sorted(allowed)[:10]
+        assert vocabulary.longest_token_within(byte_set.copy()) == expected
 
 
 def test_the_eos_bitmask_sets_the_eos_ids_only():
