@@ -1295,7 +1295,7 @@ static PyMethodDef methods[] = {
      "walk_text_run(transitions, live_bits, data, offsets, others, prefix, lead_bounds, exit_bounds,\n"
      "              chain_states, longer, is_text, ascii_only, words, marked, looping, min_length, up_to)\n"
      "    -> None\n\n"
-     "The walks of a text run's loop walk (``vocabulary.TextRun`` and the state's chain of majority moves):\n"
+     "The walks of a text run's loop walk (``text_runs.TextRun`` and the state's chain of majority moves):\n"
      "set the bit of each token of ``marked`` in ``words`` (int32, bit t % 32 of word t / 32: a packed mask),\n"
      "then that of each token t that walks from chain_states[0] without reaching the dead state 0,\n"
      "among the others starting with a byte that state takes (others[lead_bounds[b]:lead_bounds[b + 1]]),\n"

@@ -366,42 +366,10 @@ class Index:
         return self._live_byte_counts > config.LOOKAHEAD_MAX_LIVE_BYTES
 
     def _eager_candidates(self, states: np.ndarray) -> np.ndarray:
-        """The states of ``states`` the eager pass computes: all but the restrictive ones a few bytes before a
-        permissive run whose walk is not cheap (the lookahead never batches them: their tokens go on into
-        the run, 70 to 300 us a state on llama-bpe) and that the start state reaches only through a permissive
-        run: a string's escapes (``\\u00e9``'s five states per string), the opening quote of a string after
-        the first. Computing them saves a decode nothing a batch would (each is walked alone either way),
-        and a decode meets few of them, most never: they took the last 4 ms of wide-30's and defs-anyOf's
-        eager pass and 0.5 ms of flat-3's, and leaving them changes none of their walks' steps (session 23).
-        The openers before any permissive run are kept: every decode of the schema meets those."""
-        if not len(states):
+        """``states`` less those the eager pass leaves to their first visit (``lookahead.eager_candidates``)."""
+        if not len(states):  # a complete index never builds the lookahead tables
             return states
-        tables = self._lookahead_tables
-        keep = (
-            self._permissive[states]
-            | np.array(tables.takeable, dtype=bool)[states]
-            | (np.asarray(tables.expansion, dtype=np.int64)[states] <= config.EAGER_CHEAP_EXPANSION)
-            | self._before_any_permissive_run[states]
-        )
-        return states[keep]
-
-    @functools.cached_property
-    def _before_any_permissive_run(self) -> np.ndarray:
-        """Per state, whether the start state reaches it through restrictive states only (a search over the
-        lookahead's successor lists that stops at permissive states: a few dozen states on the schemas)."""
-        targets, starts = self._lookahead_tables.successor_targets, self._lookahead_tables.successor_starts
-        permissive = self._permissive
-        reached = np.zeros(self.num_states, dtype=bool)
-        reached[self.dfa.start] = True
-        queue = [self.dfa.start]
-        for state in queue:
-            if permissive[state]:
-                continue
-            for target in targets[starts[state] : starts[state + 1]]:
-                if not reached[target]:
-                    reached[target] = True
-                    queue.append(target)
-        return reached
+        return lookahead.eager_candidates(states, self._lookahead_tables, self._permissive, self.dfa.start)
 
     def _eager_order(self, states: np.ndarray) -> np.ndarray:
         """``states`` in the eager pass's order (``lookahead.eager_order``)."""

@@ -73,6 +73,42 @@ def third_level_estimate(dfa: Dfa, trie: TokenTrie, live_bytes: np.ndarray, live
     return np.einsum("ij,ij->i", live_classes, reached).astype(np.int64)
 
 
+def eager_candidates(states: np.ndarray, tables: LookaheadTables, permissive: np.ndarray, start: int) -> np.ndarray:
+    """The states of ``states`` the eager pass computes: all but the restrictive ones a few bytes before a
+    permissive run (not ``takeable``) whose walk is not cheap (expansion above
+    ``config.EAGER_CHEAP_EXPANSION``) and that ``start`` reaches only through a permissive run: a string's
+    escapes (``\\u00e9``'s five states per string), the opening quote of a string after the first. Their
+    tokens go on into the run (70 to 300 us a state on llama-bpe) and the lookahead never batches them, so
+    computing them saves a decode nothing a batch would; and a decode meets few of them, most never. They
+    took the last 4 ms of wide-30's and defs-anyOf's eager pass and 0.5 ms of flat-3's, and leaving them
+    changes none of the benchmark walks' steps (session 23). The openers before any permissive run are kept:
+    every decode of the schema meets those."""
+    keep = (
+        permissive[states]
+        | np.array(tables.takeable, dtype=bool)[states]
+        | (np.asarray(tables.expansion, dtype=np.int64)[states] <= config.EAGER_CHEAP_EXPANSION)
+        | _reached_before_any_permissive_run(tables, permissive, start)[states]
+    )
+    return states[keep]
+
+
+def _reached_before_any_permissive_run(tables: LookaheadTables, permissive: np.ndarray, start: int) -> np.ndarray:
+    """Per state, whether ``start`` reaches it through restrictive states only (a search over the successor
+    lists that stops at permissive states: a few dozen states on the schemas)."""
+    targets, starts = tables.successor_targets, tables.successor_starts
+    reached = np.zeros(len(permissive), dtype=bool)
+    reached[start] = True
+    queue = [start]
+    for state in queue:
+        if permissive[state]:
+            continue
+        for target in targets[starts[state] : starts[state + 1]]:
+            if not reached[target]:
+                reached[target] = True
+                queue.append(target)
+    return reached
+
+
 def eager_order(states: np.ndarray, expansion: list[int], permissive: np.ndarray) -> np.ndarray:
     """``states`` reordered for the eager pass: the cheapest restrictive ones first (estimated expansion,
     ``LookaheadTables.expansion``, at most ``config.EAGER_CHEAP_EXPANSION``), then the permissive ones in

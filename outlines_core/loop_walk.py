@@ -295,8 +295,10 @@ class LoopWalk:
         (``[a-z ,]{10,200}``: 11 ms)."""
         table = self.vocabulary.token_table
         run = table.text_run(text_bytes, characters)
-        for depth in config.LOOP_WALK_ALIKE_DEPTHS:  # lookups once made (a few per index)
-            run.longer_run(depth, table.lengths, config.LOOP_WALK_ALIKE_DEPTHS)
+        depths = config.LOOP_WALK_ALIKE_DEPTHS
+        if depths:
+            run.longer_run(depths[0], table.lengths, depths)  # every depth's, together
+        for depth in depths:  # lookups once made (a few per index)
             table.longer_than(depth)
             table.short_words(depth, self.num_words)
         return run
@@ -455,8 +457,8 @@ class LoopWalk:
             return None
         run, text_bytes, characters, looping, tokens, _, chained = text
         table = self.vocabulary.token_table
-        if tokens is None:
-            words = self._packed(chained) if short is None else self._packed(chained) | short
+        if tokens is None:  # every token decided: no alike mask (``short`` comes with ``longer_than``)
+            words = self._packed(chained)
             marked = _NO_TOKENS
         else:
             words = short if short is not None else np.zeros(self.num_words, dtype=np.int32)

@@ -374,19 +374,19 @@ def test_the_constructor_builds_the_text_runs_its_first_visits_need(pattern, mon
     those its lazy states' loop walks will ask for, so no first visit in a decode builds one."""
     from conftest import load_vocabulary
 
-    from outlines_core import config, vocabulary as vocabulary_module
+    from outlines_core import config, text_runs
 
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", -1.0)
     vocabulary = load_vocabulary("llama-bpe")
     vocabulary.token_table._runs.clear()
     built = []
-    plain = vocabulary_module._text_run
+    plain = text_runs.build
 
     def recording(table, text_bytes, characters):
         built.append(bytes(np.flatnonzero(text_bytes).tolist()))
         return plain(table, text_bytes, characters)
 
-    monkeypatch.setattr(vocabulary_module, "_text_run", recording)
+    monkeypatch.setattr(text_runs, "build", recording)
     index = Index(pattern, vocabulary)
     assert built  # the start's loop walk or the preparation built some
     built.clear()
@@ -407,3 +407,30 @@ def test_the_live_byte_counts_read_over_byte_classes_are_the_byte_tables(pattern
     live = index.dfa.transitions != 0
     assert np.array_equal(index._live_byte_counts, live.sum(axis=1))
     assert np.array_equal(index._live_bytes, live[1:].any(axis=0))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"[A-Z][a-z ,]{10,60}\.", r'"([^"\\]|\\["\\nt]){0,3}"', r"[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]{2,}"],
+)
+def test_the_shortcuts_of_small_tables_give_what_the_general_paths_give(pattern, monkeypatch):
+    """Small DFAs take two shortcuts: every state's majority move at once (``LoopWalk._all_majority_moves``,
+    once 32 were asked one by one) and the uncomputed classes' first states by a pass over a list; both give
+    exactly what the one-by-one moves and ``np.unique`` give."""
+    from conftest import load_vocabulary
+
+    from outlines_core import config, index as index_module, loop_walk
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", -1.0)  # every class left uncomputed
+    index = Index(pattern, load_vocabulary("gpt-2"))
+    walker = index._loop_walker
+    assert walker._all_majorities_at_once()
+    at_once = walker._all_majority_moves()
+    walker._majority = {}
+    monkeypatch.setattr(loop_walk, "_MAJORITY_AT_ONCE_ENTRIES", 0)
+    one_by_one = {state: walker._majority_move(state) for state in range(index.num_states)}
+    assert at_once == one_by_one
+    assert any(target != 0 for target, _ in at_once.values())
+    by_list = index._uncomputed_representatives()
+    monkeypatch.setattr(index_module, "_PYTHON_REPRESENTATIVES_STATES", -1)
+    assert np.array_equal(by_list, index._uncomputed_representatives()) and len(by_list) > 1

@@ -198,7 +198,7 @@ def test_the_eos_bitmask_sets_the_eos_ids_only():
 def test_leading_runs_count_the_bytes_in_the_set_from_each_start(tokens, single, stepped):
     """``_leading_runs`` (text runs' prefixes and resumes): stepped byte by byte while many runs go on, the
     rest in one pass; either way, per start, the bytes in the set up to the limit."""
-    from outlines_core import vocabulary as vocabulary_module
+    from outlines_core import text_runs
 
     flat = np.frombuffer(b"".join(tokens), dtype=np.uint8)
     offsets = np.cumsum([0] + [len(token) for token in tokens])[:-1]
@@ -211,14 +211,14 @@ def test_leading_runs_count_the_bytes_in_the_set_from_each_start(tokens, single,
             while run < len(token) - skip and single[token[skip + run]]:
                 run += 1
             expected.append(run)
-    saved = vocabulary_module._RUNS_STEPPED
-    vocabulary_module._RUNS_STEPPED = stepped
+    saved = text_runs._RUNS_STEPPED
+    text_runs._RUNS_STEPPED = stepped
     try:
-        runs = vocabulary_module._leading_runs(
+        runs = text_runs._leading_runs(
             flat, np.array(single), np.array(starts, dtype=np.int64), np.array(limits, dtype=np.int64)
         )
     finally:
-        vocabulary_module._RUNS_STEPPED = saved
+        text_runs._RUNS_STEPPED = saved
     assert runs.tolist() == expected
 
 

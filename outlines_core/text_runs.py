@@ -1,0 +1,149 @@
+"""The tokens of a text byte set, for the loop walk (``loop_walk.py``): which tokens are made only of its
+bytes, and, for the others, how far a run of its bytes takes each before the byte that leaves it. Built
+once per vocabulary and byte set (``TokenTable.text_run`` keeps them), read by the C text-run walk and the
+numpy fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .vocabulary import TokenTable
+
+
+@dataclass(frozen=True, eq=False)
+class TextRun:
+    """The tokens of one text byte set ``T`` (``TokenTable.text_run``).
+
+    ``is_text``: content tokens made only of ``T`` (with ``characters``: of ``T``'s ASCII bytes and whole
+    UTF-8 characters, a cut last one included). ``others``: the ids of the other content tokens, and
+    ``prefix``: how many of their leading bytes are single-byte moves of ``T`` (its ASCII bytes, with
+    ``characters``), which a walk can jump over; ``resume``: how many follow their first byte outside
+    them (a walk that is back in a state looping on ``T`` there jumps again). ``others`` lists first the tokens with no such prefix,
+    by first byte (those starting with byte ``b`` are ``others[lead_bounds[b]:lead_bounds[b + 1]]``, so
+    a state picks only those its live bytes start), then from ``lead_bounds[256]`` on the rest, whose
+    ``exit_byte`` (the byte after their prefix) likewise lets a walk skip those that die there: they are
+    listed by exit byte (``exit_bounds``), the longest prefix first.
+    """
+
+    is_text: np.ndarray
+    others: np.ndarray
+    prefix: np.ndarray
+    resume: np.ndarray
+    lead_bounds: np.ndarray
+    exit_byte: np.ndarray  # of the others with a prefix (``others[lead_bounds[256]:]``): their byte after it
+    exit_bounds: np.ndarray  # those with exit byte ``b`` are ``others[exit_bounds[b]:exit_bounds[b + 1]]``
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_longer_than", {})
+        object.__setattr__(self, "_longer_runs", {})
+        object.__setattr__(self, "_others_lengths", None)
+
+    def others_longer_than(self, length: int, lengths: np.ndarray) -> np.ndarray:
+        """The positions in ``others`` of the tokens of more than ``length`` bytes (``lengths``: the
+        vocabulary's token lengths), in order; kept per length, like ``TokenTable.longer_than``."""
+        positions = self._longer_than.get(length)
+        if positions is None:
+            if self._others_lengths is None:  # one gather for every length asked (a loop walk asks six)
+                object.__setattr__(self, "_others_lengths", lengths[self.others])
+            positions = np.flatnonzero(self._others_lengths > length)
+            positions.setflags(write=False)
+            self._longer_than[length] = positions
+        return positions
+
+    def longer_run(self, length: int, lengths: np.ndarray, together: Iterable[int] = ()) -> "TextRun":
+        """This run with only the ``others`` of more than ``length`` bytes, in the same order and groups
+        (``is_text`` stays whole, by token id): a loop walk that takes the shorter tokens from an alike
+        state's mask walks these few hundred where it skipped through tens of thousands. Kept per length;
+        the lengths of ``together`` not kept yet are made with it (the alike depths a counted run's
+        positions ask in turn: 0.3 to 0.7 ms each on its own after a full collection, a third of that
+        together)."""
+        run = self._longer_runs.get(length)
+        if run is None:
+            for each in sorted({length, *together}):
+                if each not in self._longer_runs:
+                    self._longer_runs[each] = self._only_longer_than(each, lengths)
+            run = self._longer_runs[length]
+        return run
+
+    def _only_longer_than(self, length: int, lengths: np.ndarray) -> "TextRun":
+        kept = self.others_longer_than(length, lengths)
+        first_exit = int(self.lead_bounds[256])
+        return TextRun(
+            self.is_text,
+            self.others[kept],
+            self.prefix[kept],
+            self.resume[kept],
+            np.searchsorted(kept, self.lead_bounds).astype(np.int64),
+            self.exit_byte[kept[kept >= first_exit] - first_exit],
+            np.searchsorted(kept, self.exit_bounds).astype(np.int64),
+        )
+
+
+def build(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> TextRun:
+    """The ``TextRun`` of ``text_bytes`` (256 bools) over ``table``'s tokens; with ``characters``, whole UTF-8
+    characters count as text too."""
+    single = text_bytes.copy()
+    if characters:
+        allowed = text_bytes.copy()
+        allowed[128:] = True
+        is_text = table.within(allowed) & table.utf8_text
+        single[128:] = False
+    else:
+        is_text = table.within(text_bytes)
+    others = np.flatnonzero(~is_text & table.content)
+    # Every other token has a byte outside the single-move set, so its prefix stops inside it.
+    starts = table.offsets[others]
+    lengths = table.lengths[others]
+    prefix = _leading_runs(table.flat, single, starts, lengths)
+    # The run of single-move bytes right after that first outside byte (``.com`` after ``.``).
+    resume = _leading_runs(table.flat, single, starts + prefix + 1, lengths - prefix - 1)
+    bare = np.zeros(table.content.size, dtype=bool)
+    bare[others[prefix == 0]] = True
+    by_lead = table.by_first_byte
+    bare_by_lead = by_lead[bare[by_lead]]
+    lead_bounds = np.concatenate([[0], np.cumsum(np.bincount(table.first_bytes[bare_by_lead], minlength=256))])
+    jumping = prefix > 0
+    resume_of = np.zeros(table.content.size, dtype=np.int64)
+    resume_of[others] = resume
+    exit_byte = table.flat[starts[jumping] + prefix[jumping]]
+    # By exit byte, the longest prefix first: a walk skips a group whose exit byte no chain state takes,
+    # except, on a counted run, its first tokens, whose prefix outruns the chain.
+    by_exit = np.lexsort((-prefix[jumping], exit_byte))
+    exit_byte = exit_byte[by_exit]
+    exit_bounds = bare_by_lead.size + np.concatenate([[0], np.cumsum(np.bincount(exit_byte, minlength=256))])
+    others = np.concatenate([bare_by_lead, others[jumping][by_exit]])
+    prefix = np.concatenate([np.zeros(bare_by_lead.size, dtype=np.int64), prefix[jumping][by_exit]])
+    return TextRun(is_text, others, prefix, resume_of[others], lead_bounds.astype(np.int64), exit_byte, exit_bounds)
+
+
+#: ``_leading_runs`` steps byte by byte while more runs than this go on, then takes the rest at once.
+_RUNS_STEPPED = 512
+
+
+def _leading_runs(flat: np.ndarray, single: np.ndarray, at: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Per entry, how many bytes of ``flat`` from ``at`` on are in ``single`` (256 bools), at most
+    ``limit``. Stepping a byte at a time costs a few operations per step over the runs still going, and
+    most runs stop within two bytes; but a vocabulary's longest tokens (rows of dashes, of spaces) keep a
+    handful going for a hundred steps: those finish in one pass over all their remaining bytes."""
+    runs = np.zeros(at.size, dtype=np.int64)
+    going = np.flatnonzero(limit > 0)
+    depth = 0
+    while going.size > _RUNS_STEPPED:
+        going = going[single[flat[at[going] + depth]]]
+        depth += 1
+        runs[going] = depth
+        going = going[limit[going] > depth]
+    if going.size:
+        left = limit[going] - depth
+        segment_starts = np.cumsum(left) - left
+        total = int(left.sum())
+        positions = np.repeat(at[going] + depth - segment_starts, left) + np.arange(total)
+        stops = np.where(single[flat[positions]], total, np.arange(total))
+        first_stop = np.minimum.reduceat(stops, segment_starts)
+        runs[going] = depth + np.where(first_stop == total, left, first_stop - segment_starts)
+    return runs
