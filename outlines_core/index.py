@@ -32,13 +32,29 @@ from .vocabulary import Vocabulary
 
 @functools.lru_cache(maxsize=8)
 def _fingerprint_weights(num_words: int) -> np.ndarray:
-    """Random odd 32-bit weights, one per bitmask word, for ``Index._shared``'s fingerprints."""
+    """Random odd 32-bit weights, one per bitmask word, for ``_numpy_mask_keys``'s fingerprints."""
     weights = np.random.default_rng(0xF1A6).integers(0, 2**32, size=num_words, dtype=np.uint32) | np.uint32(1)
     weights.setflags(write=False)
     return weights
 
 
-#: ``_Groups.alike`` indexes a partition's groups from this many questions on (scanning it before).
+def _numpy_mask_keys(masks: np.ndarray) -> tuple[list[int], range]:
+    """``_native.mask_keys`` without the C kernels: a 32-bit key per row (each word times a random odd
+    weight, xor-folded; array arithmetic wraps silently), and each row as its own first."""
+    keys = np.bitwise_xor.reduce(masks.view(np.uint32) * _fingerprint_weights(masks.shape[1]), axis=1)
+    return keys.tolist(), range(len(keys))
+
+
+def _native_mask_keys(masks: np.ndarray) -> tuple[list[int], list[int]]:
+    """A 32-bit key per row of ``masks`` and the first row of the batch equal to each (``_native.mask_keys``)."""
+    return kernels.mask_keys(masks, masks.shape[1])
+
+
+#: How ``Index._shared`` keys a batch of masks (the tests swap in others).
+_mask_keys = _numpy_mask_keys if kernels is None else _native_mask_keys
+
+
+#: ``_Groups.members_once`` indexes a partition's groups from this many questions on (scanning it before).
 _INDEXED_PARTITION_USES = 8
 
 
@@ -46,22 +62,27 @@ class _Groups:
     """One partition of the DFA's states (a group id per state), asked which states share a state's
     group: ``_share_with_alike`` asks it for every state a walk made a mask for."""
 
-    __slots__ = ("groups", "sizes", "uses", "order", "bounds")
+    __slots__ = ("groups", "group_of", "sizes", "uses", "order", "bounds", "given")
 
     def __init__(self, groups: np.ndarray) -> None:
         self.groups = groups
+        self.group_of = groups.tolist()  # a list: asked once per walked state, where numpy scalars cost more
         self.sizes = np.bincount(groups)
         self.uses = 0
         self.order: np.ndarray | None = None  # states sorted by group, once indexed
         self.bounds: np.ndarray | None = None
+        self.given: set[int] = set()  # the groups whose members were returned
 
-    def alike(self, state: int) -> np.ndarray | None:
-        """The states in ``state``'s group, or None when it is alone there (the usual case). A scan of the
-        partition at first; from its ``_INDEXED_PARTITION_USES``-th question on, through an index of its
-        groups (a sort of every state: too slow for a first visit that asks a dozen partitions once each)."""
-        group = int(self.groups[state])
-        if self.sizes[group] == 1:
+    def members_once(self, state: int) -> np.ndarray | None:
+        """The states in ``state``'s group the first time it is asked; None when ``state`` is alone there
+        (the usual case) or the group was asked before (its members got the mask then: a walk's batch of
+        keys or digits holds many states of one group). A scan of the partition at first; from its
+        ``_INDEXED_PARTITION_USES``-th question on, through an index of its groups (a sort of every state:
+        too slow for a first visit that asks a dozen partitions once each)."""
+        group = self.group_of[state]
+        if group in self.given or self.sizes[group] == 1:
             return None
+        self.given.add(group)
         if self.order is None:
             self.uses += 1
             if self.uses < _INDEXED_PARTITION_USES:
@@ -603,7 +624,7 @@ class Index:
         """
         mask_class, done = self._mask_class_list, self._class_masks
         for state, depth in zip(states, depths):
-            alike = self._alike_within(depth).alike(state)
+            alike = self._alike_within(depth).members_once(state)
             if alike is not None:
                 mask = done[mask_class[state]]
                 for member in alike.tolist():
@@ -630,14 +651,18 @@ class Index:
 
     def _shared(self, masks: np.ndarray) -> list[np.ndarray]:
         """Each row of ``masks`` (read-only from now on) or the stored mask equal to it. A row's key is a
-        32-bit fingerprint (each word times a random odd weight, xor-folded: a third of a microsecond,
-        where hashing the row's 16 KB costs six); rows with the same key are compared byte for byte."""
-        # Array arithmetic wraps silently (only numpy scalars warn on overflow).
-        keys = np.bitwise_xor.reduce(masks.view(np.uint32) * _fingerprint_weights(masks.shape[1]), axis=1)
+        32-bit fingerprint of its words; rows with the same key are compared byte for byte. The C kernel
+        (``mask_keys``) also finds the rows that repeat an earlier one of the batch (most of a batch of
+        keys or digits), which then take its answer without a lookup."""
+        masks = np.ascontiguousarray(masks)
+        keys, first = _mask_keys(masks)
         masks.setflags(write=False)  # and so every row view taken below
         unique = self._unique_masks
-        shared = []
-        for key, mask in zip(keys.tolist(), masks):
+        shared: list[np.ndarray] = []
+        for row, (key, earlier, mask) in enumerate(zip(keys, first, masks)):
+            if earlier != row:
+                shared.append(shared[earlier])
+                continue
             bucket = unique.get(key)
             if bucket is None:
                 unique[key] = [mask]

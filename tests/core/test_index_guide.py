@@ -279,14 +279,17 @@ def test_masks_are_read_only_and_shared(vocabulary):
     assert index.num_unique_masks < index.num_states - 1
 
 
-@pytest.mark.parametrize("fingerprints", ["random", "all equal"])
-def test_states_share_a_mask_exactly_when_their_masks_are_equal(fingerprints, monkeypatch):
+@pytest.mark.parametrize("keys", ["C kernel", "numpy", "all equal"])
+def test_states_share_a_mask_exactly_when_their_masks_are_equal(keys, monkeypatch):
     from conftest import load_vocabulary
 
     from outlines_core import index as index_module
-
-    if fingerprints == "all equal":  # every mask lands in one bucket: only the byte comparison tells them apart
-        monkeypatch.setattr(index_module, "_fingerprint_weights", lambda words: np.zeros(words, dtype=np.uint32))
+    if keys == "C kernel":  # test_the_c_trie_walk_is_built checks the kernels were built
+        monkeypatch.setattr(index_module, "_mask_keys", index_module._native_mask_keys)
+    if keys == "numpy":
+        monkeypatch.setattr(index_module, "_mask_keys", index_module._numpy_mask_keys)
+    if keys == "all equal":  # every mask lands in one bucket: only the byte comparison tells them apart
+        monkeypatch.setattr(index_module, "_mask_keys", lambda masks: ([0] * len(masks), range(len(masks))))
     index = Index(r'\{"a":[0-9]{1,3},"b":"[a-c]{2}","ab":(true|false)\}', load_vocabulary("gpt-2"))
     masks = {state: index.mask(state) for state in range(1, index.num_states)}
     distinct = {mask.tobytes() for mask in masks.values()}
@@ -346,20 +349,30 @@ def test_first_visits_in_a_counted_string_reuse_an_alike_mask_and_equal_the_trie
 
 def test_states_alike_are_found_by_scan_and_by_index_alike():
     # A partition's groups are scanned for its first few questions, then indexed: both must answer with
-    # exactly the states of the group.
+    # exactly the states of the group, the first time the group is asked (its members get the mask then).
     from conftest import load_vocabulary
+
+    from outlines_core import index as index_module
 
     index = Index(r'\{"a":[0-9]{1,3},"b":"[a-c]{2,9}","ab":(true|false)\}', load_vocabulary("gpt-2"))
     for depth in (0, 1, 2, 7, 63):
-        alike = index._alike_within(depth)
         groups = index.dfa.indistinguishable_within(depth + 1)
-        assert alike.groups is groups
+        assert index._alike_within(depth).groups is groups
         assert depth > 2 or len(set(groups.tolist())) < index.num_states  # groups of several states
-        for state in range(index.num_states):
-            expected = [s for s in range(index.num_states) if groups[s] == groups[state]]
-            members = alike.alike(state)
-            assert (sorted(members.tolist()) if members is not None else [state]) == expected
-        assert depth > 0 or alike.order is not None  # asked often enough to be indexed
+        for indexed in (False, True):
+            alike = index_module._Groups(groups)
+            if indexed:  # the next question indexes the groups
+                alike.uses = index_module._INDEXED_PARTITION_USES
+            asked = set()
+            for state in [*range(index.num_states), *range(index.num_states)]:  # every group asked twice
+                expected = [s for s in range(index.num_states) if groups[s] == groups[state]]
+                members = alike.members_once(state)
+                if len(expected) == 1 or int(groups[state]) in asked:
+                    assert members is None, (depth, state)
+                else:
+                    assert sorted(members.tolist()) == expected, (depth, state)
+                asked.add(int(groups[state]))
+            assert not indexed or depth > 2 or alike.order is not None
 
 
 @pytest.mark.parametrize(

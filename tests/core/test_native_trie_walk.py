@@ -326,3 +326,29 @@ def test_the_c_token_mover_rejects_malformed_input_with_a_clear_error():
     wild[1, ord("a")] = 7  # a move to no state
     with pytest.raises(ValueError, match="leads outside the states"):
         _native.TokenMover(wild, data, offsets).move(1, 0)
+
+
+def test_the_c_mask_keys_find_each_rows_first_equal_row_of_the_batch():
+    from outlines_core import _native
+
+    rng = np.random.default_rng(3)
+    distinct = rng.integers(-(2**31), 2**31, size=(6, 4008)).astype(np.int32)
+    distinct[1] = 0
+    distinct[2] = 0
+    distinct[2, 4007] = 1  # one bit apart from row 1, in the last word
+    distinct[3] = distinct[0]
+    distinct[3, 0] ^= np.int32(-(2**31))  # one bit (the sign) apart from row 0, in the first word
+    order = rng.integers(0, len(distinct), size=40)
+    batch = distinct[order]
+    keys, first = _native.mask_keys(batch, batch.shape[1])
+    assert len(keys) == len(first) == len(batch)
+    for row, earlier in enumerate(first):
+        expected = next(i for i in range(row + 1) if np.array_equal(batch[i], batch[row]))
+        assert earlier == expected
+        assert keys[row] == keys[earlier] and 0 <= keys[row] < 2**32
+    assert len({keys[list(order).index(kind)] for kind in set(order.tolist())}) == len(set(order.tolist()))
+    assert _native.mask_keys(np.zeros((0, 3), dtype=np.int32), 3) == ([], [])
+    with pytest.raises(ValueError, match="rows of 7 int32 words"):
+        _native.mask_keys(batch, 7)
+    with pytest.raises(TypeError, match="masks must have 4-byte items"):
+        _native.mask_keys(batch.astype(np.int64), batch.shape[1])
