@@ -5,7 +5,7 @@
  *   - refine_partition: Moore partition refinement (regex/dfa.py: minimization, mask classes);
  *   - determinize: byte classes and subset construction (regex/dfa.py);
  *   - mask_keys: keys of packed masks and their repeats within a batch (index.py);
- *   - TokenMover: one token's move, a decode's first move from a state (index.py).
+ *   - TokenMover: the state after a token, on every decode step (index.py).
  * Each section says why it is native.
  *
  * No numpy headers: arrays come in through the buffer protocol (C-contiguous, item sizes checked), results
@@ -1271,84 +1271,114 @@ done:
     return result;
 }
 
-/* ---- One token's move (index.py's ``Index.next_state``: a decode's first move from each state).
+/* ---- The next state after a token (index.py's ``Index.next_state``, on every decode step).
  *
- * Why native code: a decode step is a mask copy and a move, about 1.5 us in all, and a first move walked
- * the token's bytes in Python at 0.1 us a byte, after building the tuple key that missed the cache. A
- * kernel taking its arrays through the buffer protocol pays more per call than that walk; this object
- * holds the views, so a move costs one call with two integers. */
+ * Why native code: a decode step is a mask copy and a move, about 1.5 us in all. In Python a move paid a
+ * tuple key, a cache lookup, the EOS, range and special-token tests and, on a first move, a walk of the
+ * token's bytes at 0.1 us a byte. A kernel taking its arrays through the buffer protocol pays more per
+ * call than that; this object holds the views, and ``Index.next_state`` is its method: one call with two
+ * integers, no Python frame, and no cache needed (a token's walk here costs a few nanoseconds a byte). */
+
+enum { TM_TRANSITIONS, TM_DATA, TM_OFFSETS, TM_ACCEPTING, TM_EOS, TM_N };
 
 typedef struct {
     PyObject_HEAD
-    Py_buffer views[3]; /* transitions (states, 256) int32, data uint8, offsets int64 */
+    Py_buffer views[TM_N];
     int held;
-    Py_ssize_t n_states, n_tokens, n_data;
+    Py_ssize_t n_states, n_tokens, n_data, n_eos;
 } TokenMover;
 
-static void token_mover_dealloc(TokenMover *self) {
+static void token_mover_release(TokenMover *self) {
     for (int i = 0; i < self->held; i++) PyBuffer_Release(&self->views[i]);
+    self->held = 0;
+}
+
+static void token_mover_dealloc(TokenMover *self) {
+    token_mover_release(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int token_mover_init(TokenMover *self, PyObject *args, PyObject *kwargs) {
-    static const Py_ssize_t sizes[3] = {4, 1, 8};
-    static const char *names[3] = {"transitions", "data", "offsets"};
-    PyObject *objects[3];
+    static const Py_ssize_t sizes[TM_N] = {4, 1, 8, 1, 8};
+    static const char *names[TM_N] = {"transitions", "data", "offsets", "accepting", "eos_ids"};
+    PyObject *objects[TM_N];
     if (kwargs && PyDict_Size(kwargs)) {
         PyErr_SetString(PyExc_TypeError, "TokenMover takes no keyword arguments");
         return -1;
     }
-    if (!PyArg_ParseTuple(args, "OOO:TokenMover", &objects[0], &objects[1], &objects[2])) return -1;
-    for (int i = 0; i < self->held; i++) PyBuffer_Release(&self->views[i]);
-    self->held = 0;
-    if (get_buffers("TokenMover", objects, self->views, 3, sizes, names, 0) < 0) return -1;
-    self->held = 3;
-    self->n_states = self->views[0].len / (4 * 256);
-    self->n_data = self->views[1].len;
-    self->n_tokens = self->views[2].len / 8;
-    if (self->views[0].len % (4 * 256) != 0 || self->n_states == 0) {
-        for (int i = 0; i < 3; i++) PyBuffer_Release(&self->views[i]);
-        self->held = 0;
-        PyErr_SetString(PyExc_ValueError, "TokenMover: transitions must be (states, 256)");
+    if (!PyArg_ParseTuple(args, "OOOOO:TokenMover", &objects[0], &objects[1], &objects[2], &objects[3],
+                          &objects[4]))
+        return -1;
+    token_mover_release(self);
+    if (get_buffers("TokenMover", objects, self->views, TM_N, sizes, names, 0) < 0) return -1;
+    self->held = TM_N;
+    self->n_states = self->views[TM_TRANSITIONS].len / (4 * 256);
+    self->n_data = self->views[TM_DATA].len;
+    self->n_tokens = self->views[TM_OFFSETS].len / 8;
+    self->n_eos = self->views[TM_EOS].len / 8;
+    const char *wrong = NULL;
+    if (self->views[TM_TRANSITIONS].len % (4 * 256) != 0 || self->n_states == 0)
+        wrong = "TokenMover: transitions must be (states, 256)";
+    else if (self->views[TM_ACCEPTING].len != self->n_states)
+        wrong = "TokenMover: accepting must have one flag per state";
+    if (wrong) {
+        token_mover_release(self);
+        PyErr_SetString(PyExc_ValueError, wrong);
         return -1;
     }
     return 0; /* offsets are checked per move: a pass over a 128k vocabulary would cost a small compile 0.1 ms */
 }
 
-static PyObject *token_mover_move(TokenMover *self, PyObject *const *args, Py_ssize_t nargs) {
+/* FINISHED in index.py: the pseudo-state after EOS. */
+#define FINISHED_STATE (-1)
+
+static PyObject *token_mover_next_state(TokenMover *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "move(state, token) takes two integers");
+        PyErr_SetString(PyExc_TypeError, "next_state(state, token) takes two integers");
         return NULL;
     }
-    if (self->held != 3) {
+    if (self->held != TM_N) {
         PyErr_SetString(PyExc_ValueError, "TokenMover was not initialized");
         return NULL;
     }
-    const Py_ssize_t state = PyLong_AsSsize_t(args[0]), token = PyLong_AsSsize_t(args[1]);
-    if ((state == -1 || token == -1) && PyErr_Occurred()) return NULL;
-    if (state < 0 || state >= self->n_states || token < 0 || token >= self->n_tokens) {
-        PyErr_Format(PyExc_ValueError, "move: state %zd or token %zd is out of range", state, token);
+    /* Integers and numpy integers alike (through __index__); a token id past the machine's range is
+     * clamped, so out of range like any other. */
+    const Py_ssize_t state = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+    if (state == -1 && PyErr_Occurred()) return NULL;
+    const Py_ssize_t token = PyNumber_AsSsize_t(args[1], NULL);
+    if (token == -1 && PyErr_Occurred()) return NULL;
+    if (state != FINISHED_STATE && (state < 0 || state >= self->n_states)) {
+        PyErr_Format(PyExc_ValueError, "next_state: state %zd is out of range", state);
         return NULL;
     }
-    const int32_t *transitions = self->views[0].buf;
-    const uint8_t *data = self->views[1].buf;
-    const int64_t *offsets = self->views[2].buf;
+    const uint8_t *accepting = self->views[TM_ACCEPTING].buf;
+    const int64_t *eos = self->views[TM_EOS].buf;
+    for (Py_ssize_t i = 0; i < self->n_eos; i++) {
+        if (eos[i] == token) return PyLong_FromLong(state == FINISHED_STATE || accepting[state] ? FINISHED_STATE : 0);
+    }
+    if (state == FINISHED_STATE || token < 0 || token >= self->n_tokens) return PyLong_FromLong(0);
+    const int32_t *transitions = self->views[TM_TRANSITIONS].buf;
+    const uint8_t *data = self->views[TM_DATA].buf;
+    const int64_t *offsets = self->views[TM_OFFSETS].buf;
     const int64_t begin = offsets[token], end = token + 1 < self->n_tokens ? offsets[token + 1] : self->n_data;
     if (begin < 0 || begin > end || end > self->n_data) {
-        PyErr_Format(PyExc_ValueError, "move: token %zd's bytes lie outside the data", token);
+        PyErr_Format(PyExc_ValueError, "next_state: token %zd's bytes lie outside the data", token);
         return NULL;
     }
+    if (begin == end) return PyLong_FromLong(0); /* a special token: never content */
     int64_t reached = walk_bytes(transitions, self->n_states, data + begin, data + end, state);
     if (reached < 0) {
-        PyErr_SetString(PyExc_ValueError, "move: the table leads outside the states");
+        PyErr_SetString(PyExc_ValueError, "next_state: the table leads outside the states");
         return NULL;
     }
     return PyLong_FromLongLong(reached);
 }
 
 static PyMethodDef token_mover_methods[] = {
-    {"move", (PyCFunction)(void (*)(void))token_mover_move, METH_FASTCALL,
-     "move(state, token) -> the state token's bytes lead to from state (0, the dead state, once one dies)."},
+    {"next_state", (PyCFunction)(void (*)(void))token_mover_next_state, METH_FASTCALL,
+     "next_state(state, token) -> the state after token: where its bytes lead from state (0, the dead state,\n"
+     "once one dies, and for a token without bytes or out of range); after an EOS id, -1 (finished) from an\n"
+     "accepting state or -1, else 0."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1357,10 +1387,11 @@ static PyTypeObject TokenMoverType = {
     .tp_name = "outlines_core._native.TokenMover",
     .tp_basicsize = sizeof(TokenMover),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "TokenMover(transitions, data, offsets): one token's move through a DFA's byte table.\n\n"
+    .tp_doc = "TokenMover(transitions, data, offsets, accepting, eos_ids): a token's move through a DFA.\n\n"
               "transitions: the (states, 256) int32 byte table, C-contiguous; data: uint8, token t's bytes\n"
-              "data[offsets[t]:offsets[t + 1]] (the last token's to the end); offsets: int64. The arrays are\n"
-              "held (read-only) for the object's life.",
+              "data[offsets[t]:offsets[t + 1]] (the last token's to the end; none for a special token);\n"
+              "offsets: int64; accepting: one 1-byte flag per state; eos_ids: int64. The arrays are held\n"
+              "(read-only) for the object's life.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)token_mover_init,
     .tp_dealloc = (destructor)token_mover_dealloc,

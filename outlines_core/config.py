@@ -56,8 +56,8 @@ NATIVE_LOOP_WALK = True
 #: are built; False forces ``regex/dfa.py``'s Python and numpy versions (the fallback, and the tests'
 #: reference: both build the same automaton).
 NATIVE_DFA = True
-#: Make a decode's first move from a state (``Index.next_state``) with the C kernel when it is built; False
-#: walks the token's bytes in Python (the fallback; tests compare the two).
+#: Serve ``Index.next_state`` (every decode step's move) by the C kernel when it is built; False walks the
+#: token's bytes in Python, caching each pair (the fallback; tests compare the two).
 NATIVE_MOVES = True
 
 #: A trie walk expands a level in Python instead of numpy when it has at most this many children (a

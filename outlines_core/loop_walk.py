@@ -330,7 +330,7 @@ class LoopWalk:
         text = self._chained_text(chain, classes, up_to, minimum, longer_than)
         if text is None:
             return None
-        run, text_bytes, characters, looping, tokens, is_text, chained = text
+        run, text_bytes, characters, looping, tokens, is_text, chained, _ = text
         chain_states = np.array(chain.states, dtype=np.int64)
         steps = len(chain.moves)
         # Others with no prefix start with a byte outside T: only those whose first byte lives need a walk.
@@ -383,13 +383,16 @@ class LoopWalk:
             alive = np.zeros(table.lengths.size, dtype=bool)
             alive[tokens] = chained
             chained = alive
+        elif not chained.flags.writeable:  # a kept whole chain (``_chained_text``): the walk sets its tokens
+            chained = chained.copy()
         return chained, rest, current_states, position, remaining, classes, resume
 
     def _chained_text(self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int):
         """What ``_text_chain`` and ``_text_walk_in_c`` start from: the text run of the chain's byte set
         ``T`` (the byte classes ``classes``), whether the chain loops, the tokens decided (None: all; else
-        those longer than ``longer_than``), which of them are text, and which chain (alive without a
-        walk); None when fewer than ``minimum`` tokens chain."""
+        those longer than ``longer_than``), which of them are text, which chain (alive without a walk) and,
+        when the run keeps them (``TextRun.whole_chain``), those as packed words (else None); None when
+        fewer than ``minimum`` tokens chain."""
         table = self.vocabulary.token_table
         looping = chain.moves[-1][0] == chain.moves[-1][1]
         text_bytes, characters = self._text_kind(classes, chain)
@@ -399,6 +402,13 @@ class LoopWalk:
                 text_bytes, characters, longer_than
             )
         run, tokens, is_text, counts = decided
+        if tokens is None and (looping or up_to >= table.longest):
+            # Every token decided, none too long for the chain: the same for every such state of the set and
+            # every constraint, so the run keeps it (``TextRun.whole_chain``).
+            whole = run.whole_chain(counts if characters else None, table.longest, self.num_words)
+            if whole.count < minimum:
+                return None
+            return run, text_bytes, characters, looping, tokens, is_text, whole.chained, whole.packed
         if characters:
             chained = is_text & (counts <= min(up_to, table.longest))  # the counts drop non-UTF-8 tokens too
         elif looping:
@@ -407,7 +417,7 @@ class LoopWalk:
             chained = is_text & (counts <= up_to)
         if tokens is None and np.count_nonzero(chained) < minimum:
             return None
-        return run, text_bytes, characters, looping, tokens, is_text, chained
+        return run, text_bytes, characters, looping, tokens, is_text, chained, None
 
     def _decided_tokens(self, text_bytes: np.ndarray, characters: bool, longer_than: int):
         """What ``_chained_text`` tests, per (byte set, characters, ``longer_than``), kept: the text run,
@@ -455,10 +465,10 @@ class LoopWalk:
         text = self._chained_text(chain, classes, up_to, minimum, longer_than)
         if text is None:
             return None
-        run, text_bytes, characters, looping, tokens, _, chained = text
+        run, text_bytes, characters, looping, tokens, _, chained, packed = text
         table = self.vocabulary.token_table
         if tokens is None:  # every token decided: no alike mask (``short`` comes with ``longer_than``)
-            words = self._packed(chained)
+            words = packed.copy() if packed is not None else self._packed(chained)
             marked = _NO_TOKENS
         else:
             words = short if short is not None else np.zeros(self.num_words, dtype=np.int32)

@@ -7,12 +7,21 @@ numpy fallback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .vocabulary import TokenTable
+
+
+class WholeChain(NamedTuple):
+    """``TextRun.whole_chain``: the tokens chained (bool per token, read-only), how many, and the packed
+    mask words of them (read-only: a walk writes into a copy)."""
+
+    chained: np.ndarray
+    count: int
+    packed: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +51,27 @@ class TextRun:
         object.__setattr__(self, "_longer_than", {})
         object.__setattr__(self, "_longer_runs", {})
         object.__setattr__(self, "_others_lengths", None)
+        object.__setattr__(self, "_whole_chain", None)
+
+    def whole_chain(self, char_counts: np.ndarray | None, longest: int, num_words: int) -> "WholeChain":
+        """The tokens a loop walk of this run's states chains when it decides every token and the chain
+        is as long as the longest token (a string's or a label's self-loop): the text tokens, those with a
+        character count (``char_counts``, given when the run is of ``characters``) of at most ``longest``
+        with ``characters``; with their count and as packed words of ``num_words`` words. Made on first
+        use and kept: every such state of every constraint over the vocabulary asks the same (an e-mail's
+        four labels, each a byte set of its own, paid 20 us each a compile to make them)."""
+        whole = self._whole_chain
+        if whole is None:
+            chained = self.is_text if char_counts is None else self.is_text & (char_counts <= longest)
+            chained = chained.copy()
+            chained.setflags(write=False)
+            padded = np.zeros(num_words * 32, dtype=bool)
+            padded[: chained.size] = chained
+            packed = np.packbits(padded, bitorder="little").view("<i4").astype(np.int32, copy=False)
+            packed.setflags(write=False)
+            whole = WholeChain(chained, int(np.count_nonzero(chained)), packed)
+            object.__setattr__(self, "_whole_chain", whole)
+        return whole
 
     def others_longer_than(self, length: int, lengths: np.ndarray) -> np.ndarray:
         """The positions in ``others`` of the tokens of more than ``length`` bytes (``lengths``: the

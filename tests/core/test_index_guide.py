@@ -200,6 +200,24 @@ def test_the_eager_pass_leaves_a_later_strings_escapes_and_opening_quote_to_thei
         assert np.array_equal(index.mask(state), reference[state]), state
 
 
+def test_an_all_permissive_dfa_is_indexed_without_the_lookahead_tables(monkeypatch):
+    # The eager pass reads the lookahead's estimates of restrictive states only: an e-mail address's
+    # states are all loop-walked, and its compile does not build them (nor its guide's first steps).
+    from conftest import load_vocabulary, reference_masks
+
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every class, whatever the machine
+    index = Index(r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.[a-zA-Z]{2,}", load_vocabulary("gpt-2"))
+    states = np.arange(1, index.num_states)
+    assert index._permissive[states].all()
+    assert len(index.computed_class_masks) == index.num_mask_classes - 1  # every class, in the eager pass
+    reference = reference_masks(index)
+    for state in states.tolist():
+        assert np.array_equal(index.mask(state), reference[state]), state
+    assert "_lookahead_tables" not in vars(index)
+
+
 @pytest.mark.parametrize("one_walk_classes", [0, 64])
 def test_a_small_restrictive_dfa_gets_every_mask_from_one_walk(one_walk_classes, monkeypatch):
     from conftest import load_vocabulary, reference_masks

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from conftest import load_vocabulary, reference_masks, small_regexes
 from outlines_core import Index, config
+from outlines_core.index import FINISHED
 from outlines_core.native import native_available
 from outlines_core.types import json_schema_to_regex
 
@@ -285,21 +286,26 @@ def test_a_walk_within_a_time_gives_the_masks_or_nothing():
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_the_c_move_of_a_token_is_the_walk_of_its_bytes(pattern, monkeypatch):
+def test_the_c_next_state_is_the_python_walk_of_its_bytes(pattern, monkeypatch):
     """``Index.next_state`` by the C ``TokenMover`` and by the Python byte loop: the same state for every
-    (state, token) pair of a sample, allowed or not, content, special or EOS."""
+    (state, token) pair of a sample, allowed or not, content, special, EOS or out of range, from every
+    state and from FINISHED, asked twice (the Python version's cache answers the second time)."""
     vocabulary = load_vocabulary("gpt-2")
     sample = np.random.default_rng(7).integers(0, vocabulary.size, 300).tolist()
+    sample += [*vocabulary.eos_token_ids, -1, vocabulary.size, vocabulary.size + 5, 10**30]
     moves = {}
     for native in (True, False):
         monkeypatch.setattr(config, "NATIVE_MOVES", native)
         index = Index(pattern, vocabulary)
-        assert (index._mover is not None) is native
-        pairs = [(s, t) for s in range(1, index.num_states) for t in [*sample, *vocabulary.eos_token_ids]]
+        assert ("next_state" in vars(index)) is native  # the C method serves this instance
+        pairs = [(s, t) for s in [*range(1, index.num_states), FINISHED] for t in sample]
         pairs += [(s, token) for s in range(1, index.num_states) for token in index.allowed_tokens(s)[:50].tolist()]
-        moves[native] = [index.next_state(s, t) for s, t in sorted(set(pairs))]
+        pairs = sorted(set(pairs))
+        moves[native] = [index.next_state(s, t) for s, t in pairs] + [index.next_state(s, t) for s, t in pairs]
+        allowed = int(index.allowed_tokens(1)[0])
+        assert index.next_state(np.int64(1), np.int32(allowed)) == index.next_state(1, allowed) > 0
     assert moves[True] == moves[False]
-    assert any(target != 0 for target in moves[True]) and any(target == 0 for target in moves[True])
+    assert {0, FINISHED} < set(moves[True]) and any(target > 0 for target in moves[True])
 
 
 def test_the_c_token_mover_rejects_malformed_input_with_a_clear_error():
@@ -307,25 +313,33 @@ def test_the_c_token_mover_rejects_malformed_input_with_a_clear_error():
 
     table = np.zeros((3, 256), dtype=np.int32)
     table[1, ord("a")] = 2
-    data, offsets = np.frombuffer(b"aab", dtype=np.uint8), np.array([0, 1], dtype=np.int64)
-    move = _native.TokenMover(table, data, offsets).move
-    assert move(1, 0) == 2 and move(1, 1) == 0 and move(2, 0) == 0  # "a", "ab": the second byte dies
-    with pytest.raises(ValueError, match="out of range"):
-        move(3, 0)
-    with pytest.raises(ValueError, match="out of range"):
-        move(1, 2)
+    data, offsets = np.frombuffer(b"aab", dtype=np.uint8), np.array([0, 1, 3, 3], dtype=np.int64)
+    accepting, eos = np.array([False, False, True]), np.array([3], dtype=np.int64)
+    next_state = _native.TokenMover(table, data, offsets, accepting, eos).next_state
+    assert next_state(1, 0) == 2 and next_state(1, 1) == 0 and next_state(2, 0) == 0  # "a", "ab": b dies
+    assert next_state(1, 2) == 0  # a token without bytes (a special token)
+    assert next_state(2, 3) == -1 and next_state(1, 3) == 0 and next_state(-1, 3) == -1  # EOS
+    assert next_state(-1, 0) == 0 and next_state(1, 4) == 0 and next_state(1, -2) == 0
+    with pytest.raises(ValueError, match="state 3 is out of range"):
+        next_state(3, 0)
+    with pytest.raises(ValueError, match="state -2 is out of range"):
+        next_state(-2, 0)
     with pytest.raises(TypeError, match="two integers"):
-        move(1)
+        next_state(1)
+    with pytest.raises(TypeError):
+        next_state(1, "a")
     with pytest.raises(ValueError, match="must be \\(states, 256\\)"):
-        _native.TokenMover(table[:, :255].copy(), data, offsets)
+        _native.TokenMover(table[:, :255].copy(), data, offsets, accepting, eos)
+    with pytest.raises(ValueError, match="one flag per state"):
+        _native.TokenMover(table, data, offsets, accepting[:2].copy(), eos)
     with pytest.raises(TypeError, match="offsets must have 8-byte items"):
-        _native.TokenMover(table, data, offsets.astype(np.int32))
+        _native.TokenMover(table, data, offsets.astype(np.int32), accepting, eos)
     with pytest.raises(ValueError, match="bytes lie outside the data"):
-        _native.TokenMover(table, data, np.array([0, 5], dtype=np.int64)).move(1, 0)
+        _native.TokenMover(table, data, np.array([0, 5], dtype=np.int64), accepting, eos).next_state(1, 0)
     wild = table.copy()
     wild[1, ord("a")] = 7  # a move to no state
     with pytest.raises(ValueError, match="leads outside the states"):
-        _native.TokenMover(wild, data, offsets).move(1, 0)
+        _native.TokenMover(wild, data, offsets, accepting, eos).next_state(1, 0)
 
 
 def test_the_c_mask_keys_find_each_rows_first_equal_row_of_the_batch():

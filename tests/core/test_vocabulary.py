@@ -240,3 +240,21 @@ def test_token_lengths_are_stored_narrow_unless_a_token_is_too_long_for_it():
     assert Guide(Index("[a-z ]*!", vocabulary)).is_allowed(256)
     guide = Guide(Index("[b-z ]*!", vocabulary))
     assert guide.is_allowed(ord("b")) and not guide.is_allowed(256)
+
+
+@pytest.mark.parametrize("characters", [False, True])
+def test_a_text_runs_whole_chain_is_its_text_tokens_kept_read_only_and_packed(characters):
+    vocabulary = load_vocabulary("gpt-2")
+    table = vocabulary.token_table
+    text_bytes = np.zeros(256, dtype=bool)
+    text_bytes[[*range(ord("a"), ord("z") + 1), ord(" ")]] = True
+    run = table.text_run(text_bytes, characters)
+    counts = table.char_counts if characters else None
+    num_words = (vocabulary.size + 31) // 32
+    whole = run.whole_chain(counts, table.longest, num_words)
+    expected = run.is_text & (table.char_counts <= table.longest) if characters else run.is_text
+    assert np.array_equal(whole.chained, expected) and whole.count == np.count_nonzero(expected) > 1000
+    bits = np.unpackbits(whole.packed.view(np.uint8), bitorder="little")
+    assert np.array_equal(np.flatnonzero(bits), np.flatnonzero(expected))
+    assert not whole.chained.flags.writeable and not whole.packed.flags.writeable
+    assert run.whole_chain(counts, table.longest, num_words) is whole  # kept with the run
