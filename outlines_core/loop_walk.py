@@ -484,7 +484,8 @@ class LoopWalk:
         arguments = (
             self.dfa.transitions, self._live_bits, table.flat, table.offsets, run.others, run.prefix,
             run.lead_bounds, run.exit_bounds, chain_states, longer, run.is_text.view(np.uint8),
-            table.ascii_only.view(np.uint8), words, marked, looping, longer_than, up_to,
+            table.ascii_only.view(np.uint8), words, marked, looping, longer_than, up_to, run.lead_positions,
+            *table.first_byte_order[:2],
         )
         return arguments, words
 

@@ -46,6 +46,9 @@ class TextRun:
     lead_bounds: np.ndarray
     exit_byte: np.ndarray  # of the others with a prefix (``others[lead_bounds[256]:]``): their byte after it
     exit_bounds: np.ndarray  # those with exit byte ``b`` are ``others[exit_bounds[b]:exit_bounds[b + 1]]``
+    #: Of the others with no prefix (``others[:lead_bounds[256]]``): each one's place in the vocabulary's
+    #: first-byte order (``TokenTable.first_byte_order``), where the walk reads their bytes (int32).
+    lead_positions: np.ndarray
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_longer_than", {})
@@ -111,6 +114,7 @@ class TextRun:
             np.searchsorted(kept, self.lead_bounds).astype(np.int64),
             self.exit_byte[kept[kept >= first_exit] - first_exit],
             np.searchsorted(kept, self.exit_bounds).astype(np.int64),
+            self.lead_positions[kept[kept < first_exit]],
         )
 
 
@@ -148,7 +152,10 @@ def build(table: TokenTable, text_bytes: np.ndarray, characters: bool) -> TextRu
     exit_bounds = bare_by_lead.size + np.concatenate([[0], np.cumsum(np.bincount(exit_byte, minlength=256))])
     others = np.concatenate([bare_by_lead, others[jumping][by_exit]])
     prefix = np.concatenate([np.zeros(bare_by_lead.size, dtype=np.int64), prefix[jumping][by_exit]])
-    return TextRun(is_text, others, prefix, resume_of[others], lead_bounds.astype(np.int64), exit_byte, exit_bounds)
+    lead_positions = table.first_byte_order[2][bare_by_lead]
+    return TextRun(
+        is_text, others, prefix, resume_of[others], lead_bounds.astype(np.int64), exit_byte, exit_bounds, lead_positions
+    )
 
 
 #: ``_leading_runs`` steps byte by byte while more runs than this go on, then takes the rest at once.

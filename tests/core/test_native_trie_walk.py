@@ -271,6 +271,19 @@ def test_the_c_text_run_walk_rejects_malformed_input_with_a_clear_error():
         _native.walk_text_run(*replaced(12, good[12][:-1]))  # fewer words than the tokens' bits
     with pytest.raises(ValueError, match="a marked token is not a token"):
         _native.walk_text_run(*replaced(13, np.array([len(good[10])], dtype=np.int64)))
+    with pytest.raises(ValueError, match="lead_positions must have one entry per token"):
+        _native.walk_text_run(*replaced(17, good[17][:-1]))
+    with pytest.raises(TypeError, match="lead_positions must have 4-byte items"):
+        _native.walk_text_run(*replaced(17, good[17].astype(np.int64)))
+    # An e-mail's domain label, whose walk reads the tokens starting with "." from the first-byte order.
+    email = Index(r"[a-z]+@[a-z]+(\.[a-z]+)*\.[a-z]{2,}", index.vocabulary)
+    label = email.dfa.walk(b"jane@mail")
+    label_chain = email._loop_walker._chain(label)
+    arguments = list(email._loop_walker._text_walk_arguments(label_chain, *label_chain.spans[0], 0.0, 0)[0])
+    _native.walk_text_run(*arguments)
+    arguments[17] = np.full_like(arguments[17], len(arguments[19]) - 1)  # past the last token of the order
+    with pytest.raises(ValueError, match="is malformed"):
+        _native.walk_text_run(*arguments)
 
 
 def test_a_walk_within_a_time_gives_the_masks_or_nothing():
