@@ -150,6 +150,8 @@ def format_with_lengths(name: str, min_length: int = 0, max_length: int | None =
     from .json_string_pattern import length_range
 
     regex = FORMAT_REGEXES[name]
+    if min_length <= 0 and max_length is None:  # no bound to check: parsing the format cost a schema 0.1 ms
+        return regex
     low, high = length_range(parse(regex))  # the formats are ASCII: characters are bytes
     if low >= min_length and (max_length is None or (high is not None and high <= max_length)):
         return regex
