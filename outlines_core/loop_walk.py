@@ -6,6 +6,7 @@ states, where it returns None, get the pruning trie walk instead.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from typing import NamedTuple
 
@@ -218,10 +219,16 @@ class LoopWalk:
         longest = self.vocabulary.token_table.longest
         if after is None or longest < 2 or after.spans[0][0] & ~moves:
             return self._followed_chain(state)
-        if self._bytes_in_classes(moves) < config.LOOP_WALK_MIN_BYTES:
-            return None
-        if self._too_few_chain(state, moves, self._minimum_chained()):
-            return None
+        # The tests ``after``'s state passed answer alike for the same first move where both states agree on
+        # whether every lead byte lives (``_too_few_chain``): a counted run's positions, one after another.
+        same_tests = moves == after.spans[0][0] and self._all_leads_live.item(state) == self._all_leads_live.item(
+            after.states[0]
+        )
+        if not same_tests:
+            if self._bytes_in_classes(moves) < config.LOOP_WALK_MIN_BYTES:
+                return None
+            if self._too_few_chain(state, moves, self._minimum_chained()):
+                return None
         spans = [] if after.spans[0][0] == moves else [(moves, 1)]
         for classes, up_to in after.spans:
             spans.append((classes, min(up_to + 1, longest)))
@@ -387,12 +394,15 @@ class LoopWalk:
             chained = chained.copy()
         return chained, rest, current_states, position, remaining, classes, resume
 
-    def _chained_text(self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int):
+    def _chained_text(
+        self, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int, listed: bool = False
+    ):
         """What ``_text_chain`` and ``_text_walk_in_c`` start from: the text run of the chain's byte set
         ``T`` (the byte classes ``classes``), whether the chain loops, the tokens decided (None: all; else
         those longer than ``longer_than``), which of them are text, which chain (alive without a walk) and,
         when the run keeps them (``TextRun.whole_chain``), those as packed words (else None); None when
-        fewer than ``minimum`` tokens chain."""
+        fewer than ``minimum`` tokens chain. With ``listed`` and some tokens decided, which chain is given as
+        their ids (what the C walk marks), a slice of them ordered by count (``TextRun.text_by_count``)."""
         table = self.vocabulary.token_table
         looping = chain.moves[-1][0] == chain.moves[-1][1]
         text_bytes, characters = self._text_kind(classes, chain)
@@ -409,6 +419,13 @@ class LoopWalk:
             if whole.count < minimum:
                 return None
             return run, text_bytes, characters, looping, tokens, is_text, whole.chained, whole.packed
+        if listed and tokens is not None:
+            # The chained tokens are the text tokens of at most ``limit`` bytes or characters: a prefix of
+            # them ordered by count, where a mask of them cost three passes and a gather per position.
+            limit = min(up_to, table.longest) if characters else table.longest if looping else up_to
+            by_count, sorted_counts = run.text_by_count(longer_than, tokens, counts)
+            chained = by_count[: bisect.bisect_right(sorted_counts, limit)]
+            return run, text_bytes, characters, looping, tokens, is_text, chained, None
         if characters:
             chained = is_text & (counts <= min(up_to, table.longest))  # the counts drop non-UTF-8 tokens too
         elif looping:
@@ -462,7 +479,7 @@ class LoopWalk:
         if given, else zeros), or None when too few tokens chain. The chained tokens are packed into the words
         here when all tokens are decided (most of a vocabulary can be chained), else listed for the kernel
         to mark (a few hundred longer than ``longer_than``)."""
-        text = self._chained_text(chain, classes, up_to, minimum, longer_than)
+        text = self._chained_text(chain, classes, up_to, minimum, longer_than, listed=True)
         if text is None:
             return None
         run, text_bytes, characters, looping, tokens, _, chained, packed = text
@@ -472,7 +489,7 @@ class LoopWalk:
             marked = _NO_TOKENS
         else:
             words = short if short is not None else np.zeros(self.num_words, dtype=np.int32)
-            marked = tokens[chained]
+            marked = chained  # their ids (``listed``)
         chain_states = np.array(chain.states[: len(chain.moves) + 1], dtype=np.int64)
         longer = _NO_TOKENS
         if not looping and self._takes_more_text(chain.states[len(chain.moves)], classes, characters, text_bytes):
@@ -481,13 +498,19 @@ class LoopWalk:
         if longer_than:
             # The shorter tokens are the alike mask's; every alike depth's run is made on the first.
             run = run.longer_run(longer_than, table.lengths, config.LOOP_WALK_ALIKE_DEPTHS)
+        tables, first_order = self._walk_tables
         arguments = (
-            self.dfa.transitions, self._live_bits, table.flat, table.offsets, run.others, run.prefix,
-            run.lead_bounds, run.exit_bounds, chain_states, longer, run.is_text.view(np.uint8),
-            table.ascii_only.view(np.uint8), words, marked, looping, longer_than, up_to, run.lead_positions,
-            *table.first_byte_order[:2],
+            *tables, run.others, run.prefix, run.lead_bounds, run.exit_bounds, chain_states, longer, run.is_text,
+            table.ascii_only, words, marked, looping, longer_than, up_to, run.lead_positions, *first_order,
         )
         return arguments, words
+
+    @functools.cached_property
+    def _walk_tables(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]:
+        """``walk_text_run``'s arguments that every walk of this DFA and vocabulary shares (the byte table,
+        its live bits, the tokens' bytes; the bytes in first-byte order), gathered once."""
+        table = self.vocabulary.token_table
+        return (self.dfa.transitions, self._live_bits, table.flat, table.offsets), table.first_byte_order[:2]
 
     def _takes_more_text(self, end: int, classes: int, characters: bool, text_bytes: np.ndarray) -> bool:
         """Whether a counted run's last chain state ``end`` takes a byte of ``T`` (any multi-byte

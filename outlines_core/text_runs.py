@@ -55,6 +55,7 @@ class TextRun:
         object.__setattr__(self, "_longer_runs", {})
         object.__setattr__(self, "_others_lengths", None)
         object.__setattr__(self, "_whole_chain", None)
+        object.__setattr__(self, "_text_by_count", {})
 
     def whole_chain(self, char_counts: np.ndarray | None, longest: int, num_words: int) -> "WholeChain":
         """The tokens a loop walk of this run's states chains when it decides every token and the chain
@@ -75,6 +76,20 @@ class TextRun:
             whole = WholeChain(chained, int(np.count_nonzero(chained)), packed)
             object.__setattr__(self, "_whole_chain", whole)
         return whole
+
+    def text_by_count(self, length: int, longer: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The text tokens of more than ``length`` bytes (``longer``: the ids of all such tokens; ``counts``:
+        their counts, characters or bytes as the run's kind), ordered by count, and their counts (a list, for
+        ``bisect``: numpy's search costs 3 us a call): the ones an alike walk chains up to a count are a
+        prefix. Kept per length (a counted run's positions ask a few)."""
+        ordered = self._text_by_count.get(length)
+        if ordered is None:
+            text = np.flatnonzero(self.is_text[longer])
+            order = text[np.argsort(counts[text], kind="stable")]
+            ids = longer[order]
+            ids.setflags(write=False)
+            ordered = self._text_by_count[length] = (ids, counts[order].tolist())
+        return ordered
 
     def others_longer_than(self, length: int, lengths: np.ndarray) -> np.ndarray:
         """The positions in ``others`` of the tokens of more than ``length`` bytes (``lengths``: the
