@@ -11,6 +11,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from . import config
+from .native import kernels
 from .regex.dfa import DEAD, Dfa
 from .vocabulary import TokenTrie
 
@@ -28,11 +29,7 @@ class LookaheadTables(NamedTuple):
 def lookahead_tables(dfa: Dfa, trie: TokenTrie, live_classes: np.ndarray, permissive: np.ndarray) -> LookaheadTables:
     """The lookahead's tables of ``dfa``. ``live_classes``: per state and byte class, 1.0 where the class
     does not lead to the dead state (float32); ``permissive``: per state, too many live bytes to batch."""
-    rows = np.sort(dfa.class_transitions, axis=1)
-    keep = rows != DEAD
-    keep[:, 1:] &= rows[:, 1:] != rows[:, :-1]
-    successors = rows[keep]  # each state's distinct live successors, state after state
-    successor_starts = np.concatenate([[0], np.cumsum(np.count_nonzero(keep, axis=1))])
+    successors, successor_starts = distinct_successors(dfa.class_transitions)
     second_level = np.where(trie.root_child != 0, trie.child_count[trie.root_child], 0)
     # Per byte class, then one float product (BLAS; the counts stay exact): an integer product over all 256
     # bytes costs 0.5 ms on nested-8.
@@ -51,6 +48,19 @@ def lookahead_tables(dfa: Dfa, trie: TokenTrie, live_classes: np.ndarray, permis
         successors.tolist(), successor_starts.tolist(), expansion.tolist(), (~near_permissive).tolist(),
         (~permissive).tolist(),
     )
+
+
+def distinct_successors(class_transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each state's distinct live successors in increasing order, state after state (int32), and where each
+    state's begin (int64, one entry more than the states): by the C kernel where it was built."""
+    if kernels is not None:
+        table = np.ascontiguousarray(class_transitions, dtype=np.int32)
+        successors, starts = kernels.distinct_successors(table, table.shape[1])
+        return np.frombuffer(successors, dtype=np.int32), np.frombuffer(starts, dtype=np.int64)
+    rows = np.sort(class_transitions, axis=1)
+    keep = rows != DEAD
+    keep[:, 1:] &= rows[:, 1:] != rows[:, :-1]
+    return rows[keep], np.concatenate([[0], np.cumsum(np.count_nonzero(keep, axis=1))])
 
 
 def third_level_estimate(dfa: Dfa, trie: TokenTrie, live_bytes: np.ndarray, live_classes: np.ndarray) -> np.ndarray:

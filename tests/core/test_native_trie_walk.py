@@ -379,3 +379,25 @@ def test_the_c_mask_keys_find_each_rows_first_equal_row_of_the_batch():
         _native.mask_keys(batch, 7)
     with pytest.raises(TypeError, match="masks must have 4-byte items"):
         _native.mask_keys(batch.astype(np.int64), batch.shape[1])
+
+
+def test_the_c_distinct_successors_are_the_numpy_ones(monkeypatch):
+    from outlines_core import _native, lookahead
+    from outlines_core.native import kernels
+
+    rng = np.random.default_rng(11)
+    for states, classes in ((1, 1), (2, 5), (40, 3), (600, 71)):
+        table = rng.integers(0, states, size=(states, classes)).astype(np.int32)
+        table[0] = 0  # the dead state
+        native = lookahead.distinct_successors(table)
+        monkeypatch.setattr(lookahead, "kernels", None)
+        fallback = lookahead.distinct_successors(table)
+        monkeypatch.setattr(lookahead, "kernels", kernels)
+        assert np.array_equal(native[0], fallback[0]) and np.array_equal(native[1], fallback[1])
+        for state in range(states):
+            row = native[0][native[1][state] : native[1][state + 1]]
+            assert row.tolist() == sorted(set(table[state].tolist()) - {0})
+    with pytest.raises(ValueError, match="leads outside the states"):
+        _native.distinct_successors(np.array([[0, 1], [2, 0]], dtype=np.int32), 2)
+    with pytest.raises(ValueError, match="non-empty rows of 3 classes"):
+        _native.distinct_successors(np.zeros((2, 2), dtype=np.int32), 3)
