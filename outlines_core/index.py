@@ -216,10 +216,9 @@ class Index:
         transitions = self.dfa.transitions
         self._step = transitions.item  # (state, byte) -> state, without converting the table
         # ``next_state`` in C: the C object's method replaces the Python one on this instance, so a decode
-        # step's move is one call with no Python frame (0.3 to 0.5 us less; the method, with its cache, stays the
-        # fallback without the C kernels). Made here, where its microseconds are compile time.
-        self._native_moves = kernels is not None and config.NATIVE_MOVES
-        if self._native_moves:
+        # step's move is one call with no Python frame (0.3 to 0.5 us less; the method, with its cache,
+        # stays the fallback without the C kernels). Made here, where its microseconds are compile time.
+        if kernels is not None and config.NATIVE_MOVES:
             table = vocabulary.token_table
             eos_ids = np.array(sorted(self._eos_ids), dtype=np.int64)
             mover = kernels.TokenMover(transitions, table.flat, table.offsets, self.dfa.accepting, eos_ids)
