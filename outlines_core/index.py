@@ -376,8 +376,8 @@ class Index:
     @functools.cached_property
     def _live_byte_counts(self) -> np.ndarray:
         """Per state, how many bytes do not lead to the dead state."""
-        # Live classes times class sizes (float32 is exact here): the 256-column table is ten times wider.
-        return (self._live_classes @ self.dfa.class_sizes.astype(np.float32)).astype(np.int64)
+        # Class sizes summed over live classes: the 256-column table is ten times wider.
+        return lookahead.live_class_sums(self.dfa.class_transitions, self.dfa.class_sizes).astype(np.int64)
 
     @functools.cached_property
     def _loop_walkable_states(self) -> np.ndarray:
@@ -551,7 +551,7 @@ class Index:
 
     @functools.cached_property
     def _lookahead_tables(self) -> lookahead.LookaheadTables:
-        return lookahead.lookahead_tables(self.dfa, self.vocabulary.trie, self._live_classes, self._permissive)
+        return lookahead.lookahead_tables(self.dfa, self.vocabulary.trie, self._permissive)
 
     def _prepare_loop_walks(self) -> None:
         """Build, at construction, the vocabulary's text runs that the loop walks of uncomputed states
@@ -577,14 +577,8 @@ class Index:
         """Per state, ``lookahead.third_level_estimate``: made at the end of the constructor when states are
         left for their first visits (the decode steps whose lookahead budgets it), never for an index complete
         by then (the small DFAs, whose compile it would lengthen by a tenth)."""
-        estimate = lookahead.third_level_estimate(self.dfa, self.vocabulary.trie, self._live_bytes, self._live_classes)
+        estimate = lookahead.third_level_estimate(self.dfa, self.vocabulary.trie, self._live_bytes)
         return estimate.tolist()
-
-    @functools.cached_property
-    def _live_classes(self) -> np.ndarray:
-        """Per state and byte class, 1.0 where the class does not lead to the dead state (float32, for the
-        lookahead's cost products: exact, their sums stay below 2**24)."""
-        return (self.dfa.class_transitions != DEAD).astype(np.float32)
 
     def _store_masks(
         self, states: list[int], masks: np.ndarray, depths: list[int] | None = None, loop_walked: bool = False

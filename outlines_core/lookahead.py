@@ -26,15 +26,13 @@ class LookaheadTables(NamedTuple):
     crossable: list[bool]  # lookahead searches past it (not permissive: a decode stays in those a while)
 
 
-def lookahead_tables(dfa: Dfa, trie: TokenTrie, live_classes: np.ndarray, permissive: np.ndarray) -> LookaheadTables:
-    """The lookahead's tables of ``dfa``. ``live_classes``: per state and byte class, 1.0 where the class
-    does not lead to the dead state (float32); ``permissive``: per state, too many live bytes to batch."""
+def lookahead_tables(dfa: Dfa, trie: TokenTrie, permissive: np.ndarray) -> LookaheadTables:
+    """The lookahead's tables of ``dfa``. ``permissive``: per state, too many live bytes to batch."""
     successors, successor_starts = distinct_successors(dfa.class_transitions)
     second_level = np.where(trie.root_child != 0, trie.child_count[trie.root_child], 0)
-    # Per byte class, then one float product (BLAS; the counts stay exact): an integer product over all 256
-    # bytes costs 0.5 ms on nested-8.
+    # Per byte class, then summed over each state's live classes (``live_class_sums``).
     class_weight = np.bincount(dfa.byte_classes, weights=second_level + 1.0, minlength=dfa.class_transitions.shape[1])
-    expansion = (live_classes @ class_weight.astype(np.float32)).astype(np.int64)
+    expansion = live_class_sums(dfa.class_transitions, class_weight).astype(np.int64)
     # The estimate misses deeper levels, which explode where most bytes live (inside strings): such states,
     # and the states a few bytes before them (an escape, a key's closing quote), stay out.
     near_permissive = permissive.copy()
@@ -63,14 +61,40 @@ def distinct_successors(class_transitions: np.ndarray) -> tuple[np.ndarray, np.n
     return rows[keep], np.concatenate([[0], np.cumsum(np.count_nonzero(keep, axis=1))])
 
 
-def third_level_estimate(dfa: Dfa, trie: TokenTrie, live_bytes: np.ndarray, live_classes: np.ndarray) -> np.ndarray:
+def live_class_sums(class_transitions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per state, the sum of ``weights`` (one per byte class) over its classes that do not lead to the dead
+    state (float64). In C where the kernels were built: numpy's product goes to BLAS, whose threads stall
+    each other when another process holds a core (``_native.c``'s section on these sums)."""
+    if kernels is not None:
+        table = np.ascontiguousarray(class_transitions, dtype=np.int32)
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        return np.frombuffer(kernels.live_weight_sums(table, table.shape[1], weights), dtype=np.float64)
+    # float32 is exact for these counts, and halves the product's time.
+    return (_live_classes(class_transitions) @ weights.astype(np.float32)).astype(np.float64)
+
+
+def _live_classes(class_transitions: np.ndarray) -> np.ndarray:
+    """Per state and byte class, 1.0 where the class does not lead to the dead state (float32, for the
+    numpy products of the estimates: exact, their sums stay below 2**24)."""
+    return (class_transitions != DEAD).astype(np.float32)
+
+
+def third_level_estimate(dfa: Dfa, trie: TokenTrie, live_bytes: np.ndarray) -> np.ndarray:
     """Per state, the entries its trie walk's third level expands: for each live first byte class ``c1``
     and each second byte class ``c2`` live after it, the three-byte token prefixes that start with them
     (before their third byte is tested). A run of hex digits has a second level of 190 entries on gpt-2
     and a third of 890 to 1,170: the second-level budget alone let a batch of nine such positions through,
     the slowest step of a decode (600 to 950 us). ``live_bytes``: the bytes some live state takes;
-    ``live_classes`` as in ``lookahead_tables``."""
-    num_classes = live_classes.shape[1]
+    In C where the kernels were built (``live_class_sums`` says why)."""
+    num_classes = dfa.class_transitions.shape[1]
+    if kernels is not None:  # one pass over the table; numpy's products go to BLAS (``live_class_sums``)
+        table = np.ascontiguousarray(dfa.class_transitions, dtype=np.int32)
+        estimate = kernels.third_level_estimate(
+            table, num_classes, np.ascontiguousarray(dfa.byte_classes, dtype=np.int32),
+            np.ascontiguousarray(live_bytes, dtype=np.uint8), trie.third_level_counts,
+        )
+        return np.frombuffer(estimate, dtype=np.int64)
+    live_classes = _live_classes(dfa.class_transitions)
     # The vocabulary's [b1, b2] counts summed into [class 1, class 2], over the bytes some state lives on (a
     # dozen for a number): two products with the bytes' one-hot classes, dead bytes' rows left zero.
     one_hot = np.zeros((256, num_classes), dtype=np.float32)

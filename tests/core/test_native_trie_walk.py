@@ -401,3 +401,59 @@ def test_the_c_distinct_successors_are_the_numpy_ones(monkeypatch):
         _native.distinct_successors(np.array([[0, 1], [2, 0]], dtype=np.int32), 2)
     with pytest.raises(ValueError, match="non-empty rows of 3 classes"):
         _native.distinct_successors(np.zeros((2, 2), dtype=np.int32), 3)
+
+
+def test_the_c_live_class_sums_and_third_level_estimates_are_the_numpy_ones(monkeypatch):
+    """``live_weight_sums`` and ``third_level_estimate`` (C, no BLAS) give numpy's products exactly, on random
+    tables (a pattern of mostly live classes, as inside strings, and mostly dead ones) and real DFAs."""
+    from types import SimpleNamespace
+
+    from outlines_core import lookahead
+    from outlines_core.native import kernels
+    from outlines_core.regex import compile_dfa
+
+    vocabulary = load_vocabulary("gpt-2")
+    rng = np.random.default_rng(5)
+    dfas = [compile_dfa(pattern) for pattern in PATTERNS]
+    for states, classes, dead_share in ((2, 1, 0.5), (30, 7, 0.2), (300, 71, 0.9), (200, 130, 0.1)):
+        table = rng.integers(1, states, size=(states, classes)).astype(np.int32)
+        table[rng.random((states, classes)) < dead_share] = 0
+        table[0] = 0
+        byte_classes = np.sort(rng.integers(0, classes, size=256)).astype(np.int32)
+        byte_classes[:classes] = np.arange(classes)  # every class holds a byte
+        dfas.append(SimpleNamespace(class_transitions=table, byte_classes=byte_classes))
+    for dfa in dfas:
+        num_classes = dfa.class_transitions.shape[1]
+        live_bytes = (dfa.class_transitions[1:] != 0).any(axis=0)[dfa.byte_classes]
+        weights = rng.integers(0, 1000, size=num_classes).astype(np.float64)
+        native = (lookahead.live_class_sums(dfa.class_transitions, weights),
+                  lookahead.third_level_estimate(dfa, vocabulary.trie, live_bytes))
+        monkeypatch.setattr(lookahead, "kernels", None)
+        fallback = (lookahead.live_class_sums(dfa.class_transitions, weights),
+                    lookahead.third_level_estimate(dfa, vocabulary.trie, live_bytes))
+        monkeypatch.setattr(lookahead, "kernels", kernels)
+        assert np.array_equal(native[0], fallback[0])
+        assert np.array_equal(native[1], fallback[1])
+
+
+def test_the_live_class_kernels_refuse_malformed_input():
+    from outlines_core import _native
+
+    table = np.array([[0, 0], [1, 0]], dtype=np.int32)
+    counts = np.zeros((256, 256), dtype=np.float32)
+    classes = np.zeros(256, dtype=np.int32)
+    live = np.ones(256, dtype=np.uint8)
+    with pytest.raises(ValueError, match="leads outside the states"):
+        _native.live_weight_sums(np.array([[0, 0], [2, 0]], dtype=np.int32), 2, np.ones(2))
+    with pytest.raises(ValueError, match="non-empty rows of 3 classes"):
+        _native.live_weight_sums(table, 3, np.ones(3))
+    with pytest.raises(ValueError, match="one per class"):
+        _native.live_weight_sums(table, 2, np.ones(3))
+    with pytest.raises(TypeError, match="weights must have 8-byte items"):
+        _native.live_weight_sums(table, 2, np.ones(2, dtype=np.float32))
+    with pytest.raises(ValueError, match="must cover 256, 256 and 256x256"):
+        _native.third_level_estimate(table, 2, classes, live, counts[:10])
+    with pytest.raises(ValueError, match="byte 0's class is not one of 2"):
+        _native.third_level_estimate(table, 2, classes + 5, live, counts)
+    with pytest.raises(TypeError, match="counts must have 4-byte items"):
+        _native.third_level_estimate(table, 2, classes, live, counts.astype(np.float64))
