@@ -619,6 +619,11 @@ class LoopWalk:
         """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);
         (DEAD, 0) when every byte dies."""
         memo = self._majority.get(state)
+        if memo is None and kernels is not None:
+            targets, words, width = self._native_majority_moves
+            target = targets[state]
+            memo = (target, int.from_bytes(words[state * width : state * width + width], "little")) if target else (DEAD, 0)
+            self._majority[state] = memo
         if memo is None and len(self._majority) == _MAJORITY_ONE_BY_ONE and self._all_majorities_at_once():
             self._majority = self._all_majority_moves()
             memo = self._majority[state]
@@ -643,6 +648,15 @@ class LoopWalk:
                 memo = (target, int.from_bytes(np.packbits(row == target, bitorder="little").tobytes(), "little"))
             self._majority[state] = memo
         return memo
+
+    @functools.cached_property
+    def _native_majority_moves(self) -> tuple[list[int], bytes, int]:
+        """Every state's majority move by the C kernel (``_native.majority_moves``): the targets, the class bit
+        sets as little-endian bytes, and how many bytes a state's takes (made a Python int when asked)."""
+        table = np.ascontiguousarray(self.dfa.class_transitions, dtype=np.int32)
+        sizes = np.ascontiguousarray(self.dfa.class_sizes, dtype=np.int64)
+        targets, words = kernels.majority_moves(table, table.shape[1], sizes)
+        return np.frombuffer(targets, dtype=np.int32).tolist(), words, 8 * ((table.shape[1] + 63) // 64)
 
     def _all_majorities_at_once(self) -> bool:
         """Whether ``_all_majority_moves`` applies: few enough classes for a 64-bit set, and a table small

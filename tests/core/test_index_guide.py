@@ -446,8 +446,9 @@ def test_the_live_byte_counts_read_over_byte_classes_are_the_byte_tables(pattern
 )
 def test_the_shortcuts_of_small_tables_give_what_the_general_paths_give(pattern, monkeypatch):
     """Small DFAs take two shortcuts: every state's majority move at once (``LoopWalk._all_majority_moves``,
-    once 32 were asked one by one) and the uncomputed classes' first states by a pass over a list; both give
-    exactly what the one-by-one moves and ``np.unique`` give."""
+    once 32 were asked one by one, without the C kernels) and the uncomputed classes' first states by a
+    pass over a list; both give exactly what the one-by-one moves and ``np.unique`` give, and the C
+    kernel's moves are the same."""
     from conftest import load_vocabulary
 
     from outlines_core import config, index as index_module, loop_walk
@@ -455,13 +456,54 @@ def test_the_shortcuts_of_small_tables_give_what_the_general_paths_give(pattern,
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", -1.0)  # every class left uncomputed
     index = Index(pattern, load_vocabulary("gpt-2"))
     walker = index._loop_walker
+    native = {state: walker._majority_move(state) for state in range(index.num_states)}
     assert walker._all_majorities_at_once()
     at_once = walker._all_majority_moves()
     walker._majority = {}
+    monkeypatch.setattr(loop_walk, "kernels", None)
     monkeypatch.setattr(loop_walk, "_MAJORITY_AT_ONCE_ENTRIES", 0)
     one_by_one = {state: walker._majority_move(state) for state in range(index.num_states)}
     assert at_once == one_by_one
+    from outlines_core.native import native_available
+
+    if native_available():
+        assert native == one_by_one
     assert any(target != 0 for target, _ in at_once.values())
     by_list = index._uncomputed_representatives()
     monkeypatch.setattr(index_module, "_PYTHON_REPRESENTATIVES_STATES", -1)
     assert np.array_equal(by_list, index._uncomputed_representatives()) and len(by_list) > 1
+
+
+def test_the_c_majority_moves_are_the_numpy_ones_past_64_classes(monkeypatch):
+    """``_native.majority_moves`` on a JSON schema's DFA (over 64 byte classes: bit sets of two words) and on
+    tables with ties, against the numpy weighted count; and its errors."""
+    from outlines_core import loop_walk
+    from outlines_core.native import kernels
+    from outlines_core.regex import compile_dfa
+    from outlines_core.types import json_schema_to_regex
+
+    if kernels is None:
+        pytest.skip("the C kernels were not built")
+    from conftest import load_vocabulary
+
+    vocabulary = load_vocabulary("gpt-2")
+    schema = {"type": "object", "properties": {"a": {"type": "string", "format": "email"}, "b": {"type": "string",
+              "maxLength": 5}, "c": {"type": "string", "format": "date-time"}}, "required": ["a", "b", "c"]}
+    # Every printable ASCII character as a literal of its own: each its own byte class.
+    literal = "".join("\\" + char if not char.isalnum() else char for char in map(chr, range(33, 127)))
+    dfa = compile_dfa(f"{json_schema_to_regex(schema)}|{literal}")
+    assert dfa.class_transitions.shape[1] > 64
+    native_walker = loop_walk.LoopWalk(dfa, vocabulary)
+    native = [native_walker._majority_move(state) for state in range(dfa.num_states)]
+    monkeypatch.setattr(loop_walk, "kernels", None)
+    fallback_walker = loop_walk.LoopWalk(dfa, vocabulary)
+    assert native == [fallback_walker._majority_move(state) for state in range(dfa.num_states)]
+    # Ties go to the lowest target, as numpy's argmax of a weighted count; a dead row to (0, no classes).
+    table = np.array([[0, 0, 0], [2, 1, 0], [2, 2, 1]], dtype=np.int32)
+    targets, words = kernels.majority_moves(table, 3, np.array([1, 1, 1], dtype=np.int64))
+    assert np.frombuffer(targets, dtype=np.int32).tolist() == [0, 1, 2]
+    assert np.frombuffer(words, dtype=np.uint64).tolist() == [0, 0b010, 0b011]
+    with pytest.raises(ValueError, match="one per class"):
+        kernels.majority_moves(table, 3, np.ones(2, dtype=np.int64))
+    with pytest.raises(ValueError, match="leads outside the states"):
+        kernels.majority_moves(table + 1, 3, np.ones(3, dtype=np.int64))
