@@ -79,6 +79,9 @@ LOOP_WALK_TAIL_TOKENS = 32
 #: bytes tells apart from its own, for the largest ``d`` listed here, and walks only the longer tokens
 #: (``Index._alike_mask``). Below 8 bytes most of the vocabulary is longer, and the walk saves little.
 LOOP_WALK_ALIKE_DEPTHS = (32, 24, 16, 12, 10, 8)
+#: The eager pass leaves to their first visit the loop-walkable states that no string of this many bytes
+#: tells apart from an earlier one it computes (``Index._without_alike_loop_walks``); 0 computes them all.
+EAGER_ALIKE_DEPTH = 32
 
 #: A compile step that lasts longer than this shows a progress bar (``outlines_core.progress``).
 PROGRESS_DELAY_SECONDS = 1.0

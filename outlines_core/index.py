@@ -396,9 +396,30 @@ class Index:
 
     def _eager_candidates(self, states: np.ndarray) -> np.ndarray:
         """``states`` less those the eager pass leaves to their first visit (``lookahead.eager_candidates``)."""
+        states = self._without_alike_loop_walks(states)
         if not self._needs_lookahead_tables(states):  # it keeps every permissive state
             return states
         return lookahead.eager_candidates(states, self._lookahead_tables, self._permissive, self.dfa.start)
+
+    def _without_alike_loop_walks(self, states: np.ndarray) -> np.ndarray:
+        """``states`` less the loop-walkable ones alike within ``config.EAGER_ALIKE_DEPTH`` bytes to an earlier
+        one of them: a counted run's positions after its first. Each one's first visit borrows the mask of
+        the tokens up to that length from an alike state's (``_alike_mask``) and walks only the longer
+        ones, tens of microseconds, where the eager pass spent most of its budget on them."""
+        depth = config.EAGER_ALIKE_DEPTH
+        if not depth or not len(states):
+            return states
+        walkable = self._loop_walkable_states[states]
+        if not walkable.any():
+            return states
+        groups = self.dfa.indistinguishable_within(depth)[states]
+        keep = np.ones(len(states), dtype=bool)
+        # The first walkable state of each group stays; restrictive states always do.
+        walkable_at = np.flatnonzero(walkable)
+        _, first = np.unique(groups[walkable_at], return_index=True)
+        keep[walkable_at] = False
+        keep[walkable_at[first]] = True
+        return states[keep]
 
     def _eager_order(self, states: np.ndarray) -> np.ndarray:
         """``states`` in the eager pass's order (``lookahead.eager_order``)."""

@@ -200,6 +200,42 @@ def test_the_eager_pass_leaves_a_later_strings_escapes_and_opening_quote_to_thei
         assert np.array_equal(index.mask(state), reference[state]), state
 
 
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-bpe"])
+def test_the_eager_pass_leaves_a_counted_runs_alike_positions_to_their_first_visit(tokenizer, monkeypatch):
+    """Of a counted run's positions, the eager pass computes one per group of states that no string of
+    ``config.EAGER_ALIKE_DEPTH`` bytes tells apart, and the rest are left to a first visit that borrows its
+    short tokens from the computed one: every state still gets the reference mask."""
+    from conftest import load_vocabulary, reference_masks
+
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every candidate, whatever the machine
+    walked = []
+    original = Index._compute_masks
+
+    def recording(self, states, *rest, **options):
+        walked.extend(states.tolist())
+        return original(self, states, *rest, **options)
+
+    monkeypatch.setattr(Index, "_compute_masks", recording)
+    pattern = r"[A-Z][a-z ,]{10,120}\."
+    vocabulary = load_vocabulary(tokenizer)
+    index = Index(pattern, vocabulary)
+    groups = index.dfa.indistinguishable_within(config.EAGER_ALIKE_DEPTH)
+    walkable = [state for state in walked if index._loop_walkable[state]]
+    assert len({groups[state] for state in walkable}) == len(walkable)  # one per group
+    # Positions 10 to 88 (of 120) are alike within 32 bytes: the pass walks one of them.
+    alike = {index.dfa.walk(b"A" + b"a" * n) for n in range(10, 89)}
+    assert len(alike) > 70 and len(alike & set(walked)) == 1
+    walked.clear()
+    monkeypatch.setattr(config, "EAGER_ALIKE_DEPTH", 0)
+    Index(pattern, vocabulary)
+    assert len(alike & set(walked)) > 1  # without the rule, the mask classes among them are walked each
+    reference = reference_masks(index)
+    for state in range(1, index.num_states):
+        assert np.array_equal(index.mask(state), reference[state]), state
+
+
 def test_an_all_permissive_dfa_is_indexed_without_the_lookahead_tables(monkeypatch):
     # The eager pass reads the lookahead's estimates of restrictive states only: an e-mail address's
     # states are all loop-walked, and its compile does not build them (nor its guide's first steps).
