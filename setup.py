@@ -8,6 +8,6 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("outlines_core._native", ["outlines_core/_native.c"], optional=True)
+        Extension("outlines_core._native", ["outlines_core/_native.c", "outlines_core/_regex_nfa.c"], optional=True)
     ]
 )

@@ -8,6 +8,7 @@
  *   - distinct_successors: each state's distinct live successors (lookahead.py);
  *   - live_weight_sums, third_level_estimate: per-state sums over live byte classes (index.py, lookahead.py);
  *   - majority_moves: each state's majority move (loop_walk.py);
+ *   - regex_nfa (in _regex_nfa.c): regex text -> byte NFA (regex/parser.py and regex/nfa.py).
  *   - TokenMover: the state after a token, on every decode step (index.py).
  * Each section says why it is native.
  *
@@ -1775,6 +1776,9 @@ static PyTypeObject TokenMoverType = {
     .tp_methods = token_mover_methods,
 };
 
+/* ---- Regex text -> byte NFA: in _regex_nfa.c. */
+PyObject *regex_nfa(PyObject *self, PyObject *args);
+
 static PyMethodDef methods[] = {
     {"trie_masks", trie_masks, METH_VARARGS,
      "trie_masks(child_start, child_count, node_byte, token_start, token_ids, root_child, transitions, origins,\n"
@@ -1836,6 +1840,13 @@ static PyMethodDef methods[] = {
      "bytes lead to (class_sizes: int64, the bytes of each class; the lowest id among equals; 0 where every\n"
      "class leads to 0), and the classes leading there as a bit set of ceil(n_classes / 64) little-endian\n"
      "words per state (bit k of word k / 64: class k)."},
+    {"regex_nfa", regex_nfa, METH_VARARGS,
+     "regex_nfa(pattern, max_states) -> (num_states, epsilon_moves, byte_moves, start, accept, may_have_dead_states)\n"
+     "                                or None\n\n"
+     "The byte NFA ``regex.nfa.build_nfa(regex.parser.parse(pattern))`` builds, state for state: the empty moves\n"
+     "as int32 (source, target) pairs and the byte moves as int32 (source, lo, hi, target) quadruples, in bytes.\n"
+     "None for what it leaves to Python: '(?' groups other than '(?:', patterns Python rejects, escapes of\n"
+     "non-ASCII characters, deep nesting, and NFAs whose size estimate passes ``max_states``."},
     {"refine_partition", refine_partition, METH_VARARGS,
      "refine_partition(table, block, record_rounds, max_rounds) -> [(round, bytearray of int64 labels)]\n\n"
      "Moore refinement of the partition ``block`` (int64 labels, one per state, below the state count, any\n"

@@ -52,9 +52,9 @@ NATIVE_TRIE_WALK = True
 #: False forces numpy's selection and its vectorized steps, jump tables and Python tail
 #: (``loop_walk_numpy.py``; tests compare the two).
 NATIVE_LOOP_WALK = True
-#: Determinize regexes and refine DFA partitions (minimization, mask classes) with the C kernels when they
-#: are built; False forces ``regex/dfa.py``'s Python and numpy versions (the fallback, and the tests'
-#: reference: both build the same automaton).
+#: Parse regexes and build their NFAs, determinize them and refine DFA partitions (minimization, mask
+#: classes) with the C kernels when they are built; False forces ``regex/``'s Python and numpy versions (the
+#: fallback, and the tests' reference: both build the same automaton).
 NATIVE_DFA = True
 #: Serve ``Index.next_state`` (every decode step's move) by the C kernel when it is built; False walks the
 #: token's bytes in Python, caching each pair (the fallback; tests compare the two).

@@ -8,8 +8,9 @@ the token index prune a vocabulary walk the moment a prefix becomes hopeless. Mi
 partition refinement, vectorized with numpy.
 
 Both run in C where the package was built with a C compiler (``outlines_core/_native.c``, behind
-``config.NATIVE_DFA``); the Python and numpy versions here are the fallback and the tests' reference, and
-both build the same automaton, state for state.
+``config.NATIVE_DFA``), and so do the parser and the NFA builder before them (``_regex_nfa.c``); the Python
+and numpy versions are the fallback and the tests' reference, and both build the same automaton, state
+for state.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..arrays import concatenated_ranges
 from ..errors import DfaTooLargeError
 from ..native import kernels as _native
 from ..progress import progress
-from .nfa import Nfa, build_nfa
+from .nfa import Nfa, build_nfa, native_nfa
 from .parser import parse
 
 DEAD = 0
@@ -156,7 +157,9 @@ def compile_dfa(pattern: str, *, max_states: int | None = None) -> Dfa:
         When determinization exceeds ``max_states`` (default ``config.MAX_DFA_STATES``).
     """
     limit = config.MAX_DFA_STATES if max_states is None else max_states
-    nfa = build_nfa(parse(pattern), pattern=pattern)
+    nfa = native_nfa(pattern) if _dfa_in_c() else None
+    if nfa is None:
+        nfa = build_nfa(parse(pattern), pattern=pattern)
     if _dfa_in_c():
         bound = min(limit, 2**30)  # beyond any table that fits in memory; the C kernel's ids are int32
         built = _native.determinize(nfa.num_states, nfa.epsilon_moves, nfa.byte_moves, nfa.start, nfa.accept, bound)

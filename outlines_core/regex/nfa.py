@@ -1,4 +1,4 @@
-"""Syntax tree -> byte-level NFA (stage 2 of regex compilation).
+"""Syntax tree -> byte-level NFA (stage 2 of regex compilation; ``native_nfa`` does stages 1 and 2 in C).
 
 A Thompson construction whose edges carry byte ranges; character sets are expanded into UTF-8 byte-range
 sequences here, so everything after this stage is about bytes. Bounded repetitions ``x{m,n}`` are
@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import config
 from ..errors import DfaTooLargeError
+from ..native import kernels as _native
 from .ast import Alternation, CharSet, Concat, Node, Repeat
 from .utf8 import utf8_sequences
 
@@ -77,6 +78,21 @@ def build_nfa(node: Node, *, pattern: str = "", max_states: int | None = None) -
     builder = _Builder(shared)
     start, end = builder.fragment(node)
     return Nfa(builder.num_states, builder.epsilon, builder.moves, start, end, builder.made_empty_charset)
+
+
+def native_nfa(pattern: str, *, max_states: int | None = None) -> Nfa | None:
+    """``build_nfa(parse(pattern))`` by the C front end (``_native.regex_nfa``: the same automaton, state for
+    state, 20 to 50 times faster), or None where it was not built or leaves the pattern to Python: flags,
+    named groups, lookarounds, patterns the parser rejects (whose error it raises), escapes of non-ASCII
+    characters, and NFAs past ``max_states`` (``build_nfa`` raises ``DfaTooLargeError``)."""
+    if _native is None or not isinstance(pattern, str):  # ``parse`` says what is wrong with a non-str
+        return None
+    limit = config.MAX_NFA_STATES if max_states is None else max_states
+    built = _native.regex_nfa(pattern, limit)
+    if built is None:
+        return None
+    num_states, epsilon, moves, start, accept, may_have_dead_states = built
+    return Nfa(num_states, array("i", epsilon), array("i", moves), start, accept, may_have_dead_states)
 
 
 def _shorten(pattern: str, width: int = 80) -> str:
