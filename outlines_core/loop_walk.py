@@ -564,7 +564,14 @@ class LoopWalk:
         walk made the first visit of a string the slowest step of a decode."""
         target = np.zeros(self.dfa.num_states, dtype=np.int64)  # DEAD
         candidates = np.flatnonzero(self._all_leads_live)
-        if candidates.size:
+        if not candidates.size:
+            return target
+        if kernels is not None:  # the numpy walk below cost 0.3 to 0.7 ms of a JSON schema's compile
+            table = np.ascontiguousarray(self.dfa.class_transitions, dtype=np.int32)
+            byte_classes = np.ascontiguousarray(self.dfa.byte_classes, dtype=np.int32)
+            reached = kernels.character_targets(table, table.shape[1], byte_classes, candidates.astype(np.int64))
+            target[candidates] = np.frombuffer(reached, dtype=np.int64)
+        else:
             target[candidates] = self._character_targets_of(candidates)
         return target
 

@@ -543,3 +543,31 @@ def test_the_c_majority_moves_are_the_numpy_ones_past_64_classes(monkeypatch):
         kernels.majority_moves(table, 3, np.ones(2, dtype=np.int64))
     with pytest.raises(ValueError, match="leads outside the states"):
         kernels.majority_moves(table + 1, 3, np.ones(3, dtype=np.int64))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"[^\x00-\x7f]{1,5}", r"(é|[α-ω])+x", r".{0,5}", r"[^a]*", r"[^\u00e9]+", r"[\x00-\xff]*",
+     r'"([^"\\]|\\["\\nt]|\\u[0-9a-f]{4}){0,40}"'],
+)
+def test_the_c_character_targets_are_the_numpy_ones(pattern, monkeypatch):
+    """``_native.character_targets``: where each state's multi-byte characters all lead (else the dead state),
+    as ``LoopWalk._character_targets_of`` finds it with numpy; and its errors."""
+    from conftest import load_vocabulary
+
+    from outlines_core import loop_walk
+    from outlines_core.native import kernels
+    from outlines_core.regex import compile_dfa
+
+    if kernels is None:
+        pytest.skip("the C kernels were not built")
+    dfa = compile_dfa(pattern)
+    native = loop_walk.LoopWalk(dfa, load_vocabulary("gpt-2"))._character_target
+    monkeypatch.setattr(loop_walk, "kernels", None)
+    assert np.array_equal(native, loop_walk.LoopWalk(dfa, load_vocabulary("gpt-2"))._character_target)
+    table = np.ascontiguousarray(dfa.class_transitions, dtype=np.int32)
+    classes = np.ascontiguousarray(dfa.byte_classes, dtype=np.int32)
+    with pytest.raises(ValueError, match="a state asked is not a state"):
+        kernels.character_targets(table, table.shape[1], classes, np.array([dfa.num_states], dtype=np.int64))
+    with pytest.raises(ValueError, match="256 classes"):
+        kernels.character_targets(table, table.shape[1], classes[:10], np.array([1], dtype=np.int64))
