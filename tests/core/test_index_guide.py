@@ -143,14 +143,9 @@ def _restrictive_around_permissive_index() -> Index:
     return Index(r'[0-9]{2}-[0-9]{2}-"[^"]{0,3}"-[0-9]{2}', Vocabulary(tokens, [len(tokens) - 1]))
 
 
-@pytest.mark.parametrize("cheap", [-1, 2, 10**9])
-def test_the_eager_pass_walks_cheap_restrictive_then_permissive_states_then_the_cheapest(cheap, monkeypatch):
-    from outlines_core import config
-
-    monkeypatch.setattr(config, "EAGER_CHEAP_EXPANSION", cheap)
-    monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)  # the start's walk batches no neighbours
-    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every state, whatever the machine
-    walked = []
+def _record_walked_states(monkeypatch) -> list[int]:
+    """The states ``Index._compute_masks`` is asked for, in order, from now on (a list the caller reads)."""
+    walked: list[int] = []
     original = Index._compute_masks
 
     def recording(self, states, *rest, **options):
@@ -158,6 +153,17 @@ def test_the_eager_pass_walks_cheap_restrictive_then_permissive_states_then_the_
         return original(self, states, *rest, **options)
 
     monkeypatch.setattr(Index, "_compute_masks", recording)
+    return walked
+
+
+@pytest.mark.parametrize("cheap", [-1, 2, 10**9])
+def test_the_eager_pass_walks_cheap_restrictive_then_permissive_states_then_the_cheapest(cheap, monkeypatch):
+    from outlines_core import config
+
+    monkeypatch.setattr(config, "EAGER_CHEAP_EXPANSION", cheap)
+    monkeypatch.setattr(config, "LOOKAHEAD_STATES", 1)  # the start's walk batches no neighbours
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every state, whatever the machine
+    walked = _record_walked_states(monkeypatch)
     index = _restrictive_around_permissive_index()
     live = (index.dfa.transitions != 0).sum(axis=1)
     after_start = walked[1:]
@@ -210,14 +216,7 @@ def test_the_eager_pass_leaves_a_counted_runs_alike_positions_to_their_first_vis
     from outlines_core import config
 
     monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 60.0)  # every candidate, whatever the machine
-    walked = []
-    original = Index._compute_masks
-
-    def recording(self, states, *rest, **options):
-        walked.extend(states.tolist())
-        return original(self, states, *rest, **options)
-
-    monkeypatch.setattr(Index, "_compute_masks", recording)
+    walked = _record_walked_states(monkeypatch)
     pattern = r"[A-Z][a-z ,]{10,120}\."
     vocabulary = load_vocabulary(tokenizer)
     index = Index(pattern, vocabulary)

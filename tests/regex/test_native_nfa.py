@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from test_native_dfa import PATTERNS as NATIVE_DFA_PATTERNS
 from outlines_core import config
 from outlines_core.errors import DfaTooLargeError, RegexSyntaxError
 from outlines_core.native import kernels as _native
@@ -30,16 +31,7 @@ BUILT = [
     r"[a-]", r"[]a]", r"[^]a]", r"[ -~]", r"[^\x00-\x7f]{2}", r".", r"[^a]", r"[α-ω]{1,3}", "日本語+", "[🎉-🎊]",
     r"a{,3}", r"a{,}", r"x{0}", r"x{0,0}", r"(x{2,3}){2}", r"a{}", r"a{x}", r"{", r"a{1,2", r"a{ 1}", "a{²}",
     r"(?:x|y)*", r"(a)(b)?", r"a||b", r"()", "", "\ud800", "ab\ud800|c", r"\u00e9?",
-    json_schema_to_regex({
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "format": "uuid"}, "n": {"type": "integer", "minimum": -5},
-            "at": {"type": "string", "format": "date-time"}, "tags": {"type": "array", "items": {"type": "string"}},
-            "kind": {"enum": ["a", "bc", 1.5, None]}, "mail": {"type": "string", "format": "email"},
-            "name": {"type": "string", "maxLength": 12}, "ip": {"type": "string", "format": "ipv4"},
-        },
-        "required": ["id", "n", "at"],
-    }),
+    *NATIVE_DFA_PATTERNS,  # a lone surrogate, an empty pattern, a JSON schema with formats, ...
 ]
 #: Patterns it leaves to Python although Python accepts them (flags, names, comments, non-ASCII escapes).
 DECLINED = [r"(?i)abc", r"(?s:.)x", r"(?P<name>a)b", r"a(?#note)b", "\\é"]
