@@ -117,7 +117,7 @@ def vocabulary_encode(vocabulary: Vocabulary, text: bytes) -> list[int]:
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda path: path.write_bytes(b"not a zip file at all"),
+        lambda path: path.write_bytes(b"not an entry at all"),
         lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),  # a truncated write
         lambda path: path.write_bytes(b""),
     ],
@@ -213,8 +213,17 @@ def test_prune_keeps_the_newest_entries(folder, monkeypatch):
         path = index_cache.save(Index(pattern, vocabulary))
         os.utime(path, (1_000_000 + age, 1_000_000 + age))  # distinct, increasing write times
     index_cache._prune(folder)
-    survivors = {p.name for p in folder.glob("*.npz")}
+    survivors = {p.name for p in folder.iterdir()}
     assert survivors == {index_cache.entry_path(p, vocabulary).name for p in patterns[-3:]}
+
+
+def test_prune_drops_entries_of_the_zip_format(folder):
+    """Earlier versions wrote ``np.savez`` files, never read again: the next write removes them."""
+    vocabulary = small_vocabulary()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ("0" * 40 + ".npz")).write_bytes(b"PK")
+    path = index_cache.save(Index(PATTERN, vocabulary))
+    assert [p.name for p in folder.iterdir()] == [path.name]
 
 
 def test_an_entry_stores_each_distinct_mask_once(folder):
@@ -223,9 +232,51 @@ def test_an_entry_stores_each_distinct_mask_once(folder):
     vocabulary = load_vocabulary("gpt-2")
     pattern = r"\{" + ",".join(f'"field_{i:02d}":[0-9]{{1,3}}' for i in range(12)) + r"\}"
     built = Index.cached(pattern, vocabulary)
-    with np.load(index_cache.entry_path(pattern, vocabulary)) as data:
-        stored, classes = data["masks"].shape[0], data["classes"].shape[0]
+    _, data = index_cache._read_entry(index_cache.entry_path(pattern, vocabulary))
+    stored, classes = data["masks"].shape[0], data["classes"].shape[0]
     assert stored == built.num_unique_masks < classes
     loaded = index_cache.load(pattern, vocabulary)
     assert loaded.num_unique_masks == stored
     assert_same_index(built, loaded)
+
+
+def test_entries_whose_header_does_not_fit_their_arrays_are_rebuilt(folder):
+    """A header naming arrays past the file's end, of negative shapes or of Python objects, or arrays that
+    do not fit the DFA, is a miss like a damaged file."""
+    import json
+    import struct
+
+    vocabulary = small_vocabulary()
+    Index.cached(PATTERN, vocabulary)
+    path = index_cache.entry_path(PATTERN, vocabulary)
+    good = path.read_bytes()
+    magic = index_cache._MAGIC
+    (length,) = struct.unpack_from("<Q", good, len(magic))
+    meta = json.loads(good[len(magic) + 8 : len(magic) + 8 + length])
+    body = good[len(magic) + 8 + length :]
+
+    def rewritten(change) -> bytes:
+        edited = json.loads(json.dumps(meta))
+        change(edited)
+        header = json.dumps(edited).encode()
+        return magic + struct.pack("<Q", len(header)) + header + body
+
+    def past_the_end(edited):
+        edited["arrays"][-1][3] += len(body)
+
+    def negative_shape(edited):
+        edited["arrays"][0][2] = [-1, 256]
+
+    def objects(edited):
+        edited["arrays"][0][1] = "|O"
+
+    def swapped(edited):  # the mask classes read as the transitions
+        names = [spec[0] for spec in edited["arrays"]]
+        a, b = names.index("transitions"), names.index("mask_class")
+        edited["arrays"][a][0], edited["arrays"][b][0] = "mask_class", "transitions"
+
+    for change in (past_the_end, negative_shape, objects, swapped):
+        path.write_bytes(rewritten(change))
+        assert index_cache.load(PATTERN, vocabulary) is None, change.__name__
+    path.write_bytes(rewritten(lambda edited: None))
+    assert_same_index(Index(PATTERN, vocabulary), index_cache.load(PATTERN, vocabulary))
