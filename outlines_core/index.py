@@ -334,9 +334,10 @@ class Index:
         )
 
     # -- construction ------------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def num_mask_classes(self) -> int:
-        """How many distinct token masks the DFA's states can have (see ``_mask_classes``)."""
+        """How many distinct token masks the DFA's states can have (see ``_mask_classes``); kept, as the mask
+        classes are (the constructor asks four times, a scan of every state each)."""
         return int(self._mask_class.max()) + 1
 
     def _mask_classes(self) -> np.ndarray:
