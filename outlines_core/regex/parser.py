@@ -78,7 +78,13 @@ def parse(pattern: str) -> Node:
     """
     if not isinstance(pattern, str):
         raise TypeError(f"expected the regex as str, got {type(pattern).__name__}")
-    return _Parser(pattern).parse()
+    parser = _Parser(pattern)
+    try:
+        return parser.parse()
+    except RecursionError:  # a few hundred nested groups: the recursive descent runs out of stack
+        raise RegexSyntaxError(
+            "groups are nested too deeply (a few hundred levels at most)", pattern, parser.pos
+        ) from None
 
 
 class _Parser:

@@ -113,3 +113,10 @@ def test_scoped_flags_agree_with_re(pattern, samples):
     dfa = compile_dfa(pattern)
     for sample in samples:
         assert dfa.matches(sample.encode()) == bool(re.fullmatch(pattern, sample)), sample
+
+
+def test_groups_nested_too_deeply_are_a_syntax_error_not_a_crash():
+    deep = "(" * 2000 + "a" + ")" * 2000
+    with pytest.raises(RegexSyntaxError, match="nested too deeply"):
+        compile_dfa.__wrapped__(deep)
+    assert compile_dfa.__wrapped__("(" * 150 + "a" + ")" * 150).matches(b"a")
