@@ -26,72 +26,9 @@ from .errors import IncompatibleVocabularyError
 from .regex.dfa import DEAD, Dfa, compile_dfa
 from .loop_walk import LoopWalk
 from .native import kernels
+from .sharing import DistinctMasks, StateGroups
 from .trie_walk import TrieWalk
 from .vocabulary import Vocabulary
-
-
-@functools.lru_cache(maxsize=8)
-def _fingerprint_weights(num_words: int) -> np.ndarray:
-    """Random odd 32-bit weights, one per bitmask word, for ``_numpy_mask_keys``'s fingerprints."""
-    weights = np.random.default_rng(0xF1A6).integers(0, 2**32, size=num_words, dtype=np.uint32) | np.uint32(1)
-    weights.setflags(write=False)
-    return weights
-
-
-def _numpy_mask_keys(masks: np.ndarray) -> tuple[list[int], range]:
-    """``_native.mask_keys`` without the C kernels: a 32-bit key per row (each word times a random odd
-    weight, xor-folded; array arithmetic wraps silently), and each row as its own first."""
-    keys = np.bitwise_xor.reduce(masks.view(np.uint32) * _fingerprint_weights(masks.shape[1]), axis=1)
-    return keys.tolist(), range(len(keys))
-
-
-def _native_mask_keys(masks: np.ndarray) -> tuple[list[int], list[int]]:
-    """A 32-bit key per row of ``masks`` and the first row of the batch equal to each (``_native.mask_keys``)."""
-    return kernels.mask_keys(masks, masks.shape[1])
-
-
-#: How ``Index._shared`` keys a batch of masks (the tests swap in others).
-_mask_keys = _numpy_mask_keys if kernels is None else _native_mask_keys
-
-
-#: ``_Groups.members_once`` indexes a partition's groups from this many questions on (scanning it before).
-_INDEXED_PARTITION_USES = 8
-
-
-class _Groups:
-    """One partition of the DFA's states (a group id per state), asked which states share a state's
-    group: ``_share_with_alike`` asks it for every state a walk made a mask for."""
-
-    __slots__ = ("groups", "group_of", "sizes", "uses", "order", "bounds", "given")
-
-    def __init__(self, groups: np.ndarray) -> None:
-        self.groups = groups
-        self.group_of = groups.tolist()  # a list: asked once per walked state, where numpy scalars cost more
-        self.sizes = np.bincount(groups)
-        self.uses = 0
-        self.order: np.ndarray | None = None  # states sorted by group, once indexed
-        self.bounds: np.ndarray | None = None
-        self.given: set[int] = set()  # the groups whose members were returned
-
-    def members_once(self, state: int) -> np.ndarray | None:
-        """The states in ``state``'s group the first time it is asked; None when ``state`` is alone there
-        (the usual case) or the group was asked before (its members got the mask then: a walk's batch of
-        keys or digits holds many states of one group). A scan of the partition at first; from its
-        ``_INDEXED_PARTITION_USES``-th question on, through an index of its groups (a sort of every state:
-        too slow for a first visit that asks a dozen partitions once each)."""
-        group = self.group_of[state]
-        if group in self.given or self.sizes[group] == 1:
-            return None
-        self.given.add(group)
-        if self.order is None:
-            self.uses += 1
-            if self.uses < _INDEXED_PARTITION_USES:
-                return np.flatnonzero(self.groups == group)
-            # Group ids fit 16 bits for all but huge DFAs, where numpy's stable sort is a radix sort.
-            narrow = np.int16 if self.sizes.size < 2**15 else np.int64
-            self.bounds = np.concatenate(([0], np.cumsum(self.sizes)))
-            self.order = np.argsort(self.groups.astype(narrow), kind="stable")
-        return self.order[self.bounds[group] : self.bounds[group + 1]]
 
 
 #: ``Index._prepare_loop_walks`` follows the chains of this many uncomputed states one by one (tens of
@@ -176,7 +113,7 @@ class Index:
         index._setup(dfa, vocabulary)
         index._mask_class = np.asarray(mask_class, dtype=np.int64)
         index._mask_class_list = index._mask_class.tolist()
-        shared = index._shared(np.asarray(masks, dtype=np.int32)) if len(masks) else []
+        shared = index._distinct.shared(np.asarray(masks, dtype=np.int32)) if len(masks) else []
         index._class_masks = {int(klass): shared[row] for klass, row in class_rows.items()}
         index._decoding = True
         return index
@@ -194,15 +131,15 @@ class Index:
         self._lock = threading.Lock()
         self._decoding = False  # still in the constructor, whose walks are compile time, not a step
         self._masks: dict[int, np.ndarray] = {}
-        # Distinct masks by fingerprint (``_shared``): equal masks of different states are stored once.
-        self._unique_masks: dict[int, list[np.ndarray]] = {}
+        # Equal masks of different states are stored once (``sharing.DistinctMasks``).
+        self._distinct = DistinctMasks()
         self._allowed_ids: dict[int, np.ndarray] = {}
         self._next_state: dict[tuple[int, int], int] = {}
         # Non-accepting states no single-byte token keeps alive: their mask is checked on first use.
         self._dead_end_suspects: np.ndarray | None = None
         # Per walk depth d, the groups of dfa.indistinguishable_within(d + 1) (``_share_with_alike``);
         # depths with the same recorded partition share one object.
-        self._alike_at_depth: dict[int, _Groups] = {}
+        self._alike_at_depth: dict[int, StateGroups] = {}
         # Per depth of ``config.LOOP_WALK_ALIKE_DEPTHS``: each state's group at that depth, and one loop-walked
         # state's mask per group (``_alike_mask``); made when the first loop-walked mask is stored.
         self._loop_walk_groups: list[tuple[int, list[int], dict[int, np.ndarray]]] | None = None
@@ -609,7 +546,7 @@ class Index:
         made them, also those of the states they prove alike (``_share_with_alike``); those a loop walk made
         serve the loop walks of states alike to them (``_alike_mask``)."""
         with self._lock:
-            for state, shared in zip(states, self._shared(masks)):
+            for state, shared in zip(states, self._distinct.shared(masks)):
                 # Per class only: ``mask`` fills its per-state cache on first visit, after the dead-end check.
                 self._class_masks[self._mask_class_list[state]] = shared
                 if loop_walked:
@@ -661,7 +598,7 @@ class Index:
                 for member in alike.tolist():
                     done.setdefault(mask_class[member], mask)
 
-    def _alike_within(self, depth: int) -> "_Groups":
+    def _alike_within(self, depth: int) -> StateGroups:
         """The groups of states no string of ``depth + 1`` bytes tells apart."""
         groups = self._alike_at_depth.get(depth)
         if groups is None:
@@ -671,43 +608,14 @@ class Index:
                     groups = known
                     break
             else:
-                groups = _Groups(partition)
+                groups = StateGroups(partition)
             self._alike_at_depth[depth] = groups
         return groups
 
     @property
     def num_unique_masks(self) -> int:
         """How many distinct masks are stored (states with equal masks share one array)."""
-        return sum(len(bucket) for bucket in self._unique_masks.values())
-
-    def _shared(self, masks: np.ndarray) -> list[np.ndarray]:
-        """Each row of ``masks`` (read-only from now on) or the stored mask equal to it. A row's key is a
-        32-bit fingerprint of its words; rows with the same key are compared byte for byte. The C kernel
-        (``mask_keys``) also finds the rows that repeat an earlier one of the batch (most of a batch of
-        keys or digits), which then take its answer without a lookup."""
-        masks = np.ascontiguousarray(masks)
-        keys, first = _mask_keys(masks)
-        masks.setflags(write=False)  # and so every row view taken below
-        unique = self._unique_masks
-        shared: list[np.ndarray] = []
-        for row, (key, earlier, mask) in enumerate(zip(keys, first, masks)):
-            if earlier != row:
-                shared.append(shared[earlier])
-                continue
-            bucket = unique.get(key)
-            if bucket is None:
-                unique[key] = [mask]
-                shared.append(mask)
-                continue
-            data = mask.tobytes()
-            for candidate in bucket:
-                if candidate.tobytes() == data:
-                    shared.append(candidate)
-                    break
-            else:
-                bucket.append(mask)
-                shared.append(mask)
-        return shared
+        return len(self._distinct)
 
     def _check_no_dead_ends(self) -> None:
         """Every state a token sequence can reach must allow some token (or be a complete match), else

@@ -55,7 +55,7 @@ def engine_version() -> str:
     package = Path(__file__).resolve().parent
     deciding = [
         "index.py", "lookahead.py", "trie_walk.py", "loop_walk.py", "loop_walk_numpy.py", "vocabulary.py", "arrays.py",
-        "text_runs.py", "_native.c", "_regex_nfa.c",
+        "text_runs.py", "sharing.py", "_native.c", "_regex_nfa.c",
     ]
     # A built wheel may leave out the C sources (its compiled module is there); the Python sources are not optional.
     sources = [package / name for name in deciding if not name.endswith(".c") or (package / name).exists()]

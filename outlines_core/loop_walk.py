@@ -14,24 +14,10 @@ import numpy as np
 
 from . import config
 from .arrays import concatenated_ranges
-from .loop_walk_numpy import NumpyTokenWalk
+from .loop_walk_numpy import UTF8_LEADS, NumpyTokenWalk, character_targets
 from .native import kernels
 from .regex.dfa import DEAD, Dfa
 from .vocabulary import Vocabulary
-
-#: The byte ranges of every valid multi-byte UTF-8 character (RFC 3629), one tuple per lead-byte kind.
-_UTF8_SEQUENCES = (
-    ((0xC2, 0xDF), (0x80, 0xBF)),
-    ((0xE0, 0xE0), (0xA0, 0xBF), (0x80, 0xBF)),
-    ((0xE1, 0xEC), (0x80, 0xBF), (0x80, 0xBF)),
-    ((0xED, 0xED), (0x80, 0x9F), (0x80, 0xBF)),
-    ((0xEE, 0xEF), (0x80, 0xBF), (0x80, 0xBF)),
-    ((0xF0, 0xF0), (0x90, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
-    ((0xF1, 0xF3), (0x80, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
-    ((0xF4, 0xF4), (0x80, 0x8F), (0x80, 0xBF), (0x80, 0xBF)),
-)
-#: One lead byte of each kind above.
-_UTF8_LEADS = np.array([sequence[0][0] for sequence in _UTF8_SEQUENCES])
 
 #: Up to this many DFA states, ``LoopWalk._majority_move`` weighs a row's targets with one ``np.bincount``.
 _MAJORITY_BINCOUNT_STATES = 16384
@@ -86,7 +72,7 @@ class LoopWalk:
         self._majority: dict[int, tuple[int, int]] = {}
         self._class_set_bytes: dict[int, int] = {}
         # Per state: every lead byte of a multi-byte UTF-8 character lives (``_too_few_chain``).
-        self._all_leads_live = (dfa.class_transitions[:, dfa.byte_classes[_UTF8_LEADS]] != DEAD).all(axis=1)
+        self._all_leads_live = (dfa.class_transitions[:, dfa.byte_classes[UTF8_LEADS]] != DEAD).all(axis=1)
         self._character_target = self._character_targets()  # for _characters_follow_for
         self._first_byte_shares: dict[int, int] = {}
         self._within_counts: dict[int, int] = {}  # class set: the tokens made of its bytes (``_too_few_chain``)
@@ -572,55 +558,8 @@ class LoopWalk:
             reached = kernels.character_targets(table, table.shape[1], byte_classes, candidates.astype(np.int64))
             target[candidates] = np.frombuffer(reached, dtype=np.int64)
         else:
-            target[candidates] = self._character_targets_of(candidates)
+            target[candidates] = character_targets(self.dfa, candidates)
         return target
-
-    def _character_targets_of(self, states: np.ndarray) -> np.ndarray:
-        """Per state of ``states``, the one state every valid multi-byte UTF-8 character leads to, else DEAD.
-
-        The eight character kinds are walked together, one byte position at a time, for all the states
-        at once: a counted run's chain asks for a few dozen states, and a walk per kind would cost a
-        hundred small numpy calls. At each position, a (state, kind) row moves when every byte class of its
-        kind's byte range leads to one state.
-        """
-        table = self.dfa.class_transitions
-        kinds = len(_UTF8_SEQUENCES)
-        reached = np.repeat(states.astype(np.int64), kinds)  # row r: state r // kinds, character kind r % kinds
-        kind = np.tile(np.arange(kinds), states.size)
-        rows = np.arange(reached.size)
-        for classes, firsts, columns, has_position in self._character_positions:
-            block = table[reached[:, None], classes]
-            first = block[rows, firsts[kind]]
-            moves_alike = ~((block != first[:, None]) & columns[kind]).any(axis=1)
-            reached = np.where(has_position[kind], np.where(moves_alike, first, DEAD), reached)
-        reached = reached.reshape(states.size, kinds)
-        return np.where((reached == reached[:, :1]).all(axis=1), reached[:, 0], DEAD)
-
-    @functools.cached_property
-    def _character_positions(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per byte position of a multi-byte UTF-8 character: the byte classes its kinds' ranges hold (a
-        class need not be a contiguous byte range); per kind, the place among them of its range's first
-        byte's class, and its range's classes as a mask over them; and which kinds have that many bytes."""
-        byte_classes = self.dfa.byte_classes.tolist()  # plain lists: a few dozen small sets
-        kinds = len(_UTF8_SEQUENCES)
-        positions = []
-        for position in range(max(len(sequence) for sequence in _UTF8_SEQUENCES)):
-            ranges = {
-                kind: set(byte_classes[sequence[position][0] : sequence[position][1] + 1])
-                for kind, sequence in enumerate(_UTF8_SEQUENCES)
-                if position < len(sequence)
-            }
-            classes = sorted(set().union(*ranges.values()))
-            place = {klass: index for index, klass in enumerate(classes)}
-            firsts = np.zeros(kinds, dtype=np.int64)
-            columns = np.zeros((kinds, len(classes)), dtype=bool)
-            has_position = np.zeros(kinds, dtype=bool)
-            for kind, in_range in ranges.items():
-                firsts[kind] = place[byte_classes[_UTF8_SEQUENCES[kind][position][0]]]
-                columns[kind, [place[klass] for klass in in_range]] = True
-                has_position[kind] = True
-            positions.append((np.array(classes, dtype=np.int64), firsts, columns, has_position))
-        return positions
 
     def _majority_move(self, state: int) -> tuple[int, int]:
         """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);

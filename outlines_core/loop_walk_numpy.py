@@ -1,5 +1,6 @@
-"""The loop walk's token walk without the C kernels (``loop_walk.py``, ``config.NATIVE_LOOP_WALK``): the
-tokens a loop walk leaves undecided, one vectorized numpy step per byte position, jumping over runs of the
+"""The loop walk's numpy parts without the C kernels (``loop_walk.py``, ``config.NATIVE_LOOP_WALK``): where
+each state's multi-byte characters lead (``character_targets``), and the token walk of the tokens a loop walk
+leaves undecided, one vectorized numpy step per byte position, jumping over runs of the
 chain's bytes through a table of where the runs of their few start states lead (or by powers of two), the
 last few in Python with a regex jump over their run. The fallback where no C compiler was at hand, and
 the reference the tests compare the C walk with.
@@ -21,6 +22,69 @@ _FEW_RUN_STARTS = 8
 
 #: ``NumpyTokenWalk._uniform_step`` answers this many states one by one, then maps every state at once.
 _STEPS_ONE_BY_ONE = 32
+
+
+#: The byte ranges of every valid multi-byte UTF-8 character (RFC 3629), one tuple per lead-byte kind.
+UTF8_SEQUENCES = (
+    ((0xC2, 0xDF), (0x80, 0xBF)),
+    ((0xE0, 0xE0), (0xA0, 0xBF), (0x80, 0xBF)),
+    ((0xE1, 0xEC), (0x80, 0xBF), (0x80, 0xBF)),
+    ((0xED, 0xED), (0x80, 0x9F), (0x80, 0xBF)),
+    ((0xEE, 0xEF), (0x80, 0xBF), (0x80, 0xBF)),
+    ((0xF0, 0xF0), (0x90, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
+    ((0xF1, 0xF3), (0x80, 0xBF), (0x80, 0xBF), (0x80, 0xBF)),
+    ((0xF4, 0xF4), (0x80, 0x8F), (0x80, 0xBF), (0x80, 0xBF)),
+)
+#: One lead byte of each kind above.
+UTF8_LEADS = np.array([sequence[0][0] for sequence in UTF8_SEQUENCES])
+
+
+def character_targets(dfa: Dfa, states: np.ndarray) -> np.ndarray:
+    """Per state of ``states``, the one state every valid multi-byte UTF-8 character leads to, else DEAD
+    (``LoopWalk._character_targets`` without the C kernels, and the reference ``_native.character_targets``
+    is tested against).
+
+    The eight character kinds are walked together, one byte position at a time, for all the states at
+    once: a walk per kind would cost a hundred small numpy calls. At each position, a (state, kind) row
+    moves when every byte class of its kind's byte range leads to one state.
+    """
+    table = dfa.class_transitions
+    kinds = len(UTF8_SEQUENCES)
+    reached = np.repeat(states.astype(np.int64), kinds)  # row r: state r // kinds, character kind r % kinds
+    kind = np.tile(np.arange(kinds), states.size)
+    rows = np.arange(reached.size)
+    for classes, firsts, columns, has_position in _character_positions(dfa.byte_classes.tolist()):
+        block = table[reached[:, None], classes]
+        first = block[rows, firsts[kind]]
+        moves_alike = ~((block != first[:, None]) & columns[kind]).any(axis=1)
+        reached = np.where(has_position[kind], np.where(moves_alike, first, DEAD), reached)
+    reached = reached.reshape(states.size, kinds)
+    return np.where((reached == reached[:, :1]).all(axis=1), reached[:, 0], DEAD)
+
+
+def _character_positions(byte_classes: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per byte position of a multi-byte UTF-8 character: the byte classes its kinds' ranges hold (a class
+    need not be a contiguous byte range); per kind, the place among them of its range's first byte's class,
+    and its range's classes as a mask over them; and which kinds have that many bytes."""
+    kinds = len(UTF8_SEQUENCES)
+    positions = []
+    for position in range(max(len(sequence) for sequence in UTF8_SEQUENCES)):
+        ranges = {
+            kind: set(byte_classes[sequence[position][0] : sequence[position][1] + 1])
+            for kind, sequence in enumerate(UTF8_SEQUENCES)
+            if position < len(sequence)
+        }
+        classes = sorted(set().union(*ranges.values()))
+        place = {klass: index for index, klass in enumerate(classes)}
+        firsts = np.zeros(kinds, dtype=np.int64)
+        columns = np.zeros((kinds, len(classes)), dtype=bool)
+        has_position = np.zeros(kinds, dtype=bool)
+        for kind, in_range in ranges.items():
+            firsts[kind] = place[byte_classes[UTF8_SEQUENCES[kind][position][0]]]
+            columns[kind, [place[klass] for klass in in_range]] = True
+            has_position[kind] = True
+        positions.append((np.array(classes, dtype=np.int64), firsts, columns, has_position))
+    return positions
 
 
 class NumpyTokenWalk:

@@ -336,13 +336,13 @@ def test_masks_are_read_only_and_shared(vocabulary):
 def test_states_share_a_mask_exactly_when_their_masks_are_equal(keys, monkeypatch):
     from conftest import load_vocabulary
 
-    from outlines_core import index as index_module
+    from outlines_core import sharing
     if keys == "C kernel":  # test_the_c_trie_walk_is_built checks the kernels were built
-        monkeypatch.setattr(index_module, "_mask_keys", index_module._native_mask_keys)
+        monkeypatch.setattr(sharing, "mask_keys", sharing.native_mask_keys)
     if keys == "numpy":
-        monkeypatch.setattr(index_module, "_mask_keys", index_module._numpy_mask_keys)
+        monkeypatch.setattr(sharing, "mask_keys", sharing.numpy_mask_keys)
     if keys == "all equal":  # every mask lands in one bucket: only the byte comparison tells them apart
-        monkeypatch.setattr(index_module, "_mask_keys", lambda masks: ([0] * len(masks), range(len(masks))))
+        monkeypatch.setattr(sharing, "mask_keys", lambda masks: ([0] * len(masks), range(len(masks))))
     index = Index(r'\{"a":[0-9]{1,3},"b":"[a-c]{2}","ab":(true|false)\}', load_vocabulary("gpt-2"))
     masks = {state: index.mask(state) for state in range(1, index.num_states)}
     distinct = {mask.tobytes() for mask in masks.values()}
@@ -405,7 +405,7 @@ def test_states_alike_are_found_by_scan_and_by_index_alike():
     # exactly the states of the group, the first time the group is asked (its members get the mask then).
     from conftest import load_vocabulary
 
-    from outlines_core import index as index_module
+    from outlines_core import sharing
 
     index = Index(r'\{"a":[0-9]{1,3},"b":"[a-c]{2,9}","ab":(true|false)\}', load_vocabulary("gpt-2"))
     for depth in (0, 1, 2, 7, 63):
@@ -413,9 +413,9 @@ def test_states_alike_are_found_by_scan_and_by_index_alike():
         assert index._alike_within(depth).groups is groups
         assert depth > 2 or len(set(groups.tolist())) < index.num_states  # groups of several states
         for indexed in (False, True):
-            alike = index_module._Groups(groups)
+            alike = sharing.StateGroups(groups)
             if indexed:  # the next question indexes the groups
-                alike.uses = index_module._INDEXED_PARTITION_USES
+                alike.uses = sharing.INDEXED_PARTITION_USES
             asked = set()
             for state in [*range(index.num_states), *range(index.num_states)]:  # every group asked twice
                 expected = [s for s in range(index.num_states) if groups[s] == groups[state]]
@@ -498,11 +498,7 @@ def test_the_shortcuts_of_small_tables_give_what_the_general_paths_give(pattern,
     monkeypatch.setattr(loop_walk, "kernels", None)
     monkeypatch.setattr(loop_walk, "_MAJORITY_AT_ONCE_ENTRIES", 0)
     one_by_one = {state: walker._majority_move(state) for state in range(index.num_states)}
-    assert at_once == one_by_one
-    from outlines_core.native import native_available
-
-    if native_available():
-        assert native == one_by_one
+    assert at_once == native == one_by_one  # test_the_c_trie_walk_is_built checks the kernels were built
     assert any(target != 0 for target, _ in at_once.values())
     by_list = index._uncomputed_representatives()
     monkeypatch.setattr(index_module, "_PYTHON_REPRESENTATIVES_STATES", -1)
@@ -517,8 +513,6 @@ def test_the_c_majority_moves_are_the_numpy_ones_past_64_classes(monkeypatch):
     from outlines_core.regex import compile_dfa
     from outlines_core.types import json_schema_to_regex
 
-    if kernels is None:
-        pytest.skip("the C kernels were not built")
     from conftest import load_vocabulary
 
     vocabulary = load_vocabulary("gpt-2")
@@ -551,15 +545,13 @@ def test_the_c_majority_moves_are_the_numpy_ones_past_64_classes(monkeypatch):
 )
 def test_the_c_character_targets_are_the_numpy_ones(pattern, monkeypatch):
     """``_native.character_targets``: where each state's multi-byte characters all lead (else the dead state),
-    as ``LoopWalk._character_targets_of`` finds it with numpy; and its errors."""
+    as ``loop_walk_numpy.character_targets`` finds it; and its errors."""
     from conftest import load_vocabulary
 
     from outlines_core import loop_walk
     from outlines_core.native import kernels
     from outlines_core.regex import compile_dfa
 
-    if kernels is None:
-        pytest.skip("the C kernels were not built")
     dfa = compile_dfa(pattern)
     native = loop_walk.LoopWalk(dfa, load_vocabulary("gpt-2"))._character_target
     monkeypatch.setattr(loop_walk, "kernels", None)

@@ -287,12 +287,13 @@ def test_chains_derived_equal_chains_followed_on_random_regexes(pattern):
 def test_character_targets_equal_a_walk_of_every_character_kind(pattern, takes_characters):
     """Where the loop walk says every multi-byte character leads from a state (one vectorized pass over
     the states, at construction) equals a walk of each character kind's byte ranges, state by state."""
-    from outlines_core.loop_walk import _UTF8_SEQUENCES, LoopWalk
+    from outlines_core.loop_walk import LoopWalk
+    from outlines_core.loop_walk_numpy import UTF8_SEQUENCES, character_targets
     from outlines_core.regex import compile_dfa
 
     def walked_target(dfa, state):
         reached = set()
-        for sequence in _UTF8_SEQUENCES:
+        for sequence in UTF8_SEQUENCES:
             at = state
             for low, high in sequence:  # every byte of the range must move alike
                 targets = {int(dfa.transitions[at, byte]) for byte in range(low, high + 1)}
@@ -304,7 +305,7 @@ def test_character_targets_equal_a_walk_of_every_character_kind(pattern, takes_c
     walk = LoopWalk(dfa, load_vocabulary("gpt-2"))
     vectorized = walk._character_target.tolist()
     assert [walked_target(dfa, state) for state in range(dfa.num_states)] == vectorized
-    assert walk._character_targets_of(np.arange(dfa.num_states)).tolist() == vectorized  # every state asked
+    assert character_targets(dfa, np.arange(dfa.num_states)).tolist() == vectorized  # numpy, every state asked
     # Where any character goes (strings, [^\n]) some state takes them all alike; not where some characters
     # start a word (日 of 日本) or only some are allowed.
     assert any(target != 0 for target in vectorized) == takes_characters

@@ -19,8 +19,6 @@ from outlines_core.regex.nfa import build_nfa, native_nfa
 from outlines_core.regex.parser import parse
 from outlines_core.types import json_schema_to_regex
 
-pytestmark = pytest.mark.skipif(_native is None, reason="the C kernels were not built")
-
 #: Patterns the C front end builds (the same NFA as Python's).
 BUILT = [
     r"((25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(25[0-5]|2[0-4]\d|[01]?\d\d?)",
