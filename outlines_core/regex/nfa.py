@@ -82,7 +82,7 @@ def build_nfa(node: Node, *, pattern: str = "", max_states: int | None = None) -
 
 def native_nfa(pattern: str, *, max_states: int | None = None) -> Nfa | None:
     """``build_nfa(parse(pattern))`` by the C front end (``_native.regex_nfa``: the same automaton, state for
-    state, 20 to 50 times faster), or None where it was not built or leaves the pattern to Python: flags,
+    state, 4 to 12 times faster on cold caches), or None where it was not built or leaves the pattern to Python: flags,
     named groups, lookarounds, patterns the parser rejects (whose error it raises), escapes of non-ASCII
     characters, and NFAs past ``max_states`` (``build_nfa`` raises ``DfaTooLargeError``)."""
     if _native is None or not isinstance(pattern, str):  # ``parse`` says what is wrong with a non-str
