@@ -99,7 +99,8 @@ class LlamaCppModel:
         if not isinstance(llama, llama_cpp.Llama):
             raise TypeError(f"expected a llama_cpp.Llama, got {type(llama).__name__}")
         self.llama = llama
-        self.vocabulary = vocabulary_from_llamacpp(llama)
+        # Its tables built with the model (``Vocabulary.prepare``), not in the first generation.
+        self.vocabulary = vocabulary_from_llamacpp(llama).prepare()
         self._chat_format = None
         self._context: _BatchContext | None = None  # built by the first session
 

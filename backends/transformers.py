@@ -63,7 +63,10 @@ class TransformersModel:
             width = int(model.config.vocab_size)
         if width < len(tokenizer):
             raise ValueError(f"the model's logits have {width} columns but the tokenizer has {len(tokenizer)} tokens")
-        self.vocabulary = Vocabulary.from_transformers(tokenizer, eos_token_ids=self.eos_token_ids, size=width)
+        # Its tables built with the model (``Vocabulary.prepare``: half a second on a 128k vocabulary), not in
+        # the first generation.
+        vocabulary = Vocabulary.from_transformers(tokenizer, eos_token_ids=self.eos_token_ids, size=width)
+        self.vocabulary = vocabulary.prepare()
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
 

@@ -152,7 +152,8 @@ def _vocabulary_for(vllm_config):
     elif isinstance(generation_eos, (list, tuple)):
         eos.update(int(token) for token in generation_eos)
     width = max(int(model_config.get_vocab_size()), len(tokenizer))
-    return Vocabulary.from_transformers(tokenizer, eos_token_ids=sorted(eos), size=width)
+    # Its tables built here, when vLLM makes the processor, not in the first constrained request.
+    return Vocabulary.from_transformers(tokenizer, eos_token_ids=sorted(eos), size=width).prepare()
 
 
 class _Row:

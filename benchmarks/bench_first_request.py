@@ -42,7 +42,7 @@ def measure_one(tokenizer: str, case_name: str) -> dict:
 
     folder = bench_compare.tokenizer_folder(tokenizer)
     vocabulary = Vocabulary.from_transformers(transformers.AutoTokenizer.from_pretrained(str(folder)))
-    vocabulary.trie, vocabulary.token_table  # the tokenizer's preprocessing, before any request
+    vocabulary.prepare()  # the tokenizer's preprocessing, before any request (the backends' model load)
     case = next(c for c in bench_compare.cases() if c["name"] == case_name)
     walk = load_encoder_without_dummy_prefix(str(folder)).encode(case["instance"], add_special_tokens=False).ids
     walk = walk + [vocabulary.eos_token_ids[0]]

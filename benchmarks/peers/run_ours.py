@@ -22,9 +22,7 @@ def prepare(job):
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(job["tokenizer_dir"])
     vocabulary = Vocabulary.from_transformers(tokenizer, size=job["vocab_size"])
-    vocabulary.trie  # built once per tokenizer, shared by every constraint (part of vocab_ms)
-    vocabulary.token_table  # likewise (the loop walk of permissive states reads it)
-    vocabulary.fingerprint
+    vocabulary.prepare()  # the tables every constraint reads, as the backends build them at load (part of vocab_ms)
     row = np.zeros((vocabulary.size + 31) // 32, dtype=np.int32)
     return {"vocabulary": vocabulary, "row": row, "disk": job.get("mode") == "disk"}
 

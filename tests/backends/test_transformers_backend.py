@@ -36,6 +36,16 @@ def test_vocabulary_width_and_eos_ids(tiny):
     assert wrapped.vocabulary.token_bytes(tokenizer.encode(" hello")[0]) == b" hello"
 
 
+def test_the_wrapper_builds_the_vocabulary_tables_before_the_first_request(tiny):
+    """``Vocabulary.prepare`` runs when the model is wrapped: the trie, the token table with a JSON string's
+    text run, the EOS bitmask and the fingerprint exist before any generation asks for them."""
+    model, tokenizer = tiny
+    vocabulary = backend.from_transformers(model, tokenizer).vocabulary
+    assert vocabulary._trie is not None and vocabulary._token_table is not None
+    assert vocabulary._eos_bitmask is not None and vocabulary._fingerprint is not None
+    assert len(vocabulary._token_table._runs) == 1
+
+
 def test_wrong_arguments_are_clear_errors(tiny):
     model, tokenizer = tiny
     with pytest.raises(TypeError, match="tokenizer"):

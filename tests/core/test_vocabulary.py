@@ -196,30 +196,67 @@ def test_the_eos_bitmask_sets_the_eos_ids_only():
     stepped=st.sampled_from([0, 3, 10**6]),
 )
 def test_leading_runs_count_the_bytes_in_the_set_from_each_start(tokens, single, stepped):
-    """``_leading_runs`` (text runs' prefixes and resumes): stepped byte by byte while many runs go on, the
-    rest in one pass; either way, per start, the bytes in the set up to the limit."""
+    """``_leading_runs`` (text runs' prefixes and resumes), the C kernel and the numpy version (stepped byte
+    by byte while many runs go on, the rest in one pass): per start, the bytes in the set up to the limit."""
     from outlines_core import text_runs
 
     flat = np.frombuffer(b"".join(tokens), dtype=np.uint8)
     offsets = np.cumsum([0] + [len(token) for token in tokens])[:-1]
     starts, limits, expected = [], [], []
     for offset, token in zip(offsets.tolist(), tokens):
-        for skip in (0, len(token) // 2):
+        for skip in (0, len(token) // 2, len(token)):  # the last: an empty run at the token's end
             starts.append(offset + skip)
             limits.append(len(token) - skip)
             run = 0
             while run < len(token) - skip and single[token[skip + run]]:
                 run += 1
             expected.append(run)
+    arguments = (flat, np.array(single), np.array(starts, dtype=np.int64), np.array(limits, dtype=np.int64))
     saved = text_runs._RUNS_STEPPED
     text_runs._RUNS_STEPPED = stepped
     try:
-        runs = text_runs._leading_runs(
-            flat, np.array(single), np.array(starts, dtype=np.int64), np.array(limits, dtype=np.int64)
-        )
+        assert text_runs._numpy_leading_runs(*arguments).tolist() == expected
     finally:
         text_runs._RUNS_STEPPED = saved
-    assert runs.tolist() == expected
+    assert text_runs._leading_runs(*arguments).tolist() == expected  # the C kernel where it is built
+
+
+def test_the_c_leading_runs_refuse_a_run_past_the_data():
+    """``_native.leading_runs`` checks each run's bytes lie in the data before reading them."""
+    from outlines_core.native import kernels
+
+    data = np.frombuffer(b"abcabc", dtype=np.uint8)
+    inside = np.zeros(256, dtype=bool)
+    inside[ord("a")] = True
+    out = np.empty(2, dtype=np.int64)
+    kernels.leading_runs(data, inside, np.array([0, 3], dtype=np.int64), np.array([3, 3], dtype=np.int64), out)
+    assert out.tolist() == [1, 1]
+    with pytest.raises(ValueError, match="run 1 reads outside data"):
+        kernels.leading_runs(data, inside, np.array([0, 4], dtype=np.int64), np.array([3, 3], dtype=np.int64), out)
+    with pytest.raises(ValueError, match="inside must hold 256 flags"):
+        kernels.leading_runs(data, inside[:10], np.array([0], dtype=np.int64), np.array([1], dtype=np.int64), out[:1])
+
+
+def test_prepare_builds_the_text_run_every_json_string_asks_for():
+    """``Vocabulary.prepare`` builds the text run of ``text_runs.JSON_STRING_TEXT``, and it is one an index of
+    a JSON Schema with strings asks for: the constant is the byte set the string regex of
+    ``outlines_core.types`` loops on."""
+    from outlines_core import Index
+    from outlines_core.types import json_schema_to_regex
+
+    tokens = [bytes([byte]) for byte in range(32, 127)] + [b'"', b'":"', b'","', b"ab", b" the", "é".encode(), b"<eos>"]
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["name", "tags"],
+    }
+    indexed = Vocabulary(tokens, eos_token_ids=[len(tokens) - 1])
+    Index(json_schema_to_regex(schema), indexed)
+    prepared = Vocabulary(tokens, eos_token_ids=[len(tokens) - 1])
+    assert prepared.prepare() is prepared
+    assert prepared._trie is not None and prepared._fingerprint is not None
+    built = set(prepared.token_table._runs)
+    assert len(built) == 1 and built <= set(indexed.token_table._runs)
 
 
 def test_token_lengths_are_stored_narrow_unless_a_token_is_too_long_for_it():
