@@ -8,7 +8,8 @@
  *   - distinct_successors: each state's distinct live successors (lookahead.py);
  *   - live_weight_sums, third_level_estimate: per-state sums over live byte classes (index.py, lookahead.py);
  *   - majority_moves: each state's majority move (loop_walk.py);
- *   - leading_runs: how far a byte set's run goes from each position (text_runs.py);
+ *   - leading_runs, text_run_tables: how far a byte set's run goes from each position, a text run's tables
+ *     (text_runs.py);
  *   - character_targets: where each state's multi-byte characters lead (loop_walk.py);
  *   - regex_nfa (in _regex_nfa.c): regex text -> byte NFA (regex/parser.py and regex/nfa.py).
  *   - TokenMover: the state after a token, on every decode step (index.py).
@@ -484,6 +485,151 @@ done:
     for (int i = 0; i < LR_N; i++) PyBuffer_Release(&views[i]);
     if (PyErr_Occurred()) return NULL;
     Py_RETURN_NONE;
+}
+
+/* ---- A text run's tables (text_runs.py's ``build``).
+ *
+ * Why native code: built once per vocabulary and byte set, but inside the first request that meets the set
+ * (an e-mail address's three labels, a sentence's letters): numpy spent 3 to 5 ms a set on a 128k vocabulary
+ * in a dozen passes of gathers, sorts and concatenations, most of such a request's compile. Here: one pass
+ * over the tokens outside the set for their runs, two counting sorts for their order. */
+
+enum { TT_DATA, TT_OFFSETS, TT_LENGTHS, TT_OTHER, TT_SINGLE, TT_PLACE, TT_OTHERS, TT_PREFIX, TT_RESUME,
+       TT_LEAD_BOUNDS, TT_EXIT_BYTE, TT_EXIT_BOUNDS, TT_LEAD_POSITIONS, TT_N };
+static const Py_ssize_t tt_item_sizes[TT_N] = {1, 8, 8, 1, 1, 4, 8, 8, 8, 8, 1, 8, 4};
+static const char *tt_names[TT_N] = {"data",   "offsets",     "lengths",   "other",       "single",
+                                     "place",  "others",      "prefix",    "resume",      "lead_bounds",
+                                     "exit_byte", "exit_bounds", "lead_positions"};
+enum { TT_OK, TT_NO_MEMORY, TT_BAD_TOKEN, TT_WHOLE_RUN, TT_COUNT };
+
+static inline int64_t run_within(const uint8_t *byte, int64_t left, const uint8_t *single) {
+    const uint8_t *start = byte, *end = byte + (left > 0 ? left : 0);
+    while (byte < end && single[*byte]) byte++;
+    return byte - start;
+}
+
+static PyObject *text_run_tables(PyObject *self, PyObject *args) {
+    PyObject *objects[TT_N];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO:text_run_tables", &objects[0], &objects[1], &objects[2],
+                          &objects[3], &objects[4], &objects[5], &objects[6], &objects[7], &objects[8], &objects[9],
+                          &objects[10], &objects[11], &objects[12]))
+        return NULL;
+    Py_buffer views[TT_N];
+    const unsigned writable = (1u << TT_OTHERS) | (1u << TT_PREFIX) | (1u << TT_RESUME) | (1u << TT_LEAD_BOUNDS) |
+                              (1u << TT_EXIT_BYTE) | (1u << TT_EXIT_BOUNDS) | (1u << TT_LEAD_POSITIONS);
+    if (get_buffers("text_run_tables", objects, views, TT_N, tt_item_sizes, tt_names, writable) < 0) return NULL;
+    const uint8_t *data = views[TT_DATA].buf, *other = views[TT_OTHER].buf, *single = views[TT_SINGLE].buf;
+    const int64_t *offsets = views[TT_OFFSETS].buf, *lengths = views[TT_LENGTHS].buf;
+    const int32_t *place = views[TT_PLACE].buf;
+    int64_t *others = views[TT_OTHERS].buf, *prefix = views[TT_PREFIX].buf, *resume = views[TT_RESUME].buf;
+    int64_t *lead_bounds = views[TT_LEAD_BOUNDS].buf, *exit_bounds = views[TT_EXIT_BOUNDS].buf;
+    uint8_t *exit_byte = views[TT_EXIT_BYTE].buf;
+    int32_t *lead_positions = views[TT_LEAD_POSITIONS].buf;
+    const Py_ssize_t n = views[TT_OFFSETS].len / 8, m = views[TT_OTHERS].len / 8, n_data = views[TT_DATA].len;
+    PyObject *result = NULL;
+    if (views[TT_LENGTHS].len / 8 != n || views[TT_OTHER].len != n || views[TT_PLACE].len / 4 != n ||
+        views[TT_SINGLE].len != 256 || views[TT_PREFIX].len / 8 != m || views[TT_RESUME].len / 8 != m ||
+        views[TT_EXIT_BYTE].len != m || views[TT_LEAD_POSITIONS].len / 4 != m || views[TT_LEAD_BOUNDS].len != 257 * 8 ||
+        views[TT_EXIT_BOUNDS].len != 257 * 8) {
+        PyErr_SetString(PyExc_ValueError, "text_run_tables: array sizes do not fit together (one entry per token "
+                                          "in offsets, lengths, other, place; one per other token in the outputs; "
+                                          "256 single flags; 257 bounds each)");
+        goto done;
+    }
+    int error = TT_OK;
+    Py_ssize_t bad = -1, n_bare = 0;
+    /* Per other token j (in id order): its id, runs and exit byte; then the order of the ones with a prefix. */
+    int64_t *ids = malloc((size_t)(m ? m : 1) * sizeof(int64_t));
+    int64_t *runs = malloc((size_t)(m ? m : 1) * 2 * sizeof(int64_t));
+    Py_ssize_t *order = malloc((size_t)(m ? m : 1) * sizeof(Py_ssize_t));
+    int64_t *by_prefix = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t lead_count[256] = {0}, exit_count[256] = {0}, j = 0;
+    int64_t longest_prefix = 0;
+    if (!ids || !runs || !order) {
+        error = TT_NO_MEMORY;
+        goto walked;
+    }
+    for (Py_ssize_t token = 0; token < n; token++) {
+        if (!other[token]) continue;
+        const int64_t at = offsets[token], length = lengths[token];
+        if (j >= m) {
+            error = TT_COUNT;
+            goto walked;
+        }
+        if (at < 0 || length < 1 || at + length > n_data) {
+            error = TT_BAD_TOKEN, bad = token;
+            goto walked;
+        }
+        const int64_t run = run_within(data + at, length, single);
+        if (run == length) { /* no byte outside the set: it should have been text */
+            error = TT_WHOLE_RUN, bad = token;
+            goto walked;
+        }
+        ids[j] = token;
+        runs[2 * j] = run;
+        runs[2 * j + 1] = run_within(data + at + run + 1, length - run - 1, single);
+        if (run == 0) lead_count[data[at]]++;
+        else {
+            exit_count[data[at + run]]++;
+            if (run > longest_prefix) longest_prefix = run;
+        }
+        j++;
+    }
+    if (j != m) {
+        error = TT_COUNT;
+        goto walked;
+    }
+    /* The tokens with no prefix, by first byte (id order within one). */
+    lead_bounds[0] = 0;
+    for (int b = 0; b < 256; b++) lead_bounds[b + 1] = lead_bounds[b] + lead_count[b];
+    n_bare = lead_bounds[256];
+    exit_bounds[0] = n_bare;
+    for (int b = 0; b < 256; b++) exit_bounds[b + 1] = exit_bounds[b] + exit_count[b];
+    int64_t cursor[256];
+    memcpy(cursor, lead_bounds, sizeof cursor);
+    for (Py_ssize_t k = 0; k < m; k++) {
+        if (runs[2 * k]) continue;
+        const int64_t at = cursor[data[offsets[ids[k]]]]++;
+        others[at] = ids[k], prefix[at] = 0, resume[at] = runs[2 * k + 1];
+        lead_positions[at] = place[ids[k]];
+    }
+    /* The others by exit byte, the longest prefix first, then by id: a counting sort by prefix (longest
+     * first, stable), then a stable one by exit byte. */
+    by_prefix = calloc((size_t)longest_prefix + 2, sizeof(int64_t));
+    if (!by_prefix) {
+        error = TT_NO_MEMORY;
+        goto walked;
+    }
+    for (Py_ssize_t k = 0; k < m; k++)
+        if (runs[2 * k]) by_prefix[longest_prefix - runs[2 * k] + 1]++;
+    for (int64_t p = 0; p <= longest_prefix; p++) by_prefix[p + 1] += by_prefix[p];
+    for (Py_ssize_t k = 0; k < m; k++)
+        if (runs[2 * k]) order[by_prefix[longest_prefix - runs[2 * k]]++] = k;
+    memcpy(cursor, exit_bounds, sizeof cursor);
+    const Py_ssize_t n_jumping = m - n_bare;
+    for (Py_ssize_t i = 0; i < n_jumping; i++) {
+        const Py_ssize_t k = order[i];
+        const uint8_t leaving = data[offsets[ids[k]] + runs[2 * k]];
+        const int64_t at = cursor[leaving]++;
+        others[at] = ids[k], prefix[at] = runs[2 * k], resume[at] = runs[2 * k + 1];
+        exit_byte[at - n_bare] = leaving;
+    }
+walked:;
+    Py_END_ALLOW_THREADS
+    free(ids), free(runs), free(order), free(by_prefix);
+    if (error == TT_NO_MEMORY) PyErr_NoMemory();
+    else if (error == TT_BAD_TOKEN)
+        PyErr_Format(PyExc_ValueError, "text_run_tables: token %zd's bytes lie outside data", bad);
+    else if (error == TT_WHOLE_RUN)
+        PyErr_Format(PyExc_ValueError, "text_run_tables: token %zd is marked other but all its bytes are single moves",
+                     bad);
+    else if (error == TT_COUNT)
+        PyErr_SetString(PyExc_ValueError, "text_run_tables: the outputs must hold one entry per token marked other");
+    else result = PyLong_FromSsize_t(n_bare);
+done:
+    for (int i = 0; i < TT_N; i++) PyBuffer_Release(&views[i]);
+    return result;
 }
 
 /* ---- Moore partition refinement (regex/dfa.py's ``_refine``; its numpy and Python versions are the
@@ -2006,6 +2152,16 @@ static PyMethodDef methods[] = {
      "leading_runs(data, inside, at, limit, out) -> None\n\n"
      "For each i: how many bytes of data[at[i] : at[i] + limit[i]] (uint8) from its start are set in ``inside``\n"
      "(256 one-byte flags), into out[i]; 0 where limit[i] <= 0. at, limit, out: int64."},
+    {"text_run_tables", text_run_tables, METH_VARARGS,
+     "text_run_tables(data, offsets, lengths, other, single, place, others, prefix, resume, lead_bounds,\n"
+     "                exit_byte, exit_bounds, lead_positions) -> how many others have no prefix\n\n"
+     "The tables of ``text_runs.TextRun`` for the tokens marked in ``other`` (one-byte flags per token id; token\n"
+     "t's bytes are data[offsets[t] : offsets[t] + lengths[t]], int64): each one's prefix (its leading bytes\n"
+     "set in ``single``, 256 flags; it must have a byte outside) and resume (the run after its exit byte).\n"
+     "Written: ``others`` (ids), ``prefix``, ``resume``: first the tokens with no prefix by first byte, then the\n"
+     "others by exit byte, the longest prefix first (ids increasing among equals); ``lead_bounds`` and\n"
+     "``exit_bounds`` (257 int64 each) the groups' bounds in that order; ``exit_byte`` (uint8) the exit byte of\n"
+     "each of the second part, from its index 0; ``lead_positions`` (int32) place[t] of each of the first part."},
     {"refine_partition", refine_partition, METH_VARARGS,
      "refine_partition(table, block, record_rounds, max_rounds) -> [(round, bytearray of int64 labels)]\n\n"
      "Moore refinement of the partition ``block`` (int64 labels, one per state, below the state count, any\n"

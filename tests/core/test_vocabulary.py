@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import TOKENIZER_NAMES, load_encoder_without_dummy_prefix, load_hf_tokenizer, load_vocabulary
@@ -235,6 +235,73 @@ def test_the_c_leading_runs_refuse_a_run_past_the_data():
         kernels.leading_runs(data, inside, np.array([0, 4], dtype=np.int64), np.array([3, 3], dtype=np.int64), out)
     with pytest.raises(ValueError, match="inside must hold 256 flags"):
         kernels.leading_runs(data, inside[:10], np.array([0], dtype=np.int64), np.array([1], dtype=np.int64), out[:1])
+
+
+_RUN_FIELDS = ("is_text", "others", "prefix", "resume", "lead_bounds", "exit_byte", "exit_bounds", "lead_positions")
+
+
+def _assert_c_and_numpy_runs_equal(table, text_bytes, characters, monkeypatch):
+    from outlines_core import text_runs
+
+    built = text_runs.build(table, text_bytes, characters)
+    with monkeypatch.context() as patched:
+        patched.setattr(text_runs, "kernels", None)
+        reference = text_runs.build(table, text_bytes, characters)
+    for field in _RUN_FIELDS:
+        ours, theirs = getattr(built, field), getattr(reference, field)
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), field
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt-2", "llama-spm"])
+@pytest.mark.parametrize("characters", [False, True])
+def test_the_c_text_run_tables_are_the_numpy_ones_on_real_vocabularies(tokenizer, characters, monkeypatch):
+    """``_native.text_run_tables`` (``text_runs.build``) against the numpy tables, field for field, on byte
+    sets of the kinds that loop: a JSON string's characters, an e-mail label, a sentence's letters, random."""
+    table = load_vocabulary(tokenizer).token_table
+    sets = [np.array([32 <= byte < 128 and byte not in (34, 92) for byte in range(256)])]
+    for text in (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", b"abcdefghijklmnopqrstuvwxyz ,"):
+        sets.append(np.isin(np.arange(256), list(text)))
+    sets.append(np.random.default_rng(7).random(256) < 0.5)
+    for text_bytes in sets:
+        _assert_c_and_numpy_runs_equal(table, text_bytes, characters, monkeypatch)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tokens=st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=80),
+    text=st.lists(st.booleans(), min_size=256, max_size=256),
+    characters=st.booleans(),
+)
+def test_the_c_text_run_tables_are_the_numpy_ones_on_random_vocabularies(tokens, text, characters, monkeypatch):
+    vocabulary = Vocabulary(tokens + [None], eos_token_ids=[len(tokens)])
+    _assert_c_and_numpy_runs_equal(vocabulary.token_table, np.array(text), characters, monkeypatch)
+
+
+def test_the_c_text_run_tables_refuse_malformed_input():
+    """Sizes that do not fit, a token outside the data, and a token marked other that is all in the set
+    are ValueErrors naming the problem, not reads out of bounds."""
+    from outlines_core.native import kernels
+
+    data = np.frombuffer(b"abxab", dtype=np.uint8)
+    single = np.isin(np.arange(256), list(b"ab"))
+
+    def tables(offsets, lengths, other, count):
+        outputs = [np.empty(count, dtype=np.int64) for _ in range(3)]
+        bounds = [np.empty(257, dtype=np.int64), np.empty(count, dtype=np.uint8), np.empty(257, dtype=np.int64)]
+        return kernels.text_run_tables(
+            data, np.array(offsets, dtype=np.int64), np.array(lengths, dtype=np.int64), np.array(other, dtype=bool),
+            single, np.zeros(len(offsets), dtype=np.int32), *outputs, *bounds, np.empty(count, dtype=np.int32),
+        )
+
+    assert tables([0, 2], [2, 3], [False, True], 1) == 1  # "xab" starts outside the set: one with no prefix
+    with pytest.raises(ValueError, match="one entry per token marked other"):
+        tables([0, 2], [2, 3], [False, True], 2)
+    with pytest.raises(ValueError, match="token 1's bytes lie outside data"):
+        tables([0, 4], [2, 3], [False, True], 1)
+    with pytest.raises(ValueError, match="token 0 is marked other but all its bytes"):
+        tables([0, 2], [2, 3], [True, True], 2)
+    with pytest.raises(ValueError, match="array sizes do not fit"):
+        tables([0, 2], [2], [False, True], 1)
 
 
 def test_prepare_builds_the_text_run_every_json_string_asks_for():
