@@ -625,11 +625,7 @@ class Index:
         it, the states reachable through tokens are checked exactly: all of them when the index is eager,
         the start state now and every other state on its first visit (``mask``) when it is lazy.
         """
-        trie = self.vocabulary.trie
-        root_children = np.arange(trie.child_start[0], trie.child_start[0] + trie.child_count[0])
-        single_byte = np.zeros(256, dtype=bool)
-        has_token = trie.token_start[root_children + 1] > trie.token_start[root_children]
-        single_byte[trie.node_byte[root_children[has_token]]] = True
+        single_byte = self.vocabulary.trie.single_byte_tokens  # a per-vocabulary table
         # Over byte classes: a class holding a single-byte token's byte keeps a state alive if it lives there.
         single_class = np.zeros(self.dfa.class_transitions.shape[1], dtype=bool)
         single_class[self.dfa.byte_classes[single_byte]] = True

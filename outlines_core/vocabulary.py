@@ -71,6 +71,16 @@ class TokenTrie:
         return child
 
     @functools.cached_property
+    def single_byte_tokens(self) -> np.ndarray:
+        """Per byte value: some token is that byte alone (read-only; ``Index._check_no_dead_ends``'s test)."""
+        children = np.arange(self.child_start[0], self.child_start[0] + self.child_count[0])
+        has_token = self.token_start[children + 1] > self.token_start[children]
+        single = np.zeros(256, dtype=bool)
+        single[self.node_byte[children[has_token]]] = True
+        single.setflags(write=False)
+        return single
+
+    @functools.cached_property
     def third_level_counts(self) -> np.ndarray:
         """``[b1, b2]``: how many tokens' prefixes of three bytes start with ``b1 b2`` (the children of that
         second-level node), as float32 for the lookahead's cost estimate (``lookahead.third_level_estimate``'s
@@ -206,6 +216,7 @@ class Vocabulary:
         if self._trie is None:
             trie = _build_trie(self._tokens)
             trie.third_level_counts  # with the trie, not in the first Index built on it
+            trie.single_byte_tokens
             self._trie = trie
         return self._trie
 

@@ -277,6 +277,15 @@ def test_the_c_text_run_tables_are_the_numpy_ones_on_random_vocabularies(tokens,
     _assert_c_and_numpy_runs_equal(vocabulary.token_table, np.array(text), characters, monkeypatch)
 
 
+def test_the_c_text_run_tables_order_prefixes_of_thousands_of_bytes(monkeypatch):
+    """Prefixes of thousands of bytes (a vocabulary with long runs) are ordered as numpy orders them: by exit
+    byte, the longest prefix first, then by id."""
+    tokens = [b"a" * 3000 + b"b", b"ab", b"a" * 1500 + b"c", b"a" * 3000 + b"c", b"b", b"aab", b"a" * 1500 + b"b"]
+    vocabulary = Vocabulary(tokens + [None], eos_token_ids=[len(tokens)])
+    for characters in (False, True):
+        _assert_c_and_numpy_runs_equal(vocabulary.token_table, np.isin(np.arange(256), [ord("a")]), characters, monkeypatch)
+
+
 def test_the_c_text_run_tables_refuse_malformed_input():
     """Sizes that do not fit, a token outside the data, and a token marked other that is all in the set
     are ValueErrors naming the problem, not reads out of bounds."""
