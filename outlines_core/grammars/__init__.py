@@ -8,12 +8,36 @@ the package: ``load_example("arithmetic" | "json" | "sql_select" | "sexpr")``.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from .grammar import Grammar, compile_grammar
-from .guide import GrammarGuide
-from .index import GrammarIndex, GrammarState
+if TYPE_CHECKING:
+    from .grammar import Grammar, compile_grammar
+    from .guide import GrammarGuide
+    from .index import GrammarIndex, GrammarState
+
+#: The names this package serves from its modules on first use (PEP 562): the grammar engine (Lark front end,
+#: lexer, parsers; 6 to 11 ms to import), which the ``CFG`` type that ``outlines_core.types`` and every
+#: ``Generator`` check against does not need.
+_LAZY = {
+    "Grammar": ".grammar",
+    "compile_grammar": ".grammar",
+    "GrammarGuide": ".guide",
+    "GrammarIndex": ".index",
+    "GrammarState": ".index",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 EXAMPLES = ("arithmetic", "json", "sql_select", "sexpr")
 
