@@ -8,8 +8,7 @@
  *   - distinct_successors: each state's distinct live successors (lookahead.py);
  *   - live_weight_sums, third_level_estimate: per-state sums over live byte classes (index.py, lookahead.py);
  *   - majority_moves: each state's majority move (loop_walk.py);
- *   - leading_runs, text_run_tables: how far a byte set's run goes from each position, a text run's tables
- *     (text_runs.py);
+ *   - text_run_tables: a text run's tables (text_runs.py);
  *   - character_targets: where each state's multi-byte characters lead (loop_walk.py);
  *   - regex_nfa (in _regex_nfa.c): regex text -> byte NFA (regex/parser.py and regex/nfa.py).
  *   - TokenMover: the state after a token, on every decode step (index.py).
@@ -434,64 +433,12 @@ done:
 #undef IS_ALIVE
 #undef SET_ALIVE
 
-/* ---- How far a run of a byte set goes from each position (text_runs.py's ``_leading_runs``).
- *
- * Why native code: a text run's build (once per vocabulary and byte set, on a process's first request that
- * meets the set) asks it twice over the tens of thousands of tokens outside the set; numpy steps a byte
- * position at a time with a dozen calls a step, 2 to 4 ms a call on a 128k vocabulary, most of a first
- * request's compile. Here each run costs the bytes it reads. */
-
-enum { LR_DATA, LR_INSIDE, LR_AT, LR_LIMIT, LR_OUT, LR_N };
-static const Py_ssize_t lr_item_sizes[LR_N] = {1, 1, 8, 8, 8};
-static const char *lr_names[LR_N] = {"data", "inside", "at", "limit", "out"};
-
-static PyObject *leading_runs(PyObject *self, PyObject *args) {
-    PyObject *objects[LR_N];
-    if (!PyArg_ParseTuple(args, "OOOOO:leading_runs", &objects[0], &objects[1], &objects[2], &objects[3],
-                          &objects[4]))
-        return NULL;
-    Py_buffer views[LR_N];
-    if (get_buffers("leading_runs", objects, views, LR_N, lr_item_sizes, lr_names, 1u << LR_OUT) < 0) return NULL;
-    const uint8_t *data = views[LR_DATA].buf, *inside = views[LR_INSIDE].buf;
-    const int64_t *at = views[LR_AT].buf, *limit = views[LR_LIMIT].buf;
-    int64_t *out = views[LR_OUT].buf;
-    const Py_ssize_t n = views[LR_AT].len / 8, n_data = views[LR_DATA].len;
-    Py_ssize_t bad = -1;
-    if (views[LR_INSIDE].len != 256 || views[LR_LIMIT].len / 8 != n || views[LR_OUT].len / 8 != n) {
-        PyErr_SetString(PyExc_ValueError, "leading_runs: inside must hold 256 flags, and at, limit and out one "
-                                          "entry per run");
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const int64_t begin = at[i], left = limit[i];
-        if (left <= 0) { /* nothing to read: a run of length 0 wherever it starts */
-            out[i] = 0;
-            continue;
-        }
-        if (begin < 0 || begin + left > n_data) {
-            bad = i;
-            break;
-        }
-        const uint8_t *byte = data + begin, *end = byte + left;
-        while (byte < end && inside[*byte]) byte++;
-        out[i] = byte - (data + begin);
-    }
-    Py_END_ALLOW_THREADS
-    if (bad >= 0)
-        PyErr_Format(PyExc_ValueError, "leading_runs: run %zd reads outside data (at %lld, %lld bytes)", bad,
-                     (long long)at[bad], (long long)limit[bad]);
-done:
-    for (int i = 0; i < LR_N; i++) PyBuffer_Release(&views[i]);
-    if (PyErr_Occurred()) return NULL;
-    Py_RETURN_NONE;
-}
-
 /* ---- A text run's tables (text_runs.py's ``build``).
  *
  * Why native code: built once per vocabulary and byte set, but inside the first request that meets the set
  * (an e-mail address's three labels, a sentence's letters): numpy spent 3 to 5 ms a set on a 128k vocabulary
- * in a dozen passes of gathers, sorts and concatenations, most of such a request's compile. Here: one pass
+ * in a dozen passes of gathers, sorts and concatenations (its byte-position stepping alone 2 ms a pass),
+ * most of such a request's compile. Here: one pass
  * over the tokens outside the set for their runs, two counting sorts for their order. */
 
 enum { TT_DATA, TT_OFFSETS, TT_LENGTHS, TT_OTHER, TT_SINGLE, TT_PLACE, TT_OTHERS, TT_PREFIX, TT_RESUME,
@@ -2148,10 +2095,6 @@ static PyMethodDef methods[] = {
      "For each of ``states`` (int64) of ``table`` (as in live_weight_sums; byte_classes: int32, each byte's\n"
      "class): the state every valid multi-byte UTF-8 character leads to, byte by byte, where every byte of\n"
      "each byte position's range makes the same move; else the dead state 0."},
-    {"leading_runs", leading_runs, METH_VARARGS,
-     "leading_runs(data, inside, at, limit, out) -> None\n\n"
-     "For each i: how many bytes of data[at[i] : at[i] + limit[i]] (uint8) from its start are set in ``inside``\n"
-     "(256 one-byte flags), into out[i]; 0 where limit[i] <= 0. at, limit, out: int64."},
     {"text_run_tables", text_run_tables, METH_VARARGS,
      "text_run_tables(data, offsets, lengths, other, single, place, others, prefix, resume, lead_bounds,\n"
      "                exit_byte, exit_bounds, lead_positions) -> how many others have no prefix\n\n"

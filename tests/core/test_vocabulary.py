@@ -196,8 +196,8 @@ def test_the_eos_bitmask_sets_the_eos_ids_only():
     stepped=st.sampled_from([0, 3, 10**6]),
 )
 def test_leading_runs_count_the_bytes_in_the_set_from_each_start(tokens, single, stepped):
-    """``_leading_runs`` (text runs' prefixes and resumes), the C kernel and the numpy version (stepped byte
-    by byte while many runs go on, the rest in one pass): per start, the bytes in the set up to the limit."""
+    """``_leading_runs`` (the numpy text runs' prefixes and resumes): stepped byte by byte while many runs go
+    on, the rest in one pass; either way, per start, the bytes in the set up to the limit."""
     from outlines_core import text_runs
 
     flat = np.frombuffer(b"".join(tokens), dtype=np.uint8)
@@ -215,26 +215,9 @@ def test_leading_runs_count_the_bytes_in_the_set_from_each_start(tokens, single,
     saved = text_runs._RUNS_STEPPED
     text_runs._RUNS_STEPPED = stepped
     try:
-        assert text_runs._numpy_leading_runs(*arguments).tolist() == expected
+        assert text_runs._leading_runs(*arguments).tolist() == expected
     finally:
         text_runs._RUNS_STEPPED = saved
-    assert text_runs._leading_runs(*arguments).tolist() == expected  # the C kernel where it is built
-
-
-def test_the_c_leading_runs_refuse_a_run_past_the_data():
-    """``_native.leading_runs`` checks each run's bytes lie in the data before reading them."""
-    from outlines_core.native import kernels
-
-    data = np.frombuffer(b"abcabc", dtype=np.uint8)
-    inside = np.zeros(256, dtype=bool)
-    inside[ord("a")] = True
-    out = np.empty(2, dtype=np.int64)
-    kernels.leading_runs(data, inside, np.array([0, 3], dtype=np.int64), np.array([3, 3], dtype=np.int64), out)
-    assert out.tolist() == [1, 1]
-    with pytest.raises(ValueError, match="run 1 reads outside data"):
-        kernels.leading_runs(data, inside, np.array([0, 4], dtype=np.int64), np.array([3, 3], dtype=np.int64), out)
-    with pytest.raises(ValueError, match="inside must hold 256 flags"):
-        kernels.leading_runs(data, inside[:10], np.array([0], dtype=np.int64), np.array([1], dtype=np.int64), out[:1])
 
 
 _RUN_FIELDS = ("is_text", "others", "prefix", "resume", "lead_bounds", "exit_byte", "exit_bounds", "lead_positions")
