@@ -10,7 +10,7 @@ MAX_NFA_STATES = 1_000_000
 
 #: Time an Index may spend at construction computing the masks of states beyond the start state (small
 #: or restrictive DFAs get fully indexed within it); the rest are computed on their first visit.
-EAGER_INDEX_BUDGET_SECONDS = 0.01
+EAGER_INDEX_BUDGET_SECONDS = 0.005
 
 #: DFAs of at most this many states get their mask classes by liveness alone
 #: (``Dfa.indistinguishable_within(by_liveness=True)``): a refinement of a few dozen microseconds that can

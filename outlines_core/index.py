@@ -309,7 +309,9 @@ class Index:
             return np.array([s for k, s in sorted(first.items()) if k not in done], dtype=np.int64)
         _, first = np.unique(self._mask_class, return_index=True)
         first = first[first != DEAD]
-        return np.array([s for s in first.tolist() if self._mask_class_list[s] not in done], dtype=np.int64)
+        computed = np.zeros(len(first) + 1, dtype=bool)  # per class (the dead state's class included)
+        computed[list(done)] = True
+        return first[~computed[self._mask_class[first]]].astype(np.int64, copy=False)
 
     @functools.cached_property
     def _live_byte_counts(self) -> np.ndarray:
