@@ -33,6 +33,10 @@ _MAJORITY_ONE_BY_ONE = 32
 #: run's next positions) from the chain of the last, which alone is followed move by move.
 _CHAINS_DERIVED_AHEAD = 32
 
+#: Up to this many moves, ``LoopWalk._characters_follow_for`` checks them one by one (numpy's arrays cost
+#: 10 us a chain, most of a string's self-loop chain).
+_CHARACTER_MOVES_ONE_BY_ONE = 16
+
 #: An empty list of token ids (``LoopWalk._text_walk_in_c``'s counted-run tokens where there are none).
 _NO_TOKENS = np.zeros(0, dtype=np.int64)
 
@@ -538,6 +542,12 @@ class LoopWalk:
         """For how many leading moves ``(state, target)`` of ``chain`` every valid multi-byte UTF-8 character
         leads from ``state`` to ``target`` too (through one intermediate state per byte, whatever the
         character)."""
+        if len(chain) <= _CHARACTER_MOVES_ONE_BY_ONE:  # a string's or a label's self-loop: one or two moves
+            character_target = self._character_target
+            for position, (state, target) in enumerate(chain):
+                if target == DEAD or character_target.item(state) != target:
+                    return position
+            return len(chain)
         sources = np.fromiter((state for state, _ in chain), dtype=np.int64, count=len(chain))
         targets = np.fromiter((target for _, target in chain), dtype=np.int64, count=len(chain))
         follows = (self._character_target[sources] == targets) & (targets != DEAD)
@@ -664,9 +674,21 @@ class LoopWalk:
         """How many content tokens start with a byte of the byte classes ``class_set``."""
         share = self._first_byte_shares.get(class_set)
         if share is None:
-            share = int(self.vocabulary.token_table.first_byte_counts[self._bytes_of_classes(class_set)].sum())
+            # Per class, then summed over the set's classes: a 256-byte mask per set cost 9 us a chain.
+            per_class, share, rest = self._class_first_byte_counts, 0, class_set
+            while rest:
+                low = rest & -rest
+                share += per_class[low.bit_length() - 1]
+                rest ^= low
             self._first_byte_shares[class_set] = share
         return share
+
+    @functools.cached_property
+    def _class_first_byte_counts(self) -> list[int]:
+        """Per byte class, how many content tokens start with one of its bytes."""
+        counts = self.vocabulary.token_table.first_byte_counts
+        per_class = np.bincount(self.dfa.byte_classes, weights=counts, minlength=len(self._class_sizes))
+        return per_class.astype(np.int64).tolist()
 
     def _bytes_in_classes(self, class_set: int) -> int:
         count = self._class_set_bytes.get(class_set)
