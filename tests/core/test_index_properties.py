@@ -244,10 +244,13 @@ def assert_chains_derived_equal_chains_followed(pattern: str, vocabulary, order:
         assert (chain is None) == (expected is None), (pattern, state)
         if chain is not None:
             chains += 1
-            assert (chain.spans, chain.moves, chain.states) == (expected.spans, expected.moves, expected.states), (
+            got = (chain.spans, chain.start, chain.length, chain.looping, chain.states())
+            assert got == (expected.spans, expected.start, expected.length, expected.looping, expected.states()), (
                 pattern, state)
-            characters = chain.characters_follow_for >= len(chain.moves)
-            assert characters == (expected.characters_follow_for >= len(expected.moves)), (pattern, state)
+            states = chain.states()
+            assert len(states) == chain.length + 1 and chain.looping == (states[-2] == states[-1]), (pattern, state)
+            characters = chain.characters_follow_for >= chain.length
+            assert characters == (expected.characters_follow_for >= expected.length), (pattern, state)
     return chains
 
 
