@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import functools
-from typing import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,43 +41,16 @@ _CHARACTER_MOVES_ONE_BY_ONE = 16
 _NO_TOKENS = np.zeros(0, dtype=np.int64)
 
 
-class _Chain:
-    """A state's chain of majority moves (``LoopWalk._chain``): ``c(0)`` = ``start``, ``c(i+1)`` = the
-    majority move's target from ``c(i)``, for ``length`` moves. Kept as its start and length, its states
-    listed on first use: a counted run's positions each have a chain of up to a longest token's length, and
-    each position's list was a copy of the next one's, made whether or not the position was walked."""
+class _Chain(NamedTuple):
+    """A state's chain of majority moves (``LoopWalk._chain``)."""
 
-    __slots__ = ("spans", "start", "length", "looping", "characters_follow_for", "_successor", "_states")
-
-    def __init__(
-        self,
-        spans: list[tuple[int, int]],
-        start: int,
-        length: int,
-        looping: bool,
-        characters_follow_for: int,
-        successor: Callable[[int], int],
-    ) -> None:
-        #: The byte sets ``I`` as (class bit set, longest length it holds for), ``I`` shrinking.
-        self.spans = spans
-        self.start = start
-        self.length = length  # the number of moves L, at least one
-        #: Whether the last move is a self-loop (``c(L-1) == c(L)``: a string's or free text's state).
-        self.looping = looping
-        #: How many leading moves every valid multi-byte UTF-8 character makes too (``_characters_follow_for``).
-        self.characters_follow_for = characters_follow_for
-        self._successor = successor  # a state's majority move's target
-        self._states: list[int] | None = None
-
-    def states(self) -> list[int]:
-        """The states ``c(0) .. c(L)`` the moves pass (a list kept: do not modify it)."""
-        if self._states is None:
-            states, current, successor = [self.start], self.start, self._successor
-            for _ in range(self.length):
-                current = successor(current)
-                states.append(current)
-            self._states = states
-        return self._states
+    #: The byte sets ``I`` as (class bit set, longest length it holds for), ``I`` shrinking.
+    spans: list[tuple[int, int]]
+    #: The moves ``(c(i), c(i+1))``, and the states ``c(0) .. c(L)`` they pass.
+    moves: list[tuple[int, int]]
+    states: list[int]
+    #: How many leading moves every valid multi-byte UTF-8 character makes too (``_characters_follow_for``).
+    characters_follow_for: int
 
 
 def _walk_in_c() -> bool:
@@ -191,7 +164,7 @@ class LoopWalk:
                 _int64(position), _int64(remaining), alive.view(np.uint8),
             )
         elif rest.size:
-            self._numpy_walk.walk(rest, current_states, position, remaining, resume, alive, chain.states(), chain_classes)
+            self._numpy_walk.walk(rest, current_states, position, remaining, resume, alive, chain.states, chain_classes)
         return alive
 
     def _chain(self, state: int) -> _Chain | None:
@@ -239,7 +212,7 @@ class LoopWalk:
         # The tests ``after``'s state passed answer alike for the same first move where both states agree on
         # whether every lead byte lives (``_too_few_chain``): a counted run's positions, one after another.
         same_tests = moves == after.spans[0][0] and self._all_leads_live.item(state) == self._all_leads_live.item(
-            after.start
+            after.states[0]
         )
         if not same_tests:
             if self._bytes_in_classes(moves) < config.LOOP_WALK_MIN_BYTES:
@@ -252,16 +225,11 @@ class LoopWalk:
             if up_to + 1 >= longest:
                 break
         follows = self._character_target.item(state) == target
-        # The move to ``t``, then ``after``'s moves cut to a longest token's length: a cut one ends before its
-        # self-loop, if any (only a chain's last move can loop).
-        cut = after.length > longest - 1
         return _Chain(
             spans,
-            state,
-            1 + min(after.length, longest - 1),
-            after.looping and not cut,
+            [(state, target), *after.moves[: longest - 1]],
+            [state, *after.states[:longest]],
             1 + after.characters_follow_for if follows else 0,
-            self._majority_target,
         )
 
     def _followed_chain(self, state: int) -> _Chain | None:
@@ -297,8 +265,8 @@ class LoopWalk:
         if common is None:
             return None
         spans.append((common, length))
-        looping = chain[-1][0] == chain[-1][1]
-        return _Chain(spans, state, len(chain), looping, self._characters_follow_for(chain), self._majority_target)
+        states = [state, *(target for _, target in chain)]
+        return _Chain(spans, chain, states, self._characters_follow_for(chain))
 
     def _minimum_chained(self) -> float:
         """How many tokens must chain for a loop walk to beat the trie walk (``config.LOOP_WALK_MIN_SHARE``)."""
@@ -341,7 +309,7 @@ class LoopWalk:
         # Every multi-byte character makes the same move as the ASCII bytes of T (inside JSON strings, free
         # text): a UTF-8 token of T's ASCII bytes and other characters walks the chain one character at a
         # time, so its character count decides it (a cut last character included).
-        return text_bytes, ascii_only and chain.characters_follow_for >= chain.length
+        return text_bytes, ascii_only and chain.characters_follow_for >= len(chain.moves)
 
     def _text_chain(
         self, state: int, chain: _Chain, classes: int, up_to: int, minimum: float, longer_than: int
@@ -360,8 +328,8 @@ class LoopWalk:
         if text is None:
             return None
         run, text_bytes, characters, looping, tokens, is_text, chained, _ = text
-        chain_states = np.array(chain.states(), dtype=np.int64)
-        steps = chain.length
+        chain_states = np.array(chain.states, dtype=np.int64)
+        steps = len(chain.moves)
         # Others with no prefix start with a byte outside T: only those whose first byte lives need a walk.
         # Others with a prefix leave T at their exit byte, taken in a chain state: only those whose exit
         # byte lives in some chain state need a walk, plus, on a counted run, those whose prefix outruns
@@ -426,7 +394,7 @@ class LoopWalk:
         fewer than ``minimum`` tokens chain. With ``listed`` and some tokens decided, which chain is given as
         their ids (what the C walk marks), a slice of them ordered by count (``TextRun.text_by_count``)."""
         table = self.vocabulary.token_table
-        looping = chain.looping
+        looping = chain.moves[-1][0] == chain.moves[-1][1]
         text_bytes, characters = self._text_kind(classes, chain)
         decided = self._decided.get((classes, characters, longer_than))
         if decided is None:
@@ -512,10 +480,9 @@ class LoopWalk:
         else:
             words = short if short is not None else np.zeros(self.num_words, dtype=np.int32)
             marked = chained  # their ids (``listed``)
-        states = chain.states()
-        chain_states = np.array(states, dtype=np.int64)
+        chain_states = np.array(chain.states[: len(chain.moves) + 1], dtype=np.int64)
         longer = _NO_TOKENS
-        if not looping and self._takes_more_text(states[-1], classes, characters, text_bytes):
+        if not looping and self._takes_more_text(chain.states[len(chain.moves)], classes, characters, text_bytes):
             # A counted run: its text tokens longer than it walk on from its end, which takes more text.
             longer = table.longer_than(max(up_to, longer_than))
         if longer_than:
@@ -603,14 +570,6 @@ class LoopWalk:
         else:
             target[candidates] = character_targets(self.dfa, candidates)
         return target
-
-    @functools.cached_property
-    def _majority_target(self) -> Callable[[int], int]:
-        """The target most bytes of a state lead to (``_majority_move``'s), DEAD when every byte dies: the C
-        kernel's list's own lookup where it was built (a chain's states are listed with it)."""
-        if kernels is not None:
-            return self._native_majority_moves[0].__getitem__  # DEAD (0) where every byte dies
-        return lambda state: self._majority_move(state)[0]
 
     def _majority_move(self, state: int) -> tuple[int, int]:
         """(the target most bytes of ``state`` lead to, the byte classes that lead there as a bit set);
