@@ -309,7 +309,7 @@ class Index:
             return np.array([s for k, s in sorted(first.items()) if k not in done], dtype=np.int64)
         _, first = np.unique(self._mask_class, return_index=True)
         first = first[first != DEAD]
-        computed = np.zeros(len(first) + 1, dtype=bool)  # per class (the dead state's class included)
+        computed = np.zeros(self.num_mask_classes, dtype=bool)
         computed[list(done)] = True
         return first[~computed[self._mask_class[first]]].astype(np.int64, copy=False)
 
