@@ -32,6 +32,36 @@ CLASS_ESCAPES = {
     "s": SPACE,
     "S": SPACE.negate(),
 }
+#: ``portable_classes`` (JSON Schema patterns): each class escape as the characters it means in every common
+#: validator's dialect, ECMA-262 (the JSON Schema spec), Python's ``re`` (jsonschema) and Rust's ``regex``
+#: (Pydantic). ``\s`` differs between them beyond ASCII (ECMA-262 counts U+FEFF, Python U+001C to U+001F and
+#: U+0085); ``\d`` and ``\w`` are ASCII in ECMA-262 and Unicode in the other two. ``NARROW``: in every dialect
+#: inside the class (used outside brackets and in ``[...]``); ``WIDE``: everything any dialect puts in it (used
+#: in ``[^...]``, whose complement must be outside the class in every dialect).
+_NON_ASCII = CharSet.of([(0x80, MAX_CODE_POINT)])
+_SPACE_EVERYWHERE = CharSet.of([
+    (0x09, 0x0D), (0x20, 0x20), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A), (0x2028, 0x2029),
+    (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000),
+])
+_SPACE_ANYWHERE = CharSet.of([*_SPACE_EVERYWHERE.ranges, (0x1C, 0x1F), (0x85, 0x85), (0xFEFF, 0xFEFF)])
+PORTABLE_NARROW_ESCAPES = {
+    "d": DIGIT,
+    "D": CharSet.of([(0, 0x2F), (0x3A, 0x7F)]),
+    "w": WORD,
+    "W": CharSet.of([(0, 0x2F), (0x3A, 0x40), (0x5B, 0x5E), (0x60, 0x60), (0x7B, 0x7F)]),
+    "s": _SPACE_EVERYWHERE,
+    "S": _SPACE_ANYWHERE.negate(),
+}
+PORTABLE_WIDE_ESCAPES = {
+    "d": CharSet.of([*DIGIT.ranges, *_NON_ASCII.ranges]),
+    "D": DIGIT.negate(),
+    "w": CharSet.of([*WORD.ranges, *_NON_ASCII.ranges]),
+    "W": WORD.negate(),
+    "s": _SPACE_ANYWHERE,
+    "S": _SPACE_EVERYWHERE.negate(),
+}
+#: ``.`` in every dialect: ECMA-262's excludes the line terminators, the others only the newline.
+PORTABLE_DOT = CharSet.of([(0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029)]).negate()
 CONTROL_ESCAPES = {"n": 0x0A, "t": 0x09, "r": 0x0D, "f": 0x0C, "v": 0x0B, "a": 0x07}
 ANCHOR_ESCAPES = {
     "b": "word boundary '\\b'",
@@ -68,8 +98,12 @@ def uses_lazy_quantifiers(pattern: str) -> bool:
     return parser.saw_lazy
 
 
-def parse(pattern: str) -> Node:
+def parse(pattern: str, *, portable_classes: bool = False) -> Node:
     """Parse ``pattern`` into a syntax tree.
+
+    ``portable_classes``: ``.`` and the class escapes (``\\d \\s \\w`` and their negations) take only the
+    characters that every common dialect (ECMA-262, Python's ``re``, Rust's ``regex``) agrees on
+    (``PORTABLE_NARROW_ESCAPES``); JSON Schema's ``pattern`` is read so, whichever validator checks the output.
 
     Raises
     ------
@@ -78,7 +112,7 @@ def parse(pattern: str) -> Node:
     """
     if not isinstance(pattern, str):
         raise TypeError(f"expected the regex as str, got {type(pattern).__name__}")
-    parser = _Parser(pattern)
+    parser = _Parser(pattern, portable_classes)
     try:
         return parser.parse()
     except RecursionError:  # a few hundred nested groups: the recursive descent runs out of stack
@@ -88,8 +122,10 @@ def parse(pattern: str) -> Node:
 
 
 class _Parser:
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, portable_classes: bool = False) -> None:
         self.pattern = pattern
+        self.portable_classes = portable_classes
+        self._in_negated_class = False
         self.pos = 0
         self.ignore_case = False
         self.dot_all = False
@@ -215,6 +251,8 @@ class _Parser:
             return self.parse_class()
         if char == ".":
             self.pos += 1
+            if self.portable_classes and not self.dot_all:
+                return PORTABLE_DOT
             return ANY if self.dot_all else ANY_BUT_NEWLINE
         if char == "^":
             raise self.error("anchor '^' is not supported (patterns always match the whole output)")
@@ -335,6 +373,7 @@ class _Parser:
         if self.peek() == "^":
             negate = True
             self.pos += 1
+        self._in_negated_class = negate
         ranges: list[tuple[int, int]] = []
         first = True
         while True:
@@ -389,6 +428,9 @@ class _Parser:
             raise self.error("pattern ends with a lone backslash", start)
         self.pos += 1
         if char in CLASS_ESCAPES:
+            if self.portable_classes:
+                wide = in_class and self._in_negated_class
+                return (PORTABLE_WIDE_ESCAPES if wide else PORTABLE_NARROW_ESCAPES)[char]
             return CLASS_ESCAPES[char]
         if char in CONTROL_ESCAPES:
             return CONTROL_ESCAPES[char]

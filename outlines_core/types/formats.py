@@ -28,8 +28,15 @@ ISO_TIME = rf"{_PARTIAL_TIME}{_OFFSET}?"
 ISO_DATE_TIME = rf"{DATE}T{ISO_TIME}"
 
 # RFC 3339 appendix A: dur-year = Y [dur-month], dur-month = M [dur-day], dur-hour = H [dur-minute], ...
-_DUR_TIME = r"T(?:[0-9]+H(?:[0-9]+M(?:[0-9]+S)?)?|[0-9]+M(?:[0-9]+S)?|[0-9]+S)"
-DURATION = rf"P(?:(?:[0-9]+Y(?:[0-9]+M(?:[0-9]+D)?)?|[0-9]+M(?:[0-9]+D)?|[0-9]+D)(?:{_DUR_TIME})?|{_DUR_TIME}|[0-9]+W)"
+# Each number has at most 6 digits: Pydantic's timedelta refuses durations over 999,999,999 days and numbers
+# too large for its integers, and six digits in every component stay below both (P999999Y999999M999999D...
+# is 396 million days).
+_DUR_NUMBER = "[0-9]{1,6}"
+_DUR_TIME = rf"T(?:{_DUR_NUMBER}H(?:{_DUR_NUMBER}M(?:{_DUR_NUMBER}S)?)?|{_DUR_NUMBER}M(?:{_DUR_NUMBER}S)?|{_DUR_NUMBER}S)"
+DURATION = (
+    rf"P(?:(?:{_DUR_NUMBER}Y(?:{_DUR_NUMBER}M(?:{_DUR_NUMBER}D)?)?|{_DUR_NUMBER}M(?:{_DUR_NUMBER}D)?|{_DUR_NUMBER}D)"
+    rf"(?:{_DUR_TIME})?|{_DUR_TIME}|{_DUR_NUMBER}W)"
+)
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"

@@ -124,6 +124,10 @@ INTEGER_FORMATS = {
 }
 
 
+_LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems")
+_UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems")
+
+
 def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value or [])
 
@@ -132,7 +136,8 @@ class _Builder:
     def __init__(self, root: Any, options: JsonSchemaOptions) -> None:
         self.root = root
         self.options = options
-        self.ws = options.whitespace_pattern or ""
+        # Grouped: a pattern with a top-level '|' (" ?|\n?") would otherwise split the regex around it.
+        self.ws = f"(?:{options.whitespace_pattern})" if options.whitespace_pattern else ""
 
     # Each build method returns a regex, or None when the (sub)schema accepts nothing at this depth.
     def build(self, schema: Any, pointer: str, ref_stack: tuple[str, ...]) -> str | None:
@@ -150,7 +155,13 @@ class _Builder:
         if "$ref" in schema:
             return self.ref(schema, pointer, ref_stack)
         if "allOf" in schema:
-            return self.build(self.merge_all_of(schema, pointer), pointer, ref_stack)
+            followed: list[str] = []
+            merged = self.merge_all_of(schema, pointer, followed)
+            # The references merged in count as entered: a recursive one met again through 'allOf' (or an
+            # 'anyOf' option with sibling keywords) is unrolled max_recursion_depth times, as a plain one is.
+            if any(ref_stack.count(reference) >= self.options.max_recursion_depth for reference in followed):
+                return None
+            return self.build(merged, pointer, ref_stack + tuple(followed))
         if "const" in schema:
             return self.literal_values([schema["const"]], schema, pointer)
         if "enum" in schema:
@@ -238,7 +249,9 @@ class _Builder:
         rest = {k: v for k, v in schema.items() if k not in (keyword, "$defs", "definitions") and k not in ANNOTATIONS}
         built = []
         for position, option in enumerate(options):
-            if rest and isinstance(option, dict):
+            if rest and option is True:
+                option = rest  # 'true' accepts anything: the option is the sibling keywords alone
+            elif rest and isinstance(option, dict):
                 option = {"allOf": [rest, option]}
             regex = self.build(option, f"{pointer}/{keyword}/{position}", ref_stack)
             if regex is not None:
@@ -255,7 +268,10 @@ class _Builder:
                 )
         return _alternation(built)
 
-    def merge_all_of(self, schema: dict, pointer: str) -> dict:
+    def merge_all_of(self, schema: dict, pointer: str, followed: list[str] | None = None) -> dict:
+        """``schema``'s ``allOf`` branches merged into one schema; the references resolved on the way are
+        appended to ``followed``."""
+        followed = [] if followed is None else followed
         merged: dict = {k: v for k, v in schema.items() if k != "allOf"}
         # additionalProperties only sees the properties of its own subschema: remember who set it.
         closed: list[tuple[set, str]] = []
@@ -267,18 +283,22 @@ class _Builder:
                 continue
             if not isinstance(part, dict):
                 raise SchemaError("'allOf' with a false schema accepts nothing", where)
-            followed = 0
+            hops = 0
             while "$ref" in part:
-                followed += 1
-                if followed > 32:
+                hops += 1
+                if hops > 32:
                     raise SchemaError("'$ref' chain inside 'allOf' does not end (recursive)", f"{where}/$ref")
                 extra = {k: v for k, v in part.items() if k != "$ref"}
-                part = {**self.resolve(part["$ref"], where), **extra}
+                followed.append(part["$ref"])
+                target = self.resolve(part["$ref"], where)
+                if target is False:
+                    raise SchemaError("'allOf' with a false schema accepts nothing", f"{where}/$ref")
+                part = {**({} if target is True else target), **extra}
             for keyword in part:  # name the branch in the error, not the merged schema
                 if keyword in UNSUPPORTED:
                     raise SchemaError(f"keyword '{keyword}' is not supported: {UNSUPPORTED[keyword]}", f"{where}/{keyword}")
             if "allOf" in part:
-                part = self.merge_all_of(part, where)
+                part = self.merge_all_of(part, where, followed)
             if part.get("additionalProperties", True) is not True:
                 closed.append((set(part.get("properties", {})), where))
             for key, value in part.items():
@@ -293,10 +313,11 @@ class _Builder:
                     merged[key] = properties
                 elif key == "required":
                     merged[key] = list(dict.fromkeys([*merged[key], *value]))
-                elif key in ("minimum", "exclusiveMinimum", "minLength", "minItems"):
-                    merged[key] = max(merged[key], value)
-                elif key in ("maximum", "exclusiveMaximum", "maxLength", "maxItems"):
-                    merged[key] = min(merged[key], value)
+                elif key in _LOWER_BOUNDS or key in _UPPER_BOUNDS:
+                    for bound in (merged[key], value):
+                        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                            raise SchemaError(f"'{key}' must be a number", f"{where}/{key}")
+                    merged[key] = max(merged[key], value) if key in _LOWER_BOUNDS else min(merged[key], value)
                 elif key == "type":
                     left = {merged[key]} if isinstance(merged[key], str) else set(merged[key])
                     right = {value} if isinstance(value, str) else set(value)
@@ -461,6 +482,9 @@ class _Builder:
         sep = f"{ws},{ws}"
         min_items = schema.get("minItems", 0)
         max_items = schema.get("maxItems")
+        for key, value in (("minItems", min_items), ("maxItems", max_items)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise SchemaError(f"'{key}' must be a non-negative integer", f"{pointer}/{key}")
         prefix_schemas = schema.get("prefixItems", [])
         items = schema.get("items", True)
         if isinstance(items, list):  # draft-4 tuple form

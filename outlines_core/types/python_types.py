@@ -8,6 +8,7 @@ functions' signatures) goes through its JSON Schema (pydantic's ``TypeAdapter``)
 
 from __future__ import annotations
 
+import collections.abc
 import datetime
 import enum
 import inspect
@@ -92,6 +93,7 @@ def json_schema_of(output_type) -> dict:
         import pydantic
     except ImportError as error:  # pragma: no cover
         raise UnsupportedTypeError("structured Python types need pydantic: pip install pydantic") from error
+    _check_mapping_keys(output_type)
     if inspect.isfunction(output_type) or inspect.ismethod(output_type) or typing.is_typeddict(output_type):
         return _fields_model(output_type).model_json_schema()
     if isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel):
@@ -102,23 +104,89 @@ def json_schema_of(output_type) -> dict:
         raise UnsupportedTypeError(f"unsupported output type {output_type!r}: {error}") from error
 
 
+def _check_mapping_keys(output_type) -> None:
+    """Refuse mappings whose keys are not strings, anywhere in the type (``dict[int, str]``, a model's
+    ``dict[date, float]`` field): pydantic's JSON Schema leaves the key type out, so the regex would let any
+    key through and the output would not parse back."""
+    import dataclasses
+
+    import pydantic
+
+    seen: set[int] = set()
+
+    def check(tp, where: str) -> None:
+        if id(tp) in seen:
+            return
+        seen.add(id(tp))
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin is typing.Annotated:
+            check(args[0], where)
+            return
+        if origin is not None and isinstance(origin, type) and issubclass(origin, collections.abc.Mapping):
+            if args and not _is_string_key(args[0]):
+                raise UnsupportedTypeError(
+                    f"{where}: mapping keys must be strings (JSON object keys are), got {args[0]!r}; use "
+                    "dict[str, ...] or a list of pairs"
+                )
+        for arg in args:
+            if arg is not Ellipsis and not isinstance(arg, (str, int, float, bool, bytes, enum.Enum)):
+                check(arg, where)
+        if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
+            for name, field in tp.model_fields.items():
+                check(field.annotation, f"{where}.{name}")
+        elif isinstance(tp, type) and dataclasses.is_dataclass(tp) or typing.is_typeddict(tp):
+            for name, hint in typing.get_type_hints(tp).items():
+                check(hint, f"{where}.{name}")
+        elif inspect.isfunction(tp) or inspect.ismethod(tp):
+            for name, hint in typing.get_type_hints(tp).items():
+                if name != "return":
+                    check(hint, f"{where}({name})")
+
+    check(output_type, getattr(output_type, "__name__", repr(output_type)))
+
+
+def _is_string_key(key_type) -> bool:
+    if key_type in (str, typing.Any):
+        return True
+    if typing.get_origin(key_type) is typing.Literal:
+        return all(isinstance(value, str) for value in typing.get_args(key_type))
+    if typing.get_origin(key_type) is typing.Annotated:
+        return _is_string_key(typing.get_args(key_type)[0])
+    if isinstance(key_type, type) and issubclass(key_type, enum.Enum):
+        return all(isinstance(member.value, str) for member in key_type)
+    return isinstance(key_type, type) and issubclass(key_type, str)
+
+
 def _fields_model(output_type):
     """A pydantic model with the fields of a function's arguments or of a ``TypedDict`` (pydantic refuses
-    ``typing.TypedDict`` before Python 3.12, so its keys are turned into model fields here)."""
+    ``typing.TypedDict`` before Python 3.12, so its keys are turned into model fields here). Each field is
+    named ``field_<i>`` with its argument's name as alias: pydantic would drop names with a leading
+    underscore (private attributes) and refuse names of its own (``model_config``)."""
     import pydantic
 
     fields = {}
     if typing.is_typeddict(output_type):
         hints = typing.get_type_hints(output_type)
         required = getattr(output_type, "__required_keys__", frozenset(hints))
-        for name, hint in hints.items():
-            fields[name] = (hint, ... if name in required else None)
+        for position, (name, hint) in enumerate(hints.items()):
+            fields[f"field_{position}"] = (hint, pydantic.Field(... if name in required else None, alias=name))
         return pydantic.create_model(output_type.__name__, **fields)
-    for name, parameter in inspect.signature(output_type).parameters.items():
+    refused = {
+        inspect.Parameter.POSITIONAL_ONLY: "is positional-only",
+        inspect.Parameter.VAR_POSITIONAL: "collects positional arguments (*args)",
+        inspect.Parameter.VAR_KEYWORD: "collects keyword arguments (**kwargs)",
+    }
+    for position, (name, parameter) in enumerate(inspect.signature(output_type).parameters.items()):
+        if parameter.kind in refused:
+            raise UnsupportedTypeError(
+                f"parameter '{name}' of {output_type.__name__} {refused[parameter.kind]}: the output is a JSON "
+                f"object of keyword arguments, passed as {output_type.__name__}(**result)"
+            )
         if parameter.annotation is inspect.Parameter.empty:
             raise UnsupportedTypeError(f"parameter '{name}' of {output_type.__name__} has no type annotation")
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-        fields[name] = (parameter.annotation, default)
+        fields[f"field_{position}"] = (parameter.annotation, pydantic.Field(default, alias=name))
     return pydantic.create_model(output_type.__name__ + "Arguments", **fields)
 
 
@@ -152,8 +220,10 @@ def parse_output(text: str, output_type):
         return output_type.model_validate_json(text)
     if inspect.isfunction(output_type) or inspect.ismethod(output_type) or typing.is_typeddict(output_type):
         # The arguments (keys) present in the text, validated and converted: ``function(**result)``.
-        validated = _fields_model(output_type).model_validate_json(text)
-        return {name: getattr(validated, name) for name in validated.model_fields_set}
+        model = _fields_model(output_type)
+        validated = model.model_validate_json(text)
+        present = validated.model_fields_set
+        return {field.alias: getattr(validated, name) for name, field in model.model_fields.items() if name in present}
     return pydantic.TypeAdapter(output_type).validate_json(text)
 
 
