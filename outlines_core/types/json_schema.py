@@ -247,7 +247,7 @@ class _Builder:
         if not isinstance(options, list) or not options:
             raise SchemaError(f"'{keyword}' must be a non-empty array", f"{pointer}/{keyword}")
         rest = {k: v for k, v in schema.items() if k not in (keyword, "$defs", "definitions") and k not in ANNOTATIONS}
-        built = []
+        built: list[tuple[int, Any, str]] = []  # (position, the option with the siblings merged in, its regex)
         for position, option in enumerate(options):
             if rest and option is True:
                 option = rest  # 'true' accepts anything: the option is the sibling keywords alone
@@ -255,18 +255,118 @@ class _Builder:
                 option = {"allOf": [rest, option]}
             regex = self.build(option, f"{pointer}/{keyword}/{position}", ref_stack)
             if regex is not None:
-                built.append(regex)
+                built.append((position, option, regex))
         if keyword == "oneOf" and len(built) > 1:
-            from .overlap import first_overlap
+            self.check_exclusive(built, pointer)
+        return _alternation([regex for _, _, regex in built])
 
-            overlap = first_overlap(built)
-            if overlap is not None:
-                raise SchemaError(
-                    f"'oneOf' options {overlap[0]} and {overlap[1]} can both match the same value, so the "
-                    "exactly-one rule cannot be guaranteed; make them disjoint (e.g. with 'const' tags) or use 'anyOf'",
-                    f"{pointer}/oneOf",
-                )
-        return _alternation(built)
+    def check_exclusive(self, built: list[tuple[int, Any, str]], pointer: str) -> None:
+        """Refuse ``oneOf`` options that some generated value could satisfy together (the value would then
+        violate the exactly-one rule).
+
+        Where no option generates fewer values than it accepts, the option regexes must not intersect
+        (a product walk of their automata). An object without ``additionalProperties`` accepts extra
+        properties that its regex never writes (relaxation R1), so a value written for one option may also
+        satisfy such an option while the regexes are disjoint: there the options must be told apart by what
+        every value of theirs shows, their JSON types, or a property one of them requires that the other
+        never writes, or a property both require with disjoint ``const``/``enum`` values (a tag, as Pydantic's
+        discriminated unions have)."""
+        from .overlap import regexes_overlap
+
+        for index, (first, first_schema, first_regex) in enumerate(built):
+            for second, second_schema, second_regex in built[index + 1 :]:
+                if not (self.has_open_object(first_schema) or self.has_open_object(second_schema)):
+                    if regexes_overlap(first_regex, second_regex):
+                        raise SchemaError(
+                            f"'oneOf' options {first} and {second} can both match the same value, so the "
+                            "exactly-one rule cannot be guaranteed; make them disjoint (e.g. with 'const' tags) "
+                            "or use 'anyOf'",
+                            f"{pointer}/oneOf",
+                        )
+                elif not self.told_apart(first_schema, first_regex, second_schema, second_regex, pointer):
+                    raise SchemaError(
+                        f"'oneOf' options {first} and {second} may both match the same value: an object without "
+                        "'additionalProperties: false' also accepts properties its regex never writes, so a value "
+                        "written for one option may satisfy the other and break the exactly-one rule; give both a "
+                        "required property with different 'const' values, set 'additionalProperties: false', or "
+                        "use 'anyOf'",
+                        f"{pointer}/oneOf",
+                    )
+
+    def has_open_object(self, schema: Any) -> bool:
+        """Whether ``schema`` reaches an object schema without ``additionalProperties`` (relaxation R1)."""
+        seen: set[str] = set()
+        stack = [schema]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#") and reference not in seen:
+                seen.add(reference)
+                stack.append(self.resolve(reference, "#"))
+            types = _as_list(node.get("type"))
+            object_like = "object" in types or not types and bool({"properties", "required"} & node.keys())
+            if object_like and "additionalProperties" not in node and not {"const", "enum"} & node.keys():
+                return True
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                stack.extend(properties.values())
+            for key in ("items", "additionalProperties", "additionalItems", "prefixItems", "anyOf", "oneOf", "allOf"):
+                if key in node:
+                    stack.append(node[key])
+        return False
+
+    def told_apart(self, first: Any, first_regex: str, second: Any, second_regex: str, pointer: str) -> bool:
+        """Whether no value of either option's regex satisfies the other option (see ``check_exclusive``)."""
+        if not _json_kinds(first_regex) & _json_kinds(second_regex):
+            return True
+        first, second = self.effective(first, pointer), self.effective(second, pointer)
+        if not (_plain_object(first) and _plain_object(second)):
+            return False
+        return self.values_fail(first, second, pointer) and self.values_fail(second, first, pointer)
+
+    def values_fail(self, written: dict, other: dict, pointer: str) -> bool:
+        """Whether every object ``written``'s regex writes fails ``other``: ``other`` requires a property
+        ``written`` never writes, or one that both require with disjoint ``const``/``enum`` values."""
+        written_required = set(_as_list(written.get("required")))
+        writes_any_key = written.get("additionalProperties") not in (None, False)
+        writable = set(written.get("properties", {})) | written_required
+        for name in _as_list(other.get("required")):
+            if not writes_any_key and name not in writable:
+                return True
+            if name in written_required:
+                mine = self.literals(written.get("properties", {}).get(name), pointer)
+                theirs = self.literals(other.get("properties", {}).get(name), pointer)
+                if mine is not None and theirs is not None and not mine & theirs:
+                    return True
+        return False
+
+    def literals(self, schema: Any, pointer: str) -> set[str] | None:
+        """The values a ``const``/``enum`` schema allows (as canonical JSON texts), or None."""
+        schema = self.effective(schema, pointer)
+        if not isinstance(schema, dict):
+            return None
+        if "const" in schema:
+            return {_canonical_json(schema["const"])}
+        if isinstance(schema.get("enum"), list):
+            return {_canonical_json(value) for value in schema["enum"]}
+        return None
+
+    def effective(self, schema: Any, pointer: str) -> Any:
+        """``schema`` with its references followed and its ``allOf`` merged."""
+        for _ in range(32):
+            if not (isinstance(schema, dict) and isinstance(schema.get("$ref"), str)):
+                break
+            target = self.resolve(schema["$ref"], pointer)
+            siblings = {k: v for k, v in schema.items() if k != "$ref" and k not in ANNOTATIONS}
+            schema = {"allOf": [target, siblings]} if siblings else target
+        if isinstance(schema, dict) and "allOf" in schema:
+            schema = self.merge_all_of(schema, pointer)
+        return schema
 
     def merge_all_of(self, schema: dict, pointer: str, followed: list[str] | None = None) -> dict:
         """``schema``'s ``allOf`` branches merged into one schema; the references resolved on the way are
@@ -625,6 +725,45 @@ def _string_not_in(names: list[str]) -> str:
         return "(?:" + "|".join(options) + ")"
 
     return build(trie)
+
+
+def _json_kinds(regex: str) -> set[str]:
+    """The JSON types the values of ``regex`` can have, read off their first bytes."""
+    from ..regex import DEAD, compile_dfa
+
+    dfa = compile_dfa(regex)
+    kinds = set()
+    for byte in range(256):
+        if dfa.transitions[dfa.start, byte] != DEAD:
+            kinds.add(_KIND_OF_FIRST_BYTE.get(chr(byte), "other"))
+    return kinds
+
+
+_KIND_OF_FIRST_BYTE = {"{": "object", "[": "array", '"': "string", "t": "boolean", "f": "boolean", "n": "null",
+                       "-": "number", **{digit: "number" for digit in "0123456789"}}
+
+
+def _plain_object(schema: Any) -> bool:
+    """An object schema whose instances the structural test of ``told_apart`` can read: no union, no
+    literal values at its top."""
+    if not isinstance(schema, dict) or {"anyOf", "oneOf", "enum", "const", "$ref"} & schema.keys():
+        return False
+    types = _as_list(schema.get("type"))
+    return types == ["object"] or not types and bool({"properties", "required"} & schema.keys())
+
+
+def _canonical_json(value: Any) -> str:
+    """A JSON value as text such that values JSON Schema calls equal (``1`` and ``1.0``) read alike."""
+    def normal(item):
+        if isinstance(item, float) and item.is_integer():
+            return int(item)
+        if isinstance(item, dict):
+            return {key: normal(sub) for key, sub in item.items()}
+        if isinstance(item, list):
+            return [normal(sub) for sub in item]
+        return item
+
+    return json.dumps(normal(value), sort_keys=True, separators=(",", ":"))
 
 
 def _alternation(options: list[str]) -> str | None:
