@@ -154,16 +154,22 @@ class GuidedLogitsProcessor:
 
     def advance(self, token_ids) -> None:
         """Move every row on with its sampled token. Finished rows are left as they are (decode loops keep
-        feeding padding or EOS to them); a token a row does not allow raises ``TokenNotAllowedError``."""
+        feeding padding or EOS to them); a token a row does not allow raises ``TokenNotAllowedError`` and
+        leaves every row where it was (the rows before it are moved back)."""
         tokens = _to_numpy(token_ids).reshape(-1)
         if tokens.shape[0] != self.batch_size:
             raise ValueError(f"got {tokens.shape[0]} tokens for a batch of {self.batch_size} rows")
+        moved = []  # (guide, its state and history length before this step), to move back on a rejection
         for row, (guide, token) in enumerate(zip(self.guides, tokens.tolist())):
             if guide is not None and not guide.is_finished():
+                before = (guide, guide._state, guide._history_length)
                 try:
                     guide.advance(token)
                 except TokenNotAllowedError as error:
+                    for earlier, state, length in moved:
+                        earlier._state, earlier._history_length = state, length
                     raise TokenNotAllowedError(f"batch row {row}: {error}") from None
+                moved.append(before)
 
     def is_finished(self) -> list[bool]:
         """Per row: its guide is finished (unconstrained rows never are: their end is the caller's call)."""

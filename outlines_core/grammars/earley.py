@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .parser import STORE_SERIALS
+
 #: ``feed``'s answer when no item can scan the terminal (as ``parser.REJECTED``).
 REJECTED = -1
 #: Origin of an item predicted in the chart that holds it.
@@ -34,6 +36,7 @@ class EarleyStore:
 
     def __init__(self, grammar: EarleyRules) -> None:
         self.grammar = grammar
+        self.serial = next(STORE_SERIALS)
         self._lhs = [lhs for lhs, _ in grammar.rules]
         self._rhs = [rhs for _, rhs in grammar.rules]
         self._by_lhs: dict[str, list[int]] = {}

@@ -113,6 +113,7 @@ class GrammarIndex:
         with self._lock:
             if self._store.size > MAX_STACK_NODES:
                 self._store = self.grammar.new_store()
+                self._acceptance.clear()  # the old store's entries: its guides recompute what they ask again
             store = self._store
         return GrammarState(store, store.root, self._lexeme_start(store, store.root))
 
@@ -178,7 +179,7 @@ class GrammarIndex:
     def _acceptance_of(self, store: StackStore, node: int) -> int:
         """Index in ``_viable_rows`` for stack ``node``: lexer states that can still end as a terminal the
         stack accepts (``%ignore``d terminals always are)."""
-        key = (id(store), node)
+        key = (store.serial, node)
         found = self._acceptance.get(key)
         if found is not None:
             return found
@@ -200,7 +201,7 @@ class GrammarIndex:
         store, node, lexer_state = state
         if node == FINISHED:
             return self.eos_mask
-        key = (id(store), node, lexer_state)
+        key = (store.serial, node, lexer_state)
         with self._lock:
             cached = self._masks.get(key)
             if cached is not None:

@@ -197,8 +197,12 @@ def _context_automaton(spec: GrammarSpec, dfas: list[Dfa], members: list[int]) -
 
     dead = np.zeros(len(members), dtype=np.int64)
     start = np.array([dfa.start for dfa in member_dfas], dtype=np.int64)
-    ids = {key_of(dead, unranked): 0, key_of(start, unranked): 1}
-    nodes = [(dead, unranked), (start, unranked)]
+    # The start is marked apart ("nothing read", a rank no transition produces): a lexeme that brings every
+    # member back to its start state (``(ab)*c`` after ``ab``) is in progress, and the recognizers read
+    # "lexer state == the context's start" as "no lexeme pending".
+    fresh = unranked + 1
+    ids = {key_of(dead, unranked): 0, key_of(start, fresh): 1}
+    nodes = [(dead, unranked), (start, fresh)]
     rows: list[np.ndarray] = [np.zeros(n_classes, dtype=np.int64)]
     cursor = 1
     while cursor < len(nodes):
@@ -226,7 +230,7 @@ def _context_automaton(spec: GrammarSpec, dfas: list[Dfa], members: list[int]) -
     class_transitions = np.stack(rows)
     accepts = np.full(len(nodes), NO_TERMINAL, dtype=np.int64)
     for node, (states, best) in enumerate(nodes):
-        if best == unranked:
+        if best >= unranked:
             continue
         winner = int(np.flatnonzero(rank == best)[0])
         if not accepting[winner, states[winner]]:

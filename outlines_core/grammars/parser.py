@@ -13,10 +13,15 @@ keep a reference to the store their ids belong to, so old ones stay valid).
 
 from __future__ import annotations
 
+import itertools
+
 from .lark_frontend import END, ParseTable
 
 #: ``feed``'s answer when the parser rejects the terminal.
 REJECTED = -1
+#: Serial numbers of stores (theirs and ``EarleyStore``'s): caches key on them, never on ``id()``, which a
+#: store made after an old one was freed can reuse.
+STORE_SERIALS = itertools.count()
 
 
 class StackStore:
@@ -24,6 +29,7 @@ class StackStore:
 
     def __init__(self, table: ParseTable) -> None:
         self.table = table
+        self.serial = next(STORE_SERIALS)
         self._state: list[int] = []
         self._parent: list[int] = []
         self._depth: list[int] = []

@@ -60,6 +60,54 @@ PORTABLE_WIDE_ESCAPES = {
     "s": _SPACE_ANYWHERE,
     "S": _SPACE_EVERYWHERE.negate(),
 }
+def with_portable_class_escapes(pattern: str) -> str:
+    """``pattern`` with each class escape (``\\d \\D \\w \\W \\s \\S``) written out as the ranges of
+    ``PORTABLE_NARROW_ESCAPES`` (``PORTABLE_WIDE_ESCAPES`` inside ``[^...]``), for patterns compiled from text
+    (grammar terminals, which Lark matches with Python's Unicode ``re``). Malformed text is left for the
+    parser to report."""
+    out: list[str] = []
+    position, length = 0, len(pattern)
+    in_class = negated = False
+    first_in_class = False
+    while position < length:
+        char = pattern[position]
+        if char == "\\" and position + 1 < length:
+            escape = pattern[position + 1]
+            position += 2
+            if escape in CLASS_ESCAPES:
+                table = PORTABLE_WIDE_ESCAPES if in_class and negated else PORTABLE_NARROW_ESCAPES
+                ranges = _ranges_text(table[escape].ranges)
+                out.append(ranges if in_class else f"[{ranges}]")
+                if in_class and pattern[position : position + 1] == "-" and pattern[position + 1 : position + 2] != "]":
+                    out.append("\\-")  # '[\w-.]': the dash stays a literal after the written-out ranges
+                    position += 1
+            else:
+                out.append(char + escape)
+            first_in_class = False
+            continue
+        if in_class:
+            if char == "]" and not first_in_class:
+                in_class = False
+            first_in_class = False
+        elif char == "[":
+            in_class, first_in_class = True, True
+            negated = pattern[position + 1 : position + 2] == "^"
+            if negated:
+                out.append("[^")
+                position += 2
+                continue
+        out.append(char)
+        position += 1
+    return "".join(out)
+
+
+def _ranges_text(ranges) -> str:
+    def char(code: int) -> str:
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+    return "".join(char(lo) if lo == hi else f"{char(lo)}-{char(hi)}" for lo, hi in ranges)
+
+
 #: ``.`` in every dialect: ECMA-262's excludes the line terminators, the others only the newline.
 PORTABLE_DOT = CharSet.of([(0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029)]).negate()
 CONTROL_ESCAPES = {"n": 0x0A, "t": 0x09, "r": 0x0D, "f": 0x0C, "v": 0x0B, "a": 0x07}
