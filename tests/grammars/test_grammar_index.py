@@ -261,6 +261,59 @@ def test_dead_end_is_reported_not_masked_to_zeros():
         guide.allowed_tokens()
 
 
+def test_a_lexeme_back_at_its_start_state_is_still_pending():
+    # After "ab", /(ab)*c/ is back in its start state but needs a "c": the output is not complete.
+    text = "start: A*\nA: /(ab)*c/\n"
+    grammar = compile_grammar(text)
+    assert not grammar.recognizes("ab") and grammar.recognizes("abc") and grammar.recognizes("ababcc")
+    vocabulary = Vocabulary([b"a", b"b", b"c", b"ab", None], eos_token_ids=[4])
+    guide = GrammarIndex(text, vocabulary).make_guide()
+    guide.advance(3)
+    assert not guide.is_accepting() and not guide.is_allowed(4)
+    guide.advance(2)
+    assert guide.is_accepting() and guide.is_allowed(4)
+
+
+def test_masks_of_a_fresh_parser_store_are_not_mixed_with_a_freed_ones(monkeypatch):
+    # A long-lived index starts a new store of parser stacks when the old one grows too big; the old one is
+    # freed once its guides are, and a new store could then get its id(): masks must not be shared.
+    import gc
+
+    import outlines_core.grammars.index as grammar_index_module
+
+    text = load_example("arithmetic")
+    vocabulary = load_vocabulary("gpt-2")
+    encoder = load_encoder_without_dummy_prefix("gpt-2")
+    sentences = ["((((((1", "1*2+3*", "(1+2", "-(-(3"]
+
+    def walk(guide, sentence):
+        for token in encoder.encode(sentence, add_special_tokens=False).ids:
+            guide.advance(token)
+        return guide
+
+    expected = {sentence: walk(GrammarIndex(text, vocabulary).make_guide(), sentence).allowed_tokens() for sentence in sentences}
+    index = GrammarIndex(text, vocabulary)
+    monkeypatch.setattr(grammar_index_module, "MAX_STACK_NODES", 5)  # a new store for almost every guide
+    for round_ in range(40):
+        sentence = sentences[round_ % len(sentences)]
+        guide = walk(index.make_guide(), sentence)
+        assert np.array_equal(guide.allowed_tokens(), expected[sentence]), (round_, sentence)
+        del guide
+        gc.collect()
+
+
+def test_terminal_class_escapes_allow_only_what_lark_lexes_alike():
+    # Lark matches terminals with Python's Unicode re: /\S+/ must not let a no-break space through.
+    text = "start: WORD (\" \" WORD)*\nWORD: /\\S+/\n"
+    grammar = compile_grammar(text)
+    parser = lark.Lark(text, parser="lalr")
+    for ch in [*map(chr, range(0x21, 0x100)), "\u1680", "\u2000", "\u2028", "\u3000", "\ufeff", "\u00e9", "\u4e2d"]:
+        sentence = f"a{ch}b"
+        if grammar.recognizes(sentence):
+            parser.parse(sentence)  # raises if Lark disagrees
+    assert grammar.recognizes("caf\u00e9 ok") and not grammar.recognizes("a\u00a0b")
+
+
 def test_grammar_the_vocabulary_cannot_start_is_refused():
     vocabulary = Vocabulary([b"a", None], eos_token_ids=[1])
     with pytest.raises(GrammarError, match="begin a sentence"):

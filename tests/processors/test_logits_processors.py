@@ -118,6 +118,19 @@ def test_a_disallowed_token_names_the_row(small_vocabulary):
         processor.advance([0, 0])
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_a_rejected_batch_step_moves_no_row(small_vocabulary, library):
+    # Row 1 rejects its token: row 0, which accepted its own, must not have moved (a retry would move it twice).
+    processor = make_processor(library, [Index("12", small_vocabulary), Index("[ab]+", small_vocabulary)])
+    processor.advance([0, 2])
+    states = [guide.state for guide in processor.guides]
+    with pytest.raises(TokenNotAllowedError, match="batch row 1"):
+        processor.advance([1, 0])
+    assert [guide.state for guide in processor.guides] == states
+    processor.advance([1, 3])  # the step again with row 1's token changed: row 0 takes its "2" once
+    assert [guide.is_accepting() for guide in processor.guides] == [True, True]
+
+
 def test_logits_wider_than_the_vocabulary_mask_the_extra_ids(small_vocabulary):
     # Models often pad their logits beyond the tokenizer (e.g. Qwen2): those ids are never allowed.
     processor = TorchLogitsProcessor([Index("[ab]", small_vocabulary), None])
