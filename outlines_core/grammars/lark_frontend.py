@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import GrammarError, RegexSyntaxError
-from ..regex.parser import uses_lazy_quantifiers, with_portable_class_escapes
+from ..errors import GrammarError
+from ..regex.parser import with_portable_class_escapes
 
 #: Lark's ``common.ESCAPED_STRING`` uses a lookbehind; this is the same language without one (a quote,
 #: then any characters but quote, backslash and newline or a backslash escape of any character but a
@@ -22,14 +22,13 @@ _ESCAPED_STRING = r'"(?:[^"\\\n]|\\[^\n])*"'
 
 @dataclass(frozen=True)
 class Terminal:
-    """One lexeme kind. ``regex`` is in the engine's dialect; ``shortest_match`` marks terminals with lazy
-    quantifiers, which Lark's lexer ends at their first complete match."""
+    """One lexeme kind. ``regex`` is in the engine's dialect, read first-match (``first_match``) as Lark's
+    lexer reads it."""
 
     name: str
     regex: str
     priority: int
     is_literal: bool
-    shortest_match: bool
     #: Lark's scanner tries terminals in this order (``BasicLexer``: priority, then widest, ...).
     lark_order: tuple = ()
 
@@ -238,19 +237,11 @@ def _convert_terminal(definition) -> Terminal:
     # Lark matches with Python's re, whose \s \w \d are Unicode: written out as the characters every dialect
     # agrees on (negated ones as nothing any dialect puts in the class), so generated text lexes as Lark lexes it.
     regex = with_portable_class_escapes(regex)
-    try:
-        lazy = uses_lazy_quantifiers(regex)
-    except RegexSyntaxError as error:
-        raise GrammarError(
-            f"terminal {definition.name} ({regex!r}) cannot be compiled: {error.reason} at position "
-            f"{error.position}"
-        ) from None
     return Terminal(
         name=definition.name,
         regex=regex,
         priority=int(definition.priority),
         is_literal=isinstance(pattern, PatternStr),
-        shortest_match=lazy,
         lark_order=_lark_order(definition),
     )
 

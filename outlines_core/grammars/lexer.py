@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import config
 from ..errors import DfaTooLargeError, GrammarError, RegexSyntaxError
-from ..regex.dfa import DEAD, Dfa, compile_dfa
+from ..regex.dfa import DEAD, Dfa
+from .first_match import first_match_dfa
 from .lark_frontend import END, GrammarSpec
 
 NO_TERMINAL = -1
@@ -53,12 +54,11 @@ class Lexer:
 
 
 def terminal_dfas(spec: GrammarSpec) -> list[Dfa]:
-    """Each terminal's DFA; lazy terminals (Lark stops them at their first match) lose the transitions out
-    of their accepting states."""
+    """Each terminal's DFA as Lark's ``re`` reads it: its first match, not its longest (``first_match``)."""
     dfas = []
     for terminal in spec.terminals:
         try:
-            dfa = compile_dfa(terminal.regex)
+            dfa = first_match_dfa(terminal.regex)
         except RegexSyntaxError as error:
             raise GrammarError(
                 f"terminal {terminal.name} ({terminal.regex!r}) cannot be compiled: {error.reason} at position "
@@ -71,23 +71,8 @@ def terminal_dfas(spec: GrammarSpec) -> list[Dfa]:
                 f"terminal {terminal.name} ({terminal.regex!r}) matches the empty string; a lexeme must "
                 "consume at least one character"
             )
-        if terminal.shortest_match:
-            dfa = _shortest_match(dfa)
         dfas.append(dfa)
     return dfas
-
-
-def _shortest_match(dfa: Dfa) -> Dfa:
-    class_transitions = dfa.class_transitions.copy()
-    class_transitions[dfa.accepting] = DEAD
-    return Dfa(
-        transitions=class_transitions[:, dfa.byte_classes],
-        accepting=dfa.accepting,
-        start=dfa.start,
-        byte_classes=dfa.byte_classes,
-        class_transitions=class_transitions,
-        pattern=dfa.pattern,
-    )
 
 
 def build_lexer(spec: GrammarSpec, dfas: list[Dfa]) -> Lexer:

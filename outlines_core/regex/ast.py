@@ -48,11 +48,14 @@ class Alternation:
 
 @dataclass(frozen=True)
 class Repeat:
-    """``item`` repeated between ``min`` and ``max`` times; ``max`` None means unbounded."""
+    """``item`` repeated between ``min`` and ``max`` times; ``max`` None means unbounded. ``lazy``: written
+    with ``?`` (``*?``, ``{m,n}?``): the same language; only a first-match reading (``grammars.first_match``,
+    for Lark's lexer) tells them apart."""
 
     item: "Node"
     min: int
     max: int | None
+    lazy: bool = False
 
 
 Node = CharSet | Concat | Alternation | Repeat

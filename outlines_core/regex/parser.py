@@ -135,17 +135,6 @@ _LITERAL_RUN = re.compile(r"[^\\\[\](){}|.*+?^$]+")
 _CLASS_TEXT = re.compile(r"\[\^?\]?(?:\\.|[^\]\\])*\]")
 
 
-def uses_lazy_quantifiers(pattern: str) -> bool:
-    """Whether ``pattern`` has a lazy quantifier (``*?``, ``+?``, ``??``, ``{m,n}?``).
-
-    For a full match the laziness changes nothing, but a lexer that takes the first match of a terminal
-    (Lark's) stops such a terminal at its shortest match; the grammar compiler needs to know.
-    """
-    parser = _Parser(pattern)
-    parser.parse()
-    return parser.saw_lazy
-
-
 def parse(pattern: str, *, portable_classes: bool = False) -> Node:
     """Parse ``pattern`` into a syntax tree.
 
@@ -177,12 +166,11 @@ class _Parser:
         self.pos = 0
         self.ignore_case = False
         self.dot_all = False
-        self.saw_lazy = False
         self._classes: dict[tuple[str, bool], CharSet] = {}  # a class's text and case flag -> its set
-        # Groups parsed so far, by their first characters: (text, flags, node, has a lazy quantifier). A JSON
+        # Groups parsed so far, by their first characters: (text, flags, node). A JSON
         # schema's regex repeats the same groups (each string field's characters, each integer): a group
         # met again is the same node, which the NFA builder then copies instead of building it again.
-        self._groups: dict[str, list[tuple[str, tuple[bool, bool], Node, bool]]] = {}
+        self._groups: dict[str, list[tuple[str, tuple[bool, bool], Node]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------
     def error(self, message: str, position: int | None = None) -> RegexSyntaxError:
@@ -253,7 +241,7 @@ class _Parser:
             # we target and change matching semantics, so they are refused.
             if self.peek() == "?":
                 self.pos += 1
-                self.saw_lazy = True
+                atom = Repeat(atom.item, atom.min, atom.max, lazy=True)
             elif self.peek() == "+":
                 raise self.error("possessive quantifier is not supported", self.pos)
             if self.peek() in ("*", "+", "?") or (self.peek() == "{" and self._looks_like_braces()):
@@ -336,17 +324,13 @@ class _Parser:
         start = self.pos
         flags = (self.ignore_case, self.dot_all)
         key = self.pattern[start : start + _GROUP_KEY_LENGTH]
-        for text, parsed_with, node, lazy in self._groups.get(key, ()):
+        for text, parsed_with, node in self._groups.get(key, ()):
             if parsed_with == flags and self.pattern.startswith(text, start):
                 self.pos = start + len(text)
-                self.saw_lazy |= lazy
                 return node
-        saw_lazy, self.saw_lazy = self.saw_lazy, False
         node = self._parse_group()
-        lazy = self.saw_lazy
-        self.saw_lazy |= saw_lazy
         if node is not None and self.pos - start >= _GROUP_KEY_LENGTH:  # shorter ones cost little to parse
-            self._groups.setdefault(key, []).append((self.pattern[start : self.pos], flags, node, lazy))
+            self._groups.setdefault(key, []).append((self.pattern[start : self.pos], flags, node))
         return node
 
     def _parse_group(self) -> Node | None:
@@ -551,4 +535,4 @@ def with_case_variants(charset: CharSet) -> CharSet:
     return CharSet.of(list(charset.ranges) + extra)
 
 
-__all__ = ["parse", "uses_lazy_quantifiers", "with_case_variants", "EMPTY"]
+__all__ = ["parse", "with_case_variants", "with_portable_class_escapes", "EMPTY"]

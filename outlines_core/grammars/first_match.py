@@ -1,0 +1,151 @@
+"""A terminal's DFA under Python's ``re`` matching, which Lark's lexer uses.
+
+``re.match`` does not take the longest match of a terminal's regex: it takes the first match its
+backtracking finds, trying alternatives left to right, greedy repetitions before stopping and lazy ones
+after. ``/[0-9]+|[0-9]+\\.[0-9]+/`` matches ``1`` of ``1.5``; ``/a+?b+/`` matches ``abb`` but ``/a+?/`` only
+``a``. A lexer that took the longest match would write text that Lark lexes differently.
+
+Here the regex becomes an NFA whose empty moves are ordered by that preference (a Pike VM's), and the DFA
+is built from ordered thread lists, as RE2 builds its first-match DFAs: a state is the list of NFA threads
+still running, by priority; once a thread has matched, the threads after it cannot win any more and are
+dropped. A state whose first thread has matched is where ``re`` stops: it has no moves, so the lexer ends
+the lexeme there. A state with a match further down the list continues only along the threads that
+``re`` prefers to that match.
+
+What it does not model: when a preferred thread dies later, ``re`` backtracks to the match it passed
+(``1e)`` lexes as ``1`` then ``e``), while the lexer, which never cuts a lexeme back, has no way on from
+there: such text is not generated (incomplete, never unsound).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import config
+from ..errors import DfaTooLargeError
+from ..regex.ast import Alternation, CharSet, Concat, Node, Repeat
+from ..regex.dfa import DEAD, START, Dfa, _minimize
+from ..regex.parser import parse
+from ..regex.utf8 import utf8_sequences
+
+#: The match thread's state id in the NFA below.
+_MATCH = 0
+
+
+class _PriorityNfa:
+    """States with ordered empty moves (``choices``) or byte-range moves (``edges``); state 0 is the match."""
+
+    def __init__(self, limit: int) -> None:
+        self.choices: list[list[int]] = [[]]
+        self.edges: list[list[tuple[int, int, int]]] = [[]]
+        self.limit = limit
+
+    def new(self) -> int:
+        if len(self.choices) >= self.limit:
+            raise DfaTooLargeError(f"more than {self.limit:,} NFA states")
+        self.choices.append([])
+        self.edges.append([])
+        return len(self.choices) - 1
+
+    def build(self, node: Node, following: int) -> int:
+        """The entry state of ``node``'s automaton, which continues to ``following`` (built back to front)."""
+        if isinstance(node, CharSet):
+            entry = self.new()
+            for lo, hi in node.ranges:
+                for sequence in utf8_sequences(lo, hi):
+                    target = following
+                    for byte_lo, byte_hi in reversed(sequence[1:]):
+                        state = self.new()
+                        self.edges[state].append((byte_lo, byte_hi, target))
+                        target = state
+                    self.edges[entry].append((sequence[0][0], sequence[0][1], target))
+            return entry
+        if isinstance(node, Concat):
+            for item in reversed(node.items):
+                following = self.build(item, following)
+            return following
+        if isinstance(node, Alternation):
+            entry = self.new()
+            self.choices[entry] = [self.build(option, following) for option in node.options]
+            return entry
+        if isinstance(node, Repeat):
+            if node.max is None:
+                loop = self.new()
+                body = self.build(node.item, loop)
+                self.choices[loop] = [following, body] if node.lazy else [body, following]
+                entry = loop
+            else:
+                entry = following
+                for _ in range(node.max - node.min):  # nested optionals: (x(x)?)?
+                    optional = self.new()
+                    body = self.build(node.item, entry)
+                    self.choices[optional] = [following, body] if node.lazy else [body, following]
+                    entry = optional
+            for _ in range(node.min):
+                entry = self.build(node.item, entry)
+            return entry
+        raise TypeError(f"unexpected regex node {node!r}")  # pragma: no cover
+
+    def threads(self, states: list[int]) -> tuple[int, ...]:
+        """The running threads from ``states`` in priority order: each state's empty moves followed depth
+        first in their order, a state reached twice kept where it came first, and nothing after a match."""
+        found: list[int] = []
+        seen: set[int] = set()
+        stack = list(reversed(states))
+        while stack:
+            state = stack.pop()
+            if state in seen:
+                continue
+            seen.add(state)
+            if self.choices[state]:
+                stack.extend(reversed(self.choices[state]))
+                continue
+            found.append(state)
+            if state == _MATCH:
+                break
+        return tuple(found)
+
+
+def first_match_dfa(pattern: str, max_states: int | None = None) -> Dfa:
+    """The DFA of ``pattern`` read as ``re.match`` reads it (module docstring): accepting states are where a
+    match ends, and a state where ``re`` stops has no moves. Raises ``DfaTooLargeError`` past ``max_states``
+    (``config.MAX_DFA_STATES``) or the NFA limit, and ``RegexSyntaxError`` as ``parse`` does."""
+    limit = config.MAX_DFA_STATES if max_states is None else max_states
+    nfa = _PriorityNfa(config.MAX_NFA_STATES)
+    entry = nfa.build(parse(pattern), _MATCH)
+    # Byte classes: bytes that every edge treats alike.
+    bounds = sorted({0, 256} | {b for edges in nfa.edges for lo, hi, _ in edges for b in (lo, hi + 1)})
+    byte_classes = np.repeat(np.arange(len(bounds) - 1, dtype=np.int32), np.diff(bounds))
+    representatives = bounds[:-1]
+    start = nfa.threads([entry])
+    ids: dict[tuple[int, ...], int] = {(): DEAD, start: START}
+    lists: list[tuple[int, ...]] = [(), start]
+    rows: list[list[int]] = [[DEAD] * len(representatives)]
+    cursor = START
+    while cursor < len(lists):
+        running = lists[cursor]
+        row = []
+        for byte in representatives:
+            targets = [target for state in running for lo, hi, target in nfa.edges[state] if lo <= byte <= hi]
+            following = nfa.threads(targets) if targets else ()
+            found = ids.get(following)
+            if found is None:
+                if len(lists) >= limit:
+                    raise DfaTooLargeError(f"regex {pattern[:80]!r} needs more than {limit:,} DFA states read first-match")
+                found = ids[following] = len(lists)
+                lists.append(following)
+            row.append(found)
+        rows.append(row)
+        cursor += 1
+    table = np.array(rows, dtype=np.int32)
+    accepting = np.array([_MATCH in running for running in lists], dtype=bool)
+    table, accepting, refinement = _minimize(table, accepting)
+    return Dfa(
+        transitions=np.take(table, byte_classes.astype(np.intp), axis=1),
+        accepting=accepting,
+        start=START,
+        byte_classes=byte_classes,
+        class_transitions=table,
+        pattern=pattern,
+        _refinement=refinement,
+    )
