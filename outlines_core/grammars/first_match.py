@@ -116,18 +116,28 @@ def first_match_dfa(pattern: str, max_states: int | None = None) -> Dfa:
     # Byte classes: bytes that every edge treats alike.
     bounds = sorted({0, 256} | {b for edges in nfa.edges for lo, hi, _ in edges for b in (lo, hi + 1)})
     byte_classes = np.repeat(np.arange(len(bounds) - 1, dtype=np.int32), np.diff(bounds))
-    representatives = bounds[:-1]
+    class_of = byte_classes.tolist()
+    n_classes = len(bounds) - 1
+    # Each edge's classes (contiguous: classes are the segments between edge bounds).
+    edge_classes = [[(range(class_of[lo], class_of[hi] + 1), target) for lo, hi, target in edges] for edges in nfa.edges]
     start = nfa.threads([entry])
     ids: dict[tuple[int, ...], int] = {(): DEAD, start: START}
     lists: list[tuple[int, ...]] = [(), start]
-    rows: list[list[int]] = [[DEAD] * len(representatives)]
+    rows: list[list[int]] = [[DEAD] * n_classes]
+    closures: dict[tuple[int, ...], tuple[int, ...]] = {}
     cursor = START
     while cursor < len(lists):
-        running = lists[cursor]
+        per_class: list[list[int]] = [[] for _ in range(n_classes)]
+        for state in lists[cursor]:  # in priority order, so each class's targets are too
+            for classes, target in edge_classes[state]:
+                for klass in classes:
+                    per_class[klass].append(target)
         row = []
-        for byte in representatives:
-            targets = [target for state in running for lo, hi, target in nfa.edges[state] if lo <= byte <= hi]
-            following = nfa.threads(targets) if targets else ()
+        for targets in per_class:
+            key = tuple(targets)
+            following = closures.get(key)
+            if following is None:
+                following = closures[key] = nfa.threads(targets) if targets else ()
             found = ids.get(following)
             if found is None:
                 if len(lists) >= limit:
