@@ -443,27 +443,101 @@ class _Builder:
     # -- leaves ---------------------------------------------------------------------------------------
     def literal_values(self, values: list, schema: dict, pointer: str) -> str | None:
         """``enum``/``const`` values; the schema's other keywords (``type``, bounds, ...) still apply, so
-        values they reject are dropped (checked against the compact regex of the rest of the schema)."""
+        values they reject are dropped. Each value is checked against those keywords themselves
+        (``satisfies``), not against their regex, which writes only some of the values they accept (R1:
+        no extra property; properties in schema order)."""
         rest = {
             k: v for k, v in schema.items()
             if k not in ("enum", "const", "$defs", "definitions") and k not in ANNOTATIONS
         }
-        rest_regex = None
-        if rest:
+        if rest:  # refuses what the rest could not be compiled with (an unsupported keyword, a bad bound)
             compact = _Builder(self.root, JsonSchemaOptions(None, self.options.max_recursion_depth, self.options.any_value_depth))
-            rest_regex = compact.build(rest, pointer, ())
-            if rest_regex is None:
-                return None
+            compact.build(rest, pointer, ())
         texts = []
         for value in values:
+            if rest and not self.satisfies(value, rest, pointer):
+                continue
             # An integral float (1.0) equals the integer (1) in JSON Schema: both spellings are offered.
             spellings = [value, int(value)] if isinstance(value, float) and value.is_integer() else [value]
             for spelling in spellings:
                 text = json.dumps(spelling, separators=(",", ":"), ensure_ascii=False)
-                if rest_regex is not None and not re.fullmatch(rest_regex, text, re.ASCII):
-                    continue
                 texts.append(re.escape(text) if not self.ws else self.spaced_literal(spelling))
         return _alternation(texts)
+
+    def satisfies(self, value: Any, schema: Any, pointer: str, depth: int = 0) -> bool:
+        """Whether the JSON value ``value`` validates against ``schema``, for the keywords this module
+        supports, with the meanings it gives them (``pattern``'s and ``format``'s included)."""
+        if schema is True or schema == {}:
+            return True
+        if schema is False or not isinstance(schema, dict):
+            return False
+        if depth > 64:
+            raise SchemaError("the schema nests too deeply for checking its 'enum'/'const' values", pointer)
+        if isinstance(schema.get("$ref"), str):
+            siblings = {k: v for k, v in schema.items() if k != "$ref"}
+            target = self.resolve(schema["$ref"], pointer)
+            return self.satisfies(value, target, pointer, depth + 1) and self.satisfies(value, siblings, pointer, depth + 1)
+        if not all(self.satisfies(value, part, pointer, depth + 1) for part in schema.get("allOf", ())):
+            return False
+        if "anyOf" in schema and not any(self.satisfies(value, part, pointer, depth + 1) for part in schema["anyOf"]):
+            return False
+        if "oneOf" in schema and sum(self.satisfies(value, part, pointer, depth + 1) for part in schema["oneOf"]) != 1:
+            return False
+        canonical = _canonical_json(value)
+        if "const" in schema and _canonical_json(schema["const"]) != canonical:
+            return False
+        if "enum" in schema and canonical not in {_canonical_json(option) for option in schema["enum"]}:
+            return False
+        kind = _json_type(value)
+        types = schema.get("type")
+        if types is not None:
+            types = _as_list(types)
+            if kind not in types and not (kind == "integer" and "number" in types):
+                return False
+        if kind == "string":
+            return self.string_satisfies(value, schema, pointer)
+        if kind in ("integer", "number"):
+            for key, holds in (("minimum", value.__ge__), ("maximum", value.__le__),
+                               ("exclusiveMinimum", value.__gt__), ("exclusiveMaximum", value.__lt__)):
+                if key in schema and not holds(schema[key]):
+                    return False
+            return True
+        if kind == "array":
+            if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+                return False
+            if schema.get("uniqueItems") and len({_canonical_json(item) for item in value}) < len(value):
+                return False
+            prefix, items = schema.get("prefixItems", []), schema.get("items", True)
+            if isinstance(items, list):
+                prefix, items = items, schema.get("additionalItems", True)
+            return all(
+                self.satisfies(item, prefix[i] if i < len(prefix) else items, pointer, depth + 1)
+                for i, item in enumerate(value)
+            )
+        if kind == "object":
+            properties = schema.get("properties", {})
+            if any(name not in value for name in schema.get("required", [])):
+                return False
+            extra = schema.get("additionalProperties", True)
+            return all(
+                self.satisfies(item, properties[name] if name in properties else extra, pointer, depth + 1)
+                for name, item in value.items()
+            )
+        return True
+
+    def string_satisfies(self, value: str, schema: dict, pointer: str) -> bool:
+        from ..regex import compile_dfa
+
+        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
+            return False
+        contents = json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8")  # the canonical spelling
+        if "pattern" in schema:
+            regex = pattern_in_json_string(schema["pattern"], pointer)
+            if regex is None or not compile_dfa(regex).matches(contents):
+                return False
+        if schema.get("format") in formats.FORMAT_REGEXES:
+            return compile_dfa(formats.FORMAT_REGEXES[schema["format"]]).matches(contents)
+        return True
 
     def spaced_literal(self, value: Any) -> str:
         """A literal object/array value with the whitespace pattern allowed between its tokens."""
@@ -725,6 +799,25 @@ def _string_not_in(names: list[str]) -> str:
         return "(?:" + "|".join(options) + ")"
 
     return build(trie)
+
+
+def _json_type(value: Any) -> str:
+    """A JSON value's type (``integer`` for integral numbers, ``1.0`` included)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or isinstance(value, float) and value.is_integer():
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    raise SchemaError(f"'enum'/'const' holds a value that is not JSON: {value!r}")
 
 
 def _json_kinds(regex: str) -> set[str]:

@@ -25,7 +25,7 @@ def accepts(regex: str, text: str) -> bool:
 
 def valid(schema, text: str) -> bool:
     try:
-        jsonschema.validate(json.loads(text), schema)
+        jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.FormatChecker())
     except jsonschema.ValidationError:
         return False
     return True
@@ -264,3 +264,36 @@ def test_mappings_with_keys_that_are_not_strings_are_refused():
             to_regex(output_type)
         assert where in str(raised.value)
     assert accepts(to_regex(dict[str, int]), '{"a":1}')
+
+
+@pytest.mark.parametrize(
+    "schema, text",
+    [
+        ({"type": "object", "const": {"a": 1}}, '{"a":1}'),  # the object regex writes no extra property (R1)
+        ({"type": "object", "properties": {"a": {}, "b": {}}, "enum": [{"b": 1, "a": 2}]}, '{"b":1,"a":2}'),  # key order
+        ({"enum": [1, "bc"], "pattern": "^b"}, "1"),  # pattern applies to strings only
+        ({"enum": [[1, 2], [3]], "minItems": 2}, "[1,2]"),
+        ({"enum": [{"k": [1, {"deep": {"er": [True]}}]}]}, '{"k":[1,{"deep":{"er":[true]}}]}'),  # deeper than {} writes
+    ],
+)
+def test_enum_and_const_values_are_checked_against_the_sibling_keywords_themselves(schema, text):
+    regex = json_schema_to_regex(schema)
+    assert valid(schema, text) and accepts(regex, text)
+
+
+@pytest.mark.parametrize(
+    "schema, dropped",
+    [
+        ({"type": "object", "properties": {"a": {"type": "integer"}}, "enum": [{"a": 1}, {"a": "x"}]}, '{"a":"x"}'),
+        ({"enum": ["ab", "abc", 7], "maxLength": 2}, '"abc"'),
+        ({"enum": [{"a": 1}, {"b": 1}], "required": ["a"]}, '{"b":1}'),
+        ({"enum": ["2024-02-30", "2024-02-29"], "format": "date"}, '"2024-02-30"'),
+        ({"enum": [1.5, 2.0], "type": "integer"}, "1.5"),
+    ],
+)
+def test_enum_values_the_sibling_keywords_reject_are_dropped(schema, dropped):
+    regex = json_schema_to_regex(schema)
+    assert not accepts(regex, dropped)
+    for value in schema.get("enum", [schema.get("const")]):
+        text = json.dumps(value, separators=(",", ":"))
+        assert accepts(regex, text) == valid(schema, text), text
