@@ -453,6 +453,8 @@ class _Builder:
         if rest:  # refuses what the rest could not be compiled with (an unsupported keyword, a bad bound)
             compact = _Builder(self.root, JsonSchemaOptions(None, self.options.max_recursion_depth, self.options.any_value_depth))
             compact.build(rest, pointer, ())
+        # Integers are written canonically: under 'type: integer' an integral float (2.0) is written 2 only.
+        integers_only = "integer" in _as_list(rest.get("type")) and "number" not in _as_list(rest.get("type"))
         texts = []
         for value in values:
             if rest and not self.satisfies(value, rest, pointer):
@@ -460,6 +462,8 @@ class _Builder:
             # An integral float (1.0) equals the integer (1) in JSON Schema: both spellings are offered.
             spellings = [value, int(value)] if isinstance(value, float) and value.is_integer() else [value]
             for spelling in spellings:
+                if integers_only and isinstance(spelling, float):
+                    continue
                 text = json.dumps(spelling, separators=(",", ":"), ensure_ascii=False)
                 texts.append(re.escape(text) if not self.ws else self.spaced_literal(spelling))
         return _alternation(texts)
