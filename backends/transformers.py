@@ -68,7 +68,11 @@ class TransformersModel:
         vocabulary = Vocabulary.from_transformers(tokenizer, eos_token_ids=self.eos_token_ids, size=width)
         self.vocabulary = vocabulary.prepare()
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
-        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+        parameters = inspect.signature(model.forward).parameters
+        self._logits_to_keep = "logits_to_keep" in parameters
+        # The KV cache's keyword: ``cache`` since transformers 5.x deprecated ``past_key_values`` (a warning on
+        # every decode), ``past_key_values`` before.
+        self._cache_keyword = "cache" if "cache" in parameters else "past_key_values"
 
     def __repr__(self) -> str:
         return f"TransformersModel({type(self.model).__name__}, vocabulary={self.vocabulary!r})"
@@ -134,15 +138,15 @@ class TransformersSession:
     def logits(self) -> torch.Tensor:
         """Next-token logits ``(batch, vocab)`` in float32 after everything appended so far."""
         extra = {"logits_to_keep": 1} if self._model._logits_to_keep else {}
+        extra[self._model._cache_keyword] = self._past
         output = self._model.model(
             input_ids=self._input_ids,
             attention_mask=self._attention,
             position_ids=self._positions,
-            past_key_values=self._past,
             use_cache=True,
             **extra,
         )
-        self._past = output.past_key_values
+        self._past = getattr(output, "cache", None) if self._model._cache_keyword == "cache" else output.past_key_values
         return output.logits[:, -1, :].float()
 
     def keep(self, rows: list[int]) -> None:
