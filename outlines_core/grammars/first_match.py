@@ -24,7 +24,7 @@ import numpy as np
 from .. import config
 from ..errors import DfaTooLargeError
 from ..regex.ast import Alternation, CharSet, Concat, Node, Repeat
-from ..regex.dfa import DEAD, START, Dfa, _minimize
+from ..regex.dfa import DEAD, START, Dfa, minimized_dfa
 from ..regex.parser import parse
 from ..regex.utf8 import utf8_sequences
 
@@ -147,15 +147,5 @@ def first_match_dfa(pattern: str, max_states: int | None = None) -> Dfa:
             row.append(found)
         rows.append(row)
         cursor += 1
-    table = np.array(rows, dtype=np.int32)
     accepting = np.array([_MATCH in running for running in lists], dtype=bool)
-    table, accepting, refinement = _minimize(table, accepting)
-    return Dfa(
-        transitions=np.take(table, byte_classes.astype(np.intp), axis=1),
-        accepting=accepting,
-        start=START,
-        byte_classes=byte_classes,
-        class_transitions=table,
-        pattern=pattern,
-        _refinement=refinement,
-    )
+    return minimized_dfa(np.array(rows, dtype=np.int32), accepting, byte_classes, pattern)
