@@ -38,6 +38,8 @@ class _PriorityNfa:
     def __init__(self, limit: int) -> None:
         self.choices: list[list[int]] = [[]]
         self.edges: list[list[tuple[int, int, int]]] = [[]]
+        #: An unbounded repetition's loop state -> where the repetition exits to.
+        self.loop_exit: dict[int, int] = {}
         self.limit = limit
 
     def new(self) -> int:
@@ -73,6 +75,7 @@ class _PriorityNfa:
                 loop = self.new()
                 body = self.build(node.item, loop)
                 self.choices[loop] = [following, body] if node.lazy else [body, following]
+                self.loop_exit[loop] = following
                 entry = loop
             else:
                 entry = following
@@ -88,21 +91,34 @@ class _PriorityNfa:
 
     def threads(self, states: list[int]) -> tuple[int, ...]:
         """The running threads from ``states`` in priority order: each state's empty moves followed depth
-        first in their order, a state reached twice kept where it came first, and nothing after a match."""
+        first in their order, a thread reached twice kept where it came first, and nothing after a match.
+
+        A repetition whose pass matched nothing ends there: ``re`` goes on after it instead of trying
+        another pass (``(?:a|b*?)*`` matches nothing of ``b``). So the walk carries, along each path, the
+        loop states it went through since the last byte; a path back at one of them takes only its exit."""
         found: list[int] = []
-        seen: set[int] = set()
-        stack = list(reversed(states))
+        listed: set[int] = set()
+        seen: set[tuple[int, frozenset]] = set()
+        stack: list[tuple[int, frozenset]] = [(state, frozenset()) for state in reversed(states)]
         while stack:
-            state = stack.pop()
-            if state in seen:
+            state, loops = stack.pop()
+            if (state, loops) in seen:
                 continue
-            seen.add(state)
+            seen.add((state, loops))
+            exit_to = self.loop_exit.get(state)
+            if exit_to is not None:
+                if state in loops:
+                    stack.append((exit_to, loops))
+                    continue
+                loops = loops | {state}
             if self.choices[state]:
-                stack.extend(reversed(self.choices[state]))
+                stack.extend((choice, loops) for choice in reversed(self.choices[state]))
                 continue
-            found.append(state)
-            if state == _MATCH:
-                break
+            if state not in listed:
+                listed.add(state)
+                found.append(state)
+                if state == _MATCH:
+                    break
         return tuple(found)
 
 

@@ -7,7 +7,7 @@ import re
 
 import lark
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from outlines_core.grammars import Grammar
@@ -42,7 +42,9 @@ def lexeme_ends(dfa, data: bytes):
     return ends
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@example("(?:(?:a|(?:b)*?))*", "b")  # a pass that matched nothing ends the repetition
+@example("(?:(?:(?:b)*|a))*", "ba")
 @given(regexes(), st.text(alphabet="abc", max_size=8))
 def test_the_lexer_ends_a_lexeme_where_re_match_ends(pattern, text):
     dfa = first_match_dfa(pattern)
