@@ -27,11 +27,15 @@ A steerable model is anything with ``vocabulary`` (a ``Vocabulary`` whose ``size
 from __future__ import annotations
 
 import codecs
+import math
+import numbers
 import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator, Sequence
+
+import numpy as np
 
 from . import types
 from .errors import IncompleteOutputError
@@ -127,12 +131,24 @@ class SamplingParams:
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        if self.do_sample is not None and not isinstance(self.do_sample, (bool, np.bool_)):
+            raise TypeError(f"do_sample must be True or False, got {self.do_sample!r}")
+        for name in ("temperature", "top_p"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        for name in ("top_k", "seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
         if self.temperature is not None and self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature} (0 is greedy)")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.seed is not None and not 0 <= self.seed < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {self.seed}")
         if self.do_sample and self.temperature == 0:
             raise ValueError("do_sample=True with temperature=0: use do_sample=False for greedy decoding")
 
@@ -450,7 +466,7 @@ def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, pro
     whose text contains one of ``stop`` ends there (the caller cuts the text)."""
     import torch
 
-    if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
     vocabulary = model.vocabulary
     eos = set(vocabulary.eos_token_ids)
@@ -462,14 +478,22 @@ def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, pro
     stop_bytes = [s.encode("utf-8") for s in stop]
     session = model.start([model.encode(prompt) for prompt in prompts])
     sampling = params.sampling
-    rng = None
+    # One generator per row, each seeded alike: a row samples what it would alone (as the server's rows do).
+    rngs = None
     pad = int(vocabulary.eos_token_ids[0])
     for _ in range(int(max_new_tokens)):
         logits = session.logits()
         processor.process_logits(logits)
-        if sampling and rng is None and params.seed is not None:
-            rng = torch.Generator(device=logits.device).manual_seed(int(params.seed))
-        next_tokens = _sample(logits, params, rng) if sampling else logits.argmax(dim=-1)
+        if logits.shape[-1] > vocabulary.size:  # a model's padding ids: no token of the vocabulary, any row
+            logits[:, vocabulary.size :] = float("-inf")
+        if sampling and rngs is None and params.seed is not None:
+            rngs = [torch.Generator(device=logits.device).manual_seed(int(params.seed)) for _ in prompts]
+        if not sampling:
+            next_tokens = logits.argmax(dim=-1)
+        elif rngs is None:
+            next_tokens = _sample(logits, params, None)
+        else:
+            next_tokens = torch.cat([_sample(logits[row : row + 1], params, rng) for row, rng in enumerate(rngs)])
         tokens = next_tokens.tolist()
         step = []
         for row, token in enumerate(tokens):
@@ -498,9 +522,10 @@ def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, pro
 def _sample(logits, params: SamplingParams, rng):
     import torch
 
-    scores = logits.float()
+    scores = logits.double()  # a temperature like 1e-300 is 0 in float32
     if params.temperature is not None and params.temperature != 1:
-        scores = scores / params.temperature
+        # From the best score down: a tiny temperature then sends the others to -inf, not inf - inf = nan.
+        scores = (scores - scores.max(dim=-1, keepdim=True).values) / params.temperature
     if params.top_k is not None and params.top_k < scores.shape[-1]:
         threshold = torch.topk(scores, params.top_k, dim=-1).values[:, -1:]
         scores = scores.masked_fill(scores < threshold, float("-inf"))

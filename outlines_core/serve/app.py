@@ -31,6 +31,10 @@ class BadRequest(Exception):
     """A client error: answered with HTTP 400 and this message."""
 
 
+class EngineFailure(Exception):
+    """The engine failed a generation it had accepted: answered with HTTP 500 and this message."""
+
+
 def create_app(
     model, model_name: str = "SmolLM2-135M-Instruct", max_batch: int = 16, window_ms: float = 5.0, continuous: bool = True
 ) -> FastAPI:
@@ -47,6 +51,14 @@ def create_app(
     app = FastAPI(title="outlines-core server", lifespan=lifespan)
     app.state.engine = engine
     app.state.model_name = model_name
+
+    @app.exception_handler(EngineFailure)
+    async def _engine_failure(request: HttpRequest, error: EngineFailure):
+        if request.url.path.startswith("/v1/"):
+            body = {"error": {"message": str(error), "type": "server_error", "param": None, "code": None}}
+        else:
+            body = {"error": str(error)}
+        return JSONResponse(status_code=500, content=body)
 
     @app.exception_handler(BadRequest)
     async def _bad_request(request: HttpRequest, error: BadRequest):
@@ -87,6 +99,8 @@ def create_app(
             index, prompt_ids = await run_in_threadpool(compile_and_encode)
         except (OutlinesCoreError, ValueError, TypeError) as error:
             raise BadRequest(f"{type(error).__name__}: {error}") from None
+        if not prompt_ids:
+            raise BadRequest("the prompt encodes to no tokens: the model needs at least one")
         return Request(prompt_ids=prompt_ids, index=index, max_tokens=max_tokens, params=params, stop=tuple(stop or ()))
 
     async def run(request: Request) -> AsyncIterator[tuple[str, Any]]:
@@ -103,15 +117,16 @@ def create_app(
                 kind, value = await events.get()
                 yield kind, value
                 if kind == "done":
-                    if value[1].startswith("error"):
-                        raise RuntimeError(value[1])
                     return
         finally:
             request.cancel()  # no-op when finished; frees the row when the client went away
 
     async def complete(request: Request) -> tuple[str, str, int]:
+        """The whole generation; ``EngineFailure`` (HTTP 500 with the message) when the engine failed it."""
         async for kind, value in run(request):
             if kind == "done":
+                if value[1].startswith("error"):
+                    raise EngineFailure(value[1][len("error: ") :])
                 return value
         raise RuntimeError("generation ended without a result")  # pragma: no cover
 
@@ -166,7 +181,7 @@ def create_app(
             prompt,
             output_type,
             body.get("max_completion_tokens", body.get("max_tokens")),
-            {"temperature": body.get("temperature"), "top_p": body.get("top_p"), "seed": body.get("seed")},
+            {k: body.get(k) for k in ("temperature", "top_p", "top_k", "seed")},
             body.get("stop"),
         )
         ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
@@ -200,6 +215,9 @@ def create_app(
             async for event, value in run(request):
                 if event == "piece":
                     yield chunk(value, None)
+                elif value[1].startswith("error"):  # headers are sent: the failure goes as an error event
+                    error = {"message": value[1][len("error: ") :], "type": "server_error", "param": None, "code": None}
+                    yield f"data: {json.dumps({'error': error})}\n\n"
                 else:
                     _, reason, tokens = value
                     yield chunk(None, _openai_reason(reason), usage=_usage(request, tokens))
@@ -275,6 +293,8 @@ def create_app(
             async for event, value in run(request):
                 if event == "piece":
                     yield json.dumps(message(value, False)) + "\n"
+                elif value[1].startswith("error"):  # as Ollama reports a failure mid-stream
+                    yield json.dumps({"error": value[1][len("error: ") :]}) + "\n"
                 else:
                     _, reason, tokens = value
                     yield json.dumps(message("", True, reason, tokens)) + "\n"

@@ -178,6 +178,8 @@ class _Batch:
         eos = set(vocabulary.eos_token_ids)
         pad = int(vocabulary.eos_token_ids[0])
         logits = self.session.logits()
+        if logits.shape[-1] > vocabulary.size:  # a model's padding ids: no token of the vocabulary, any row
+            logits[:, vocabulary.size :] = float("-inf")
         self.processor.process_logits(logits)
         greedy = None
         tokens = []
@@ -332,7 +334,12 @@ class BatchingEngine:
         joiners = self._take(room, 0)
         if not joiners:
             return
-        joining = _Batch(self.model, joiners)
+        try:
+            joining = _Batch(self.model, joiners)
+        except Exception as error:  # the joiners' prefill failed: they alone are answered, the batch goes on
+            for request in joiners:
+                request.on_done("", f"error: {type(error).__name__}: {error}", 0)
+            return
         try:
             joining.step()
         except Exception as error:

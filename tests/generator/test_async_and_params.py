@@ -172,3 +172,49 @@ def test_smollm2_each_sampling_argument_changes_or_reproduces_output(smollm2):
     json_number = r"-?(0|[1-9][0-9]{0,3})"
     numbers = Generator(smollm2, Regex(json_number))(["Pick a number:", "Another:"], max_new_tokens=6, temperature=1.5, seed=2)
     assert all(re.fullmatch(json_number, n) for n in numbers)
+
+
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        ({"top_k": 2.5}, "top_k must be an integer"),
+        ({"temperature": float("nan")}, "temperature must be a finite number"),
+        ({"temperature": "0.5"}, "temperature must be a finite number"),
+        ({"seed": 2**70}, "seed must be in"),
+        ({"seed": "7"}, "seed must be an integer"),
+        ({"do_sample": "yes"}, "do_sample must be True or False"),
+        ({"max_new_tokens": None}, "max_new_tokens must be a positive integer"),
+    ],
+)
+def test_bad_generation_arguments_are_refused_before_decoding(tiny, arguments, fragment):
+    with pytest.raises((ValueError, TypeError), match=re.escape(fragment)):
+        Generator(tiny, Regex(DIGITS))("Number:", **arguments)
+
+
+def test_a_tiny_temperature_samples_the_best_token(tiny):
+    greedy = Generator(tiny)("Word:", max_new_tokens=6)
+    assert Generator(tiny)("Word:", max_new_tokens=6, temperature=1e-300, seed=1) == greedy
+
+
+def test_a_seeded_batch_gives_each_row_what_it_gives_alone(tiny):
+    free = Generator(tiny)
+    alone = free("Word:", max_new_tokens=6, seed=3)
+    assert free(["Word:", "Word:"], max_new_tokens=6, seed=3) == [alone, alone]
+
+
+def test_unconstrained_rows_never_sample_the_models_padding_ids():
+    # Logits wider than the tokenizer (embeddings padded, as Qwen2's are): the extra ids are no token.
+    tokenizer = copy.deepcopy(load_hf_tokenizer("gpt-2"))
+    config = transformers.LlamaConfig(
+        vocab_size=50257 + 64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=64, bos_token_id=50256, eos_token_id=50256, pad_token_id=50256,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        model.lm_head.weight[50257:] = 0
+        model.lm_head.bias = None
+        model.lm_head.weight[50257:, 0] = 1000.0  # the padding ids would win every step
+    wrapped = from_transformers(model, tokenizer)
+    text = Generator(wrapped)("Word:", max_new_tokens=4)
+    assert text and "\ufffd" not in text

@@ -62,6 +62,10 @@ def test_schema_wins_over_regex(server):
         ("/v1/chat/completions", {"model": "smollm2", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}}, "nonsense"),
         ("/v1/chat/completions", {"model": "smollm2", "messages": []}, "messages"),
         ("/api/generate", {"model": "smollm2", "prompt": "x", "format": "yaml"}, "format"),
+        ("/generate", {"prompt": "x", "seed": "abc"}, "seed"),
+        ("/v1/completions", {"model": "smollm2", "prompt": "x", "top_k": 2.5}, "top_k"),
+        ("/api/generate", {"model": "smollm2", "prompt": "x", "options": {"seed": 1e23}}, "seed"),
+        ("/api/generate", {"model": "smollm2", "prompt": "", "raw": True}, "no tokens"),
     ],
 )
 def test_bad_requests_get_400_with_the_reason(server, path, body, fragment):
@@ -236,3 +240,58 @@ def test_each_row_keeps_its_own_sampling_and_stop(server):
     assert [r["text"] for r in together] == [r["text"] for r in alone]
     assert "," not in together[1]["text"] and together[1]["finish_reason"] == "stop"
     assert together[0]["text"] != together[2]["text"]  # the seeded sample is not the greedy answer
+
+
+def test_openai_top_k_is_honoured(server):
+    # top_k=1 leaves one token to sample from: whatever the temperature and seed, the greedy answer.
+    body = {"model": "smollm2", "prompt": "The capital of France is", "max_tokens": 8}
+    greedy = httpx.post(f"{server.url}/v1/completions", json=body, timeout=300).json()["choices"][0]["text"]
+    for seed in (1, 2):
+        sampled = {**body, "top_k": 1, "temperature": 5.0, "seed": seed}
+        response = httpx.post(f"{server.url}/v1/completions", json=sampled, timeout=300)
+        assert response.json()["choices"][0]["text"] == greedy
+
+
+def test_a_joiner_that_fails_to_start_leaves_the_running_batch_alone(smollm2):
+    """A request whose prefill fails while another decodes gets its error; the running one goes on."""
+    from outlines_core.generator import SamplingParams, index_for
+    from outlines_core.serve.scheduler import BatchingEngine, Request
+    from outlines_core.types import Regex
+
+    class FailingStart:
+        def __init__(self, model):
+            self._model = model
+
+        def __getattr__(self, name):
+            return getattr(self._model, name)
+
+        def start(self, prompts_ids):
+            if any(ids == [13] for ids in prompts_ids):
+                raise RuntimeError("prefill failed")
+            return self._model.start(prompts_ids)
+
+    engine = BatchingEngine(FailingStart(smollm2), window_ms=0)
+    try:
+        done = {}
+        events = {name: threading.Event() for name in ("long", "bad")}
+
+        def finish(name):
+            def on_done(text, reason, tokens):
+                done[name] = (text, reason, tokens)
+                events[name].set()
+            return on_done
+
+        pieces = []
+        unending = index_for(Regex("[a-z ]{400}"), smollm2.vocabulary)  # cannot finish within 40 tokens
+        long_request = Request(prompt_ids=smollm2.encode("A story:"), index=unending, max_tokens=40,
+                               params=SamplingParams(), on_piece=pieces.append, on_done=finish("long"))
+        engine.submit(long_request)
+        deadline = time.monotonic() + 120
+        while len(pieces) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.submit(Request(prompt_ids=[13], index=None, max_tokens=5, on_done=finish("bad")))
+        assert events["bad"].wait(120) and events["long"].wait(300)
+        assert done["bad"][1].startswith("error") and "prefill failed" in done["bad"][1]
+        assert done["long"][1] == "length" and done["long"][2] == 40
+    finally:
+        engine.close()
