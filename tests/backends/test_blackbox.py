@@ -13,9 +13,11 @@ Output types a backend cannot carry are refused when the ``Generator`` is built,
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import re
 import threading
+import typing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jsonschema
@@ -30,7 +32,7 @@ from backends.vllm_server import from_vllm_server, structured_outputs
 from outlines_core import Generator
 from outlines_core.errors import IncompleteOutputError, UnsupportedTypeError
 from outlines_core.grammars import load_example
-from outlines_core.types import CFG, Choice, JsonSchema, Regex
+from outlines_core.types import CFG, Choice, JsonSchema, Regex, to_regex
 
 openai = pytest.importorskip("openai")
 ollama = pytest.importorskip("ollama")
@@ -354,6 +356,9 @@ def test_vllm_server_sends_structured_outputs(recorder):
         (CFG(arithmetic), {"grammar": arithmetic}),
         (Character, {"json": Character.model_json_schema()}),
         (int, {"json": {"type": "integer"}}),
+        # Written bare, as steerable models write them (not JSON's true or "no").
+        (bool, {"regex": to_regex(bool)}),
+        (typing.Literal["yes", "no"], {"regex": to_regex(typing.Literal["yes", "no"])}),
     ]
     for output_type, expected in cases:
         Generator(model, output_type)("q", max_new_tokens=7, top_k=5, seed=2)
@@ -402,6 +407,17 @@ def test_json_only_backends_refuse_regex_grammar_and_choice(recorder, backend, m
     assert message.startswith(backend) and kind in message and "JSON Schema" in message
     assert "from_vllm_server" in message  # says where it can go instead
     assert recorder.requests == []
+
+
+@pytest.mark.parametrize("output_type", [bool, str, datetime.date, typing.Literal["yes", "no"]])
+@pytest.mark.parametrize("make", [lambda r: openai_model(r), lambda r: ollama_model(r)])
+def test_json_only_backends_refuse_types_steerable_models_write_bare(recorder, make, output_type):
+    # A steerable model writes True / no / 2024-01-01; a JSON Schema server would answer true / "no": refused,
+    # with the way to ask for JSON everywhere.
+    with pytest.raises(UnsupportedTypeError, match=r"types\.JsonSchema"):
+        Generator(make(recorder), output_type)
+    Generator(make(recorder), JsonSchema(output_type))("hi", max_new_tokens=5)  # JSON, asked for explicitly
+    assert recorder.requests
 
 
 def test_wrong_clients_and_types_are_named(recorder):
