@@ -461,7 +461,11 @@ static int64_t estimate(const Parser *p, int32_t index, int64_t cap) {
     const Node *node = &p->nodes[index];
     int64_t total;
     switch (node->kind) {
-    case CHARSET: return 2 + 24 * node->count;
+    case CHARSET: { /* ASCII ranges are single edges; a wider range splits into at most ~8 UTF-8 sequences */
+        int64_t wide = 0;
+        for (Py_ssize_t i = 0; i < node->count; i++) wide += p->slots.items[node->first + 2 * i + 1] >= 0x80;
+        return 2 + 24 * wide;
+    }
     case CONCAT:
     case ALTERNATION:
         total = node->kind == CONCAT ? 1 : 2;

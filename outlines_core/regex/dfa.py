@@ -165,6 +165,11 @@ def compile_dfa(pattern: str, *, max_states: int | None = None) -> Dfa:
         built = _native.determinize(nfa.num_states, nfa.epsilon_moves, nfa.byte_moves, nfa.start, nfa.accept, bound)
         if built is None:
             raise _too_large(pattern, limit)
+        if built is False:
+            raise DfaTooLargeError(
+                f"regex {_shorten(pattern)!r} is too costly to determinize: its states each merge long chains of "
+                f"optional parts (like (a?){{5000}}); simplify it, e.g. write a?{{0,n}} as a{{0,n}}"
+            )
         classes, n_classes, table, accepting = built
         byte_classes = np.frombuffer(classes, dtype=np.int32).copy()
         table = np.frombuffer(table, dtype=np.int32).reshape(-1, n_classes)

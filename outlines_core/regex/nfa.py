@@ -104,8 +104,9 @@ def _estimate_states(node: Node, estimates: dict[int, int], shared: set[int]) ->
     compound node's, by id; a node met again (the parser returns one node per distinct group text) is
     added to ``shared``, which the builder copies instead of walking again."""
     if isinstance(node, CharSet):
-        # A range splits into at most ~8 UTF-8 sequences of at most 3 inner states each.
-        return 2 + 24 * len(node.ranges)
+        # An ASCII range is one edge; a wider one splits into at most ~8 UTF-8 sequences of at most 3 inner
+        # states each (a list of 8,000 words was refused at 24 states a letter).
+        return 2 + 24 * sum(hi >= 0x80 for _, hi in node.ranges)
     known = estimates.get(id(node))
     if known is not None:
         shared.add(id(node))

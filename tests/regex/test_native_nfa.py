@@ -77,11 +77,14 @@ def test_an_nfa_past_the_bound_is_left_to_python_which_raises():
     assert native_nfa(r"(a{1000}){1000}") is None
     with pytest.raises(DfaTooLargeError, match="MAX_NFA_STATES"):
         compile_dfa.__wrapped__(r"(a{1000}){1000}")
-    # ``nfa._estimate_states``: 2 + (the set's 2 + 24 + 2) * 10 = 282, at most the bound.
-    assert native_nfa("a{10}", max_states=281) is None
-    assert native_nfa("a{10}", max_states=282) is not None
-    with pytest.raises(DfaTooLargeError):
-        build_nfa(parse("a{10}"), max_states=281)
+    # ``nfa._estimate_states``: 2 + (the set's 2 + 24 + 2) * 10 = 282 for a character beyond ASCII (up to 8
+    # UTF-8 sequences), 2 + (2 + 2) * 10 = 42 for an ASCII one (one edge), at most the bound.
+    for pattern, estimate in (("\u00e9{10}", 282), ("a{10}", 42)):
+        assert native_nfa(pattern, max_states=estimate - 1) is None
+        assert native_nfa(pattern, max_states=estimate) is not None
+        with pytest.raises(DfaTooLargeError):
+            build_nfa(parse(pattern), max_states=estimate - 1)
+        build_nfa(parse(pattern), max_states=estimate)
 
 
 def test_the_schema_corpus_regexes_build_the_same_nfa():
@@ -141,3 +144,11 @@ def test_compile_dfa_uses_the_c_front_end_where_the_kernels_run(monkeypatch):
     compile_dfa.__wrapped__(r"[0-9]{4}-[0-9]{2}")
     assert len(calls) == 1
     assert isinstance(native_nfa("a").epsilon_moves, array)
+
+
+def test_a_pattern_too_costly_to_determinize_fails_fast_with_a_clear_error():
+    # A small DFA (n + 2 states) whose states each merge n closures of up to n members: n^3 work (minutes
+    # before the work bound, about two seconds to the error now).
+    with pytest.raises(DfaTooLargeError, match="too costly to determinize"):
+        compile_dfa.__wrapped__("(a?){8000}")
+    assert compile_dfa.__wrapped__("(a?){300}").transitions.shape[0] == 302
