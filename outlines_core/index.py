@@ -116,6 +116,10 @@ class Index:
         shared = index._distinct.shared(np.asarray(masks, dtype=np.int32)) if len(masks) else []
         index._class_masks = {int(klass): shared[row] for klass, row in class_rows.items()}
         index._decoding = True
+        # A lazy index checks its suspects on their first visit, as the one that was saved would have.
+        suspects = index._dead_end_suspect_states()
+        if suspects.any() and len(index._class_masks) < index.num_mask_classes - 1:
+            index._dead_end_suspects = suspects
         return index
 
     @property
@@ -627,13 +631,7 @@ class Index:
         it, the states reachable through tokens are checked exactly: all of them when the index is eager,
         the start state now and every other state on its first visit (``mask``) when it is lazy.
         """
-        single_byte = self.vocabulary.trie.single_byte_tokens  # a per-vocabulary table
-        # Over byte classes: a class holding a single-byte token's byte keeps a state alive if it lives there.
-        single_class = np.zeros(self.dfa.class_transitions.shape[1], dtype=bool)
-        single_class[self.dfa.byte_classes[single_byte]] = True
-        live_by_single = ((self.dfa.class_transitions != DEAD) & single_class).any(axis=1)
-        suspects = ~live_by_single & ~self.dfa.accepting
-        suspects[DEAD] = False
+        suspects = self._dead_end_suspect_states()
         if not suspects.any():
             return
         if len(self._class_masks) < self.num_mask_classes - 1:
@@ -651,6 +649,17 @@ class Index:
                 if target not in seen:
                     seen.add(target)
                     stack.append(target)
+
+    def _dead_end_suspect_states(self) -> np.ndarray:
+        """The states (bool per state) that no single-byte token keeps alive and that do not accept."""
+        single_byte = self.vocabulary.trie.single_byte_tokens  # a per-vocabulary table
+        # Over byte classes: a class holding a single-byte token's byte keeps a state alive if it lives there.
+        single_class = np.zeros(self.dfa.class_transitions.shape[1], dtype=bool)
+        single_class[self.dfa.byte_classes[single_byte]] = True
+        live_by_single = ((self.dfa.class_transitions != DEAD) & single_class).any(axis=1)
+        suspects = ~live_by_single & ~self.dfa.accepting
+        suspects[DEAD] = False
+        return suspects
 
     def _dead_end_error(self, state: int) -> IncompatibleVocabularyError:
         return IncompatibleVocabularyError(

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -251,15 +252,15 @@ def test_entries_whose_header_does_not_fit_their_arrays_are_rebuilt(folder):
     path = index_cache.entry_path(PATTERN, vocabulary)
     good = path.read_bytes()
     magic = index_cache._MAGIC
-    (length,) = struct.unpack_from("<Q", good, len(magic))
-    meta = json.loads(good[len(magic) + 8 : len(magic) + 8 + length])
-    body = good[len(magic) + 8 + length :]
+    length, _ = struct.unpack_from("<QI", good, len(magic))
+    meta = json.loads(good[len(magic) + 12 : len(magic) + 12 + length])
+    body = good[len(magic) + 12 + length :]
 
-    def rewritten(change) -> bytes:
+    def rewritten(change) -> bytes:  # a new header with its checksum right: the structure checks must catch it
         edited = json.loads(json.dumps(meta))
         change(edited)
         header = json.dumps(edited).encode()
-        return magic + struct.pack("<Q", len(header)) + header + body
+        return magic + struct.pack("<QI", len(header), zlib.crc32(header + body)) + header + body
 
     def past_the_end(edited):
         edited["arrays"][-1][3] += len(body)
@@ -275,8 +276,43 @@ def test_entries_whose_header_does_not_fit_their_arrays_are_rebuilt(folder):
         a, b = names.index("transitions"), names.index("mask_class")
         edited["arrays"][a][0], edited["arrays"][b][0] = "mask_class", "transitions"
 
-    for change in (past_the_end, negative_shape, objects, swapped):
+    def start_out_of_range(edited):
+        edited["start"] = 10**6
+
+    for change in (past_the_end, negative_shape, objects, swapped, start_out_of_range):
         path.write_bytes(rewritten(change))
         assert index_cache.load(PATTERN, vocabulary) is None, change.__name__
     path.write_bytes(rewritten(lambda edited: None))
     assert_same_index(Index(PATTERN, vocabulary), index_cache.load(PATTERN, vocabulary))
+
+
+def test_a_flipped_bit_anywhere_in_an_entry_is_caught(folder):
+    # A mask bit flipped on disk would let a token through that the DFA refuses: the checksum catches it.
+    vocabulary = small_vocabulary()
+    Index.cached(PATTERN, vocabulary)
+    path = index_cache.entry_path(PATTERN, vocabulary)
+    good = path.read_bytes()
+    for position in (len(good) - 1, len(good) // 2, len(index_cache._MAGIC) + 14):
+        damaged = bytearray(good)
+        damaged[position] ^= 0x04
+        path.write_bytes(bytes(damaged))
+        assert index_cache.load(PATTERN, vocabulary) is None, position
+    path.write_bytes(good)
+    assert index_cache.load(PATTERN, vocabulary) is not None
+
+
+def test_a_loaded_lazy_index_still_refuses_a_dead_end_on_its_first_visit(folder, monkeypatch):
+    from outlines_core import Guide, config
+    from outlines_core.errors import IncompatibleVocabularyError
+
+    # Every single byte but "b", and "ab": after the token "a", the output needs a lone "b".
+    tokens = [bytes([byte]) for byte in range(256) if byte != ord("b")] + [b"ab"]
+    vocabulary = Vocabulary(tokens + [None], eos_token_ids=[len(tokens)])
+    pattern = r"x{0,60}(ab|c)[a-z]{0,60}"
+    monkeypatch.setattr(config, "EAGER_INDEX_BUDGET_SECONDS", 0.0)  # states left to their first visits
+    index_cache.save(Index(pattern, vocabulary))
+    for index in (Index(pattern, vocabulary), index_cache.load(pattern, vocabulary)):
+        guide = Guide(index)
+        guide.advance(tokens.index(b"a"))
+        with pytest.raises(IncompatibleVocabularyError):
+            guide.allowed_tokens()
