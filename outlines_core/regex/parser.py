@@ -510,19 +510,34 @@ def _literal(code: int) -> CharSet:
 
 @functools.lru_cache(maxsize=1)
 def _case_table() -> tuple[list[int], dict[int, tuple[int, ...]]]:
-    """Code points that have other-case forms (sorted) and those forms. Cased letters all lie below
-    U+1F000."""
-    variants: dict[int, tuple[int, ...]] = {}
+    """Code points that ``re.IGNORECASE`` matches other code points with (sorted), and those others: ``re``
+    compares ``_sre.unicode_tolower`` of both sides, and also takes the extra equivalences of
+    ``re._casefix`` (the long s with s, the Kelvin sign's k with k, final sigma with sigma). Cased letters all
+    lie below U+1F000."""
+    import _sre
+
+    try:
+        from re._casefix import _EXTRA_CASES as extra_cases  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        from sre_compile import _ignorecase_fixes as extra_cases
+    lower_of: dict[int, int] = {}
+    by_lower: dict[int, list[int]] = {}
     for code in range(0x1F000):
-        char = chr(code)
-        forms = {c for c in (char.lower(), char.upper(), char.swapcase()) if len(c) == 1} - {char}
+        if _sre.unicode_iscased(code):
+            lower = _sre.unicode_tolower(code)
+            lower_of[code] = lower
+            by_lower.setdefault(lower, []).append(code)
+    variants: dict[int, tuple[int, ...]] = {}
+    for code, lower in lower_of.items():
+        equivalent = {lower, *extra_cases.get(lower, ())}
+        forms = {form for key in equivalent for form in (*by_lower.get(key, ()), key)} - {code}
         if forms:
-            variants[code] = tuple(sorted(ord(c) for c in forms))
+            variants[code] = tuple(sorted(forms))
     return sorted(variants), variants
 
 
 def with_case_variants(charset: CharSet) -> CharSet:
-    """``charset`` plus the other-case forms of its letters (what ``re.IGNORECASE`` matches)."""
+    """``charset`` plus every code point ``re.IGNORECASE`` matches with one of its letters (``_case_table``)."""
     import bisect
 
     cased, variants = _case_table()

@@ -97,3 +97,23 @@ def test_utf8_sequences_cover_exactly_the_encodings():
                     len(seq) == len(encoded) and all(a <= b <= c for (a, c), b in zip(seq, encoded))
                     for seq in sequences
                 ), hex(outside)
+
+
+def test_ignore_case_matches_what_re_ignorecase_matches():
+    # re compares lower-cased code points and adds a few equivalences (the Kelvin sign, the long s, final
+    # sigma): a negated class must leave all of them out, or the engine writes text re rejects.
+    import random
+
+    import _sre
+
+    cased = [code for code in range(0x1F000) if _sre.unicode_iscased(code)]
+    rng = random.Random(0)
+    letters = [chr(code) for code in rng.sample(cased, 60)] + ["k", "s", "\u03c3", "\u00df", "i", "\u212a"]
+    for letter in letters:
+        patterns = [f"(?i){re.escape(letter)}", f"(?i)[^{re.escape(letter)}]"]
+        if ord(letter) < 0x24F:
+            patterns.append(f"(?i)[{re.escape(letter)}-\\u024f]")
+        for pattern in patterns:
+            dfa = compile_dfa.__wrapped__(pattern)
+            for text in [chr(code) for code in rng.sample(cased, 150)] + [letter, letter.upper()[:1], letter.lower()[:1]]:
+                assert dfa.matches(text.encode()) == (re.fullmatch(pattern, text) is not None), (pattern, text)

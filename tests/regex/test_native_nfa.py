@@ -152,3 +152,4 @@ def test_a_pattern_too_costly_to_determinize_fails_fast_with_a_clear_error():
     with pytest.raises(DfaTooLargeError, match="too costly to determinize"):
         compile_dfa.__wrapped__("(a?){8000}")
     assert compile_dfa.__wrapped__("(a?){300}").transitions.shape[0] == 302
+
