@@ -3,6 +3,7 @@ processors, batching and backends drive grammar constraints unchanged."""
 
 from __future__ import annotations
 
+import operator
 from typing import Iterable
 
 import numpy as np
@@ -44,11 +45,11 @@ class GrammarGuide:
         np.copyto(row, mask, casting="unsafe")
 
     def is_allowed(self, token_id: int) -> bool:
-        return self.index.is_allowed(self._state, int(token_id))
+        return self.index.is_allowed(self._state, operator.index(token_id))
 
     def advance(self, token_id: int) -> None:
         """Consume ``token_id``; ``TokenNotAllowedError`` (state unchanged) if the grammar forbids it."""
-        token_id = int(token_id)
+        token_id = operator.index(token_id)  # 97.5 or "97" is no token id: TypeError
         target = self.index.next_state(self._state, token_id)
         if target is None:
             raise TokenNotAllowedError(self._not_allowed_message(token_id))

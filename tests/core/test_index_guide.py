@@ -73,8 +73,13 @@ def test_not_allowed_token_is_a_clear_error_and_leaves_state(vocabulary):
         guide.advance(10)
     with pytest.raises(TokenNotAllowedError, match="outside the vocabulary"):
         guide.advance(1000)
+    for not_an_id in (5.0, "5", None):  # never read as token 5
+        with pytest.raises(TypeError):
+            guide.advance(not_an_id)
+        with pytest.raises(TypeError):
+            guide.is_allowed(not_an_id)
     assert guide.state == guide.index.initial_state
-    guide.advance(5)
+    guide.advance(np.int64(5))
     guide.advance(EOS)
     with pytest.raises(TokenNotAllowedError, match="after EOS"):
         guide.advance(0)
