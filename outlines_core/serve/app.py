@@ -52,21 +52,20 @@ def create_app(
     app.state.engine = engine
     app.state.model_name = model_name
 
+    def error_response(request: HttpRequest, message: str, status: int, openai_type: str) -> JSONResponse:
+        if request.url.path.startswith("/v1/"):
+            body = {"error": {"message": message, "type": openai_type, "param": None, "code": None}}
+        else:
+            body = {"error": message}
+        return JSONResponse(status_code=status, content=body)
+
     @app.exception_handler(EngineFailure)
     async def _engine_failure(request: HttpRequest, error: EngineFailure):
-        if request.url.path.startswith("/v1/"):
-            body = {"error": {"message": str(error), "type": "server_error", "param": None, "code": None}}
-        else:
-            body = {"error": str(error)}
-        return JSONResponse(status_code=500, content=body)
+        return error_response(request, str(error), 500, "server_error")
 
     @app.exception_handler(BadRequest)
     async def _bad_request(request: HttpRequest, error: BadRequest):
-        if request.url.path.startswith("/v1/"):
-            body = {"error": {"message": str(error), "type": "invalid_request_error", "param": None, "code": None}}
-        else:
-            body = {"error": str(error)}
-        return JSONResponse(status_code=400, content=body)
+        return error_response(request, str(error), 400, "invalid_request_error")
 
     async def body_of(request: HttpRequest) -> dict:
         try:
