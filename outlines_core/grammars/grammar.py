@@ -49,7 +49,8 @@ class Grammar:
         )
 
     def recognizes(self, text: str | bytes) -> bool:
-        """Whether ``text`` is a complete sentence under the engine's lexing (maximal munch)."""
+        """Whether ``text`` is a complete sentence under the engine's lexing (``lexer``: Lark's, without its
+        backtracking out of a longer attempt)."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         store = self.new_store()
         node = store.root

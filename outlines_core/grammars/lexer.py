@@ -5,9 +5,10 @@ is the set of terminals some LALR state accepts, plus the ``%ignore``d ones. Eac
 of its terminals' DFAs, so one table lookup per byte advances every candidate terminal at once, and each
 product state knows which terminal a lexeme ending there would be.
 
-Lexemes are maximal munch: a lexeme ends only when the next byte cannot extend any candidate terminal.
-That is what makes generated text lex the same way when Lark parses it again: the lexeme we produced is
-the longest match at its position. Where several terminals match the same lexeme, the winner is Lark's:
+A lexeme ends only when the next byte cannot extend any candidate terminal, and each terminal's DFA is
+read first-match, as Lark's ``re.match`` reads it (``first_match``: its DFA has no move past the point where
+``re`` stops). That is what makes generated text lex the same way when Lark parses it again: the lexeme we
+produced is the match ``re`` finds at its position. Where several terminals match, the winner is Lark's:
 higher priority first, then string literals over regexes (a keyword beats the identifier regex it also
 matches), then the grammar's order.
 
