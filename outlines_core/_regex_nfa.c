@@ -381,10 +381,8 @@ static int32_t parse_atom(Parser *p) {
         int32_t code = parse_escape(p, 0, &negated);
         if (code == -1) return -1;
         if (code == -2) return charset_node(p, negated);
-        if (code >= SURROGATE_LO && code <= SURROGATE_HI) return DECLINE(p); /* a lone surrogate: Python's error */
         return single(p, code);
     }
-    if (c >= SURROGATE_LO && c <= SURROGATE_HI) return DECLINE(p);
     p->pos++;
     return single(p, (int32_t)c);
 }

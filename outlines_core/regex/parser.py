@@ -17,7 +17,7 @@ import functools
 import re
 
 from ..errors import RegexSyntaxError
-from .ast import EMPTY, MAX_CODE_POINT, SURROGATES, Alternation, CharSet, Concat, Node, Repeat
+from .ast import EMPTY, MAX_CODE_POINT, Alternation, CharSet, Concat, Node, Repeat
 
 DIGIT = CharSet.of([(0x30, 0x39)])
 WORD = CharSet.of([(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)])
@@ -298,20 +298,13 @@ class _Parser:
             raise self.error(f"nothing to repeat before '{char}'")
         if char == "{" and self._looks_like_braces():
             raise self.error("nothing to repeat before '{'")
-        start = self.pos
         if char == "\\":
             result = self.parse_escape(in_class=False)
-        else:
-            self.pos += 1
-            result = ord(char)
-        if isinstance(result, CharSet):
+            if not isinstance(result, CharSet):
+                result = CharSet.of([(result, result)])
             return self._cased(result)
-        if SURROGATES[0] <= result <= SURROGATES[1]:
-            raise self.error(
-                f"U+{result:04X} is a lone UTF-16 surrogate, which UTF-8 text cannot hold (a surrogate pair is "
-                "one character: write it, or \\U0001F600)", start
-            )
-        return self._cased(_literal(result))
+        self.pos += 1
+        return self._cased(_literal(ord(char)))
 
     def _cased(self, charset: CharSet) -> CharSet:
         return with_case_variants(charset) if self.ignore_case else charset
