@@ -75,6 +75,17 @@ class ChatOutlines(BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, validate_assignment=True)
     _steerable: Any = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_arguments(cls, values: Any) -> Any:
+        # A typo (max_tokns=3) must not leave the default silently in place.
+        if isinstance(values, dict):
+            known = set(cls.model_fields) | {field.alias for field in cls.model_fields.values() if field.alias}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise TypeError(f"ChatOutlines got unknown argument(s) {unknown}; its fields: {sorted(cls.model_fields)}")
+        return values
+
     @model_validator(mode="after")
     def _one_constraint(self):
         if self.backend not in ("transformers", "llamacpp"):

@@ -260,8 +260,8 @@ class Generator:
         return self.model.generate(prompts[0], self.output_type, max_new_tokens=max_new_tokens, **sampling)
 
     def batch(self, prompts: Sequence, max_new_tokens: int = 256, **sampling) -> list[str]:
-        """Like calling with a list of prompts; always returns a list."""
-        prompts, _ = _normalize_prompts(list(prompts))
+        """Like calling with a list of prompts; always returns a list (a single ``str`` is one prompt)."""
+        prompts, _ = _normalize_prompts([prompts] if isinstance(prompts, str) else list(prompts))
         if self.is_blackbox:
             return self._blackbox_call(prompts, True, max_new_tokens, sampling)
         return generate(self.model, prompts, [self.index] * len(prompts), max_new_tokens, **sampling)

@@ -76,7 +76,7 @@ def python_type_to_regex(output_type, *, whitespace_pattern: str | None = None) 
             max_recursion_depth=output_type.max_recursion_depth,
             any_value_depth=output_type.any_value_depth,
         )
-    if isinstance(output_type, dict):
+    if isinstance(output_type, (dict, bool)):  # a JSON Schema, boolean ones included
         return json_schema_to_regex(output_type, whitespace_pattern=whitespace_pattern)
     if output_type in SCALAR_REGEXES:
         return SCALAR_REGEXES[output_type]
@@ -214,7 +214,7 @@ def parse_output(text: str, output_type):
         raise ValueError(f"{text!r} is not a value of {output_type.__name__}")
     if isinstance(output_type, JsonSchema) and not isinstance(output_type.schema, (dict, bool, str, bytes)):
         return parse_output(text, output_type.schema)
-    if isinstance(output_type, (dict, JsonSchema)):
+    if isinstance(output_type, (dict, bool, JsonSchema)):
         return json.loads(text)
     if isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel):
         return output_type.model_validate_json(text)

@@ -45,6 +45,12 @@ def test_each_constraint_attribute_holds(chat, smollm2):
     lark.Lark(grammar, parser="lalr").parse(expression)
 
 
+def test_unknown_constructor_arguments_are_refused():
+    with pytest.raises(TypeError, match=r"unknown argument\(s\) \['max_tokns'\]"):
+        ChatOutlines(max_tokns=3)  # a typo: the default 256 must not silently stay
+    assert ChatOutlines(max_tokens=3, tags=["t"]).max_tokens == 3  # LangChain's own fields are known
+
+
 def test_two_constraints_are_refused(smollm2):
     with pytest.raises(ValidationError, match="at most one constraint"):
         ChatOutlines(model=smollm2, regex="a+", grammar=load_example("sexpr"))

@@ -218,3 +218,8 @@ def test_unconstrained_rows_never_sample_the_models_padding_ids():
     wrapped = from_transformers(model, tokenizer)
     text = Generator(wrapped)("Word:", max_new_tokens=4)
     assert text and "\ufffd" not in text
+
+
+def test_batch_of_one_string_is_one_prompt(tiny):
+    generator = Generator(tiny, Regex(DIGITS))
+    assert generator.batch("Number:", max_new_tokens=8) == [generator("Number:", max_new_tokens=8)]

@@ -75,6 +75,8 @@ def test_pattern_completeness_on_canonical_encodings(pattern, data):
     value = data.draw(st.from_regex(re.compile(pattern, re.ASCII)))
     if re.search("[\ud800-\udfff]", value) or (pattern.endswith("$") and value.endswith("\n")):
         return  # unencodable; or Python's '$' before a final newline, which ECMA-262 (JSON Schema) rejects
+    if "." in pattern and re.search("[\r\u2028\u2029]", value):
+        return  # Python's '.' takes the line terminators besides '\n', ECMA-262's does not: not generated
     regex = json_schema_to_regex({"type": "string", "pattern": pattern})
     assert re.fullmatch(regex, compact(value), re.ASCII), compact(value)
 

@@ -297,3 +297,14 @@ def test_enum_values_the_sibling_keywords_reject_are_dropped(schema, dropped):
     for value in schema.get("enum", [schema.get("const")]):
         text = json.dumps(value, separators=(",", ":"))
         assert accepts(regex, text) == valid(schema, text), text
+
+
+@pytest.mark.parametrize("schema", [True, False])
+def test_boolean_schemas_are_output_types(schema):
+    if schema is False:
+        with pytest.raises(SchemaError, match="accepts no value"):
+            to_regex(schema)
+        return
+    regex = to_regex(schema)
+    for text in ['{"a":[1,null]}', "3", '"x"']:
+        assert accepts(regex, text) and parse_output(text, schema) == json.loads(text)
