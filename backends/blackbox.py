@@ -67,20 +67,6 @@ def as_messages(prompt) -> list[dict]:
     raise TypeError(f"a prompt must be a str or a list of {{'role', 'content'}} messages, got {type(prompt).__name__}")
 
 
-def is_bare_text_type(output_type) -> bool:
-    """Whether steerable models write ``output_type`` as bare text rather than JSON: ``bool`` (``True``),
-    ``str``, ``datetime``/``date``/``time``, ``Literal[...]`` and ``Enum``s (their value, unquoted)."""
-    import datetime
-    import enum
-    import typing
-
-    if output_type in (bool, str, datetime.datetime, datetime.date, datetime.time):
-        return True
-    if typing.get_origin(output_type) is typing.Literal:
-        return True
-    return isinstance(output_type, type) and issubclass(output_type, enum.Enum)
-
-
 def json_schema_or_none(output_type, backend: str, takes: str = "JSON Schema output types") -> dict | None:
     """The JSON Schema to send for ``output_type`` (``None``: plain text), or ``UnsupportedTypeError``.
 
@@ -90,7 +76,7 @@ def json_schema_or_none(output_type, backend: str, takes: str = "JSON Schema out
     JSON Schema form, so servers that take only JSON Schema cannot enforce them."""
     from outlines_core.grammars import CFG
     from outlines_core.types import Choice, JsonSchema, Regex
-    from outlines_core.types.python_types import json_schema_of
+    from outlines_core.types.python_types import json_schema_of, writes_bare_text
 
     if output_type is None:
         return None
@@ -102,7 +88,7 @@ def json_schema_or_none(output_type, backend: str, takes: str = "JSON Schema out
         )
     if output_type is dict:
         return dict(ANY_JSON_OBJECT)
-    if is_bare_text_type(output_type):
+    if writes_bare_text(output_type):
         name = getattr(output_type, "__name__", None) or repr(output_type)
         raise UnsupportedTypeError(
             f"{backend}: {name} is written as bare text by steerable models (True, no, 2024-01-01), but a server "

@@ -10,7 +10,7 @@ accepts the same parameters.
 
 from __future__ import annotations
 
-from .blackbox import is_bare_text_type, json_schema_or_none
+from .blackbox import json_schema_or_none
 from .openai import AsyncOpenAIModel, OpenAIModel
 
 __all__ = ["VLLMServerModel", "AsyncVLLMServerModel", "from_vllm_server", "structured_outputs"]
@@ -20,6 +20,7 @@ def structured_outputs(output_type, legacy_guided: bool = False) -> dict:
     """The extra-body parameters carrying ``output_type`` to vLLM (``{}`` for plain text)."""
     from outlines_core.grammars import CFG
     from outlines_core.types import Choice, Regex, to_regex
+    from outlines_core.types.python_types import writes_bare_text
 
     if output_type is None:
         return {}
@@ -30,7 +31,7 @@ def structured_outputs(output_type, legacy_guided: bool = False) -> dict:
         key, value = "grammar", output_type.definition
     elif isinstance(output_type, Choice):
         key, value = "choice", [str(option) for option in output_type.options]
-    elif is_bare_text_type(output_type):  # as steerable models write it (True, no, 2024-01-01), not as JSON
+    elif writes_bare_text(output_type):  # as steerable models write it (True, no, 2024-01-01), not as JSON
         key, value = "regex", to_regex(output_type)
     else:
         key, value = "json", json_schema_or_none(output_type, "vLLM server")

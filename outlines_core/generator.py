@@ -484,8 +484,7 @@ def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, pro
     for _ in range(int(max_new_tokens)):
         logits = session.logits()
         processor.process_logits(logits)
-        if logits.shape[-1] > vocabulary.size:  # a model's padding ids: no token of the vocabulary, any row
-            logits[:, vocabulary.size :] = float("-inf")
+        mask_padding_ids(logits, vocabulary)
         if sampling and rngs is None and params.seed is not None:
             rngs = [torch.Generator(device=logits.device).manual_seed(int(params.seed)) for _ in prompts]
         if not sampling:
@@ -517,6 +516,13 @@ def _decode(model, prompts, indexes, max_new_tokens, params: SamplingParams, pro
         if all(done):
             return
         session.append(torch.tensor(tokens, dtype=torch.long))
+
+
+def mask_padding_ids(logits, vocabulary: Vocabulary) -> None:
+    """Logits wider than the vocabulary (a model's padded embeddings) never pick the extra ids, in any row:
+    the constrained rows' masks leave them out, and this does for the unconstrained ones too."""
+    if logits.shape[-1] > vocabulary.size:
+        logits[:, vocabulary.size :] = float("-inf")
 
 
 def _sample(logits, params: SamplingParams, rng):

@@ -128,7 +128,9 @@ def first_match_dfa(pattern: str, max_states: int | None = None) -> Dfa:
     (``config.MAX_DFA_STATES``) or the NFA limit, and ``RegexSyntaxError`` as ``parse`` does."""
     limit = config.MAX_DFA_STATES if max_states is None else max_states
     nfa = _PriorityNfa(config.MAX_NFA_STATES)
-    entry = nfa.build(parse(pattern), _MATCH)
+    # Lark's re reads \s \w \d as Unicode: the class escapes take what every dialect agrees on, so text
+    # written with them lexes as Lark lexes it.
+    entry = nfa.build(parse(pattern, portable_classes=True), _MATCH)
     # Byte classes: bytes that every edge treats alike.
     bounds = sorted({0, 256} | {b for edges in nfa.edges for lo, hi, _ in edges for b in (lo, hi + 1)})
     byte_classes = np.repeat(np.arange(len(bounds) - 1, dtype=np.int32), np.diff(bounds))

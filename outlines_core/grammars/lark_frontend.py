@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import GrammarError
-from ..regex.parser import with_portable_class_escapes
 
 #: Lark's ``common.ESCAPED_STRING`` uses a lookbehind; this is the same language without one (a quote,
 #: then any characters but quote, backslash and newline or a backslash escape of any character but a
@@ -234,9 +233,6 @@ def _convert_terminal(definition) -> Terminal:
     regex = pattern.to_regexp()
     if regex == _LARK_ESCAPED_STRING:
         regex = _ESCAPED_STRING
-    # Lark matches with Python's re, whose \s \w \d are Unicode: written out as the characters every dialect
-    # agrees on (negated ones as nothing any dialect puts in the class), so generated text lexes as Lark lexes it.
-    regex = with_portable_class_escapes(regex)
     return Terminal(
         name=definition.name,
         regex=regex,

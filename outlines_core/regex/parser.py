@@ -32,7 +32,7 @@ CLASS_ESCAPES = {
     "s": SPACE,
     "S": SPACE.negate(),
 }
-#: ``portable_classes`` (JSON Schema patterns): each class escape as the characters it means in every common
+#: ``portable_classes`` (JSON Schema patterns, grammar terminals): each class escape as the characters it means in every common
 #: validator's dialect, ECMA-262 (the JSON Schema spec), Python's ``re`` (jsonschema) and Rust's ``regex``
 #: (Pydantic). ``\s`` differs between them beyond ASCII (ECMA-262 counts U+FEFF, Python U+001C to U+001F and
 #: U+0085); ``\d`` and ``\w`` are ASCII in ECMA-262 and Unicode in the other two. ``NARROW``: in every dialect
@@ -60,54 +60,6 @@ PORTABLE_WIDE_ESCAPES = {
     "s": _SPACE_ANYWHERE,
     "S": _SPACE_EVERYWHERE.negate(),
 }
-def with_portable_class_escapes(pattern: str) -> str:
-    """``pattern`` with each class escape (``\\d \\D \\w \\W \\s \\S``) written out as the ranges of
-    ``PORTABLE_NARROW_ESCAPES`` (``PORTABLE_WIDE_ESCAPES`` inside ``[^...]``), for patterns compiled from text
-    (grammar terminals, which Lark matches with Python's Unicode ``re``). Malformed text is left for the
-    parser to report."""
-    out: list[str] = []
-    position, length = 0, len(pattern)
-    in_class = negated = False
-    first_in_class = False
-    while position < length:
-        char = pattern[position]
-        if char == "\\" and position + 1 < length:
-            escape = pattern[position + 1]
-            position += 2
-            if escape in CLASS_ESCAPES:
-                table = PORTABLE_WIDE_ESCAPES if in_class and negated else PORTABLE_NARROW_ESCAPES
-                ranges = _ranges_text(table[escape].ranges)
-                out.append(ranges if in_class else f"[{ranges}]")
-                if in_class and pattern[position : position + 1] == "-" and pattern[position + 1 : position + 2] != "]":
-                    out.append("\\-")  # '[\w-.]': the dash stays a literal after the written-out ranges
-                    position += 1
-            else:
-                out.append(char + escape)
-            first_in_class = False
-            continue
-        if in_class:
-            if char == "]" and not first_in_class:
-                in_class = False
-            first_in_class = False
-        elif char == "[":
-            in_class, first_in_class = True, True
-            negated = pattern[position + 1 : position + 2] == "^"
-            if negated:
-                out.append("[^")
-                position += 2
-                continue
-        out.append(char)
-        position += 1
-    return "".join(out)
-
-
-def _ranges_text(ranges) -> str:
-    def char(code: int) -> str:
-        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-    return "".join(char(lo) if lo == hi else f"{char(lo)}-{char(hi)}" for lo, hi in ranges)
-
-
 #: ``.`` in every dialect: ECMA-262's excludes the line terminators, the others only the newline.
 PORTABLE_DOT = CharSet.of([(0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029)]).negate()
 CONTROL_ESCAPES = {"n": 0x0A, "t": 0x09, "r": 0x0D, "f": 0x0C, "v": 0x0B, "a": 0x07}
@@ -135,12 +87,14 @@ _LITERAL_RUN = re.compile(r"[^\\\[\](){}|.*+?^$]+")
 _CLASS_TEXT = re.compile(r"\[\^?\]?(?:\\.|[^\]\\])*\]")
 
 
-def parse(pattern: str, *, portable_classes: bool = False) -> Node:
+def parse(pattern: str, *, portable_classes: bool = False, ecma_dot: bool = False) -> Node:
     """Parse ``pattern`` into a syntax tree.
 
-    ``portable_classes``: ``.`` and the class escapes (``\\d \\s \\w`` and their negations) take only the
-    characters that every common dialect (ECMA-262, Python's ``re``, Rust's ``regex``) agrees on
-    (``PORTABLE_NARROW_ESCAPES``); JSON Schema's ``pattern`` is read so, whichever validator checks the output.
+    ``portable_classes``: the class escapes (``\\d \\s \\w`` and their negations) take only the characters
+    that every common dialect (ECMA-262, Python's ``re``, Rust's ``regex``) agrees on
+    (``PORTABLE_NARROW_ESCAPES``), so that whichever validator checks the output accepts it: JSON Schema's
+    ``pattern`` and Lark's terminals are read so. ``ecma_dot``: ``.`` leaves out ECMA-262's line terminators
+    too (``PORTABLE_DOT``; Python's leaves out only the newline).
 
     Raises
     ------
@@ -149,7 +103,7 @@ def parse(pattern: str, *, portable_classes: bool = False) -> Node:
     """
     if not isinstance(pattern, str):
         raise TypeError(f"expected the regex as str, got {type(pattern).__name__}")
-    parser = _Parser(pattern, portable_classes)
+    parser = _Parser(pattern, portable_classes, ecma_dot)
     try:
         return parser.parse()
     except RecursionError:  # a few hundred nested groups: the recursive descent runs out of stack
@@ -159,9 +113,10 @@ def parse(pattern: str, *, portable_classes: bool = False) -> Node:
 
 
 class _Parser:
-    def __init__(self, pattern: str, portable_classes: bool = False) -> None:
+    def __init__(self, pattern: str, portable_classes: bool = False, ecma_dot: bool = False) -> None:
         self.pattern = pattern
         self.portable_classes = portable_classes
+        self.ecma_dot = ecma_dot
         self._in_negated_class = False
         self.pos = 0
         self.ignore_case = False
@@ -287,7 +242,7 @@ class _Parser:
             return self.parse_class()
         if char == ".":
             self.pos += 1
-            if self.portable_classes and not self.dot_all:
+            if self.ecma_dot and not self.dot_all:
                 return PORTABLE_DOT
             return ANY if self.dot_all else ANY_BUT_NEWLINE
         if char == "^":
@@ -550,4 +505,4 @@ def with_case_variants(charset: CharSet) -> CharSet:
     return CharSet.of(list(charset.ranges) + extra)
 
 
-__all__ = ["parse", "with_case_variants", "with_portable_class_escapes", "EMPTY"]
+__all__ = ["parse", "with_case_variants", "EMPTY"]

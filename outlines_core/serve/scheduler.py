@@ -30,7 +30,7 @@ from typing import Callable
 
 import torch
 
-from ..generator import SamplingParams, _sample
+from ..generator import SamplingParams, _sample, mask_padding_ids
 from ..processors import GuidedLogitsProcessor
 
 
@@ -178,8 +178,7 @@ class _Batch:
         eos = set(vocabulary.eos_token_ids)
         pad = int(vocabulary.eos_token_ids[0])
         logits = self.session.logits()
-        if logits.shape[-1] > vocabulary.size:  # a model's padding ids: no token of the vocabulary, any row
-            logits[:, vocabulary.size :] = float("-inf")
+        mask_padding_ids(logits, vocabulary)
         self.processor.process_logits(logits)
         greedy = None
         tokens = []

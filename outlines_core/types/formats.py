@@ -32,7 +32,9 @@ ISO_DATE_TIME = rf"{DATE}T{ISO_TIME}"
 # too large for its integers, and six digits in every component stay below both (P999999Y999999M999999D...
 # is 396 million days).
 _DUR_NUMBER = "[0-9]{1,6}"
-_DUR_TIME = rf"T(?:{_DUR_NUMBER}H(?:{_DUR_NUMBER}M(?:{_DUR_NUMBER}S)?)?|{_DUR_NUMBER}M(?:{_DUR_NUMBER}S)?|{_DUR_NUMBER}S)"
+_DUR_TIME = (
+    rf"T(?:{_DUR_NUMBER}H(?:{_DUR_NUMBER}M(?:{_DUR_NUMBER}S)?)?|{_DUR_NUMBER}M(?:{_DUR_NUMBER}S)?|{_DUR_NUMBER}S)"
+)
 DURATION = (
     rf"P(?:(?:{_DUR_NUMBER}Y(?:{_DUR_NUMBER}M(?:{_DUR_NUMBER}D)?)?|{_DUR_NUMBER}M(?:{_DUR_NUMBER}D)?|{_DUR_NUMBER}D)"
     rf"(?:{_DUR_TIME})?|{_DUR_TIME}|{_DUR_NUMBER}W)"

@@ -19,8 +19,10 @@ from typing import Any
 
 from ..errors import SchemaError
 from . import formats
+from .instances import as_list, satisfies
 from .json_string_pattern import JSON_STRING_CHAR, pattern_in_json_string
 from .numbers import integer_range_regex, number_range_regex
+from .overlap import check_exclusive
 
 #: One JSON string character in any spelling (raw, short escape, ``\\u`` escape, surrogate pair).
 STRING_CHAR = JSON_STRING_CHAR
@@ -126,10 +128,6 @@ INTEGER_FORMATS = {
 
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems")
 _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems")
-
-
-def _as_list(value) -> list:
-    return [value] if isinstance(value, str) else list(value or [])
 
 
 class _Builder:
@@ -257,104 +255,8 @@ class _Builder:
             if regex is not None:
                 built.append((position, option, regex))
         if keyword == "oneOf" and len(built) > 1:
-            self.check_exclusive(built, pointer)
+            check_exclusive(self, built, pointer)
         return _alternation([regex for _, _, regex in built])
-
-    def check_exclusive(self, built: list[tuple[int, Any, str]], pointer: str) -> None:
-        """Refuse ``oneOf`` options that some generated value could satisfy together (the value would then
-        violate the exactly-one rule).
-
-        Where no option generates fewer values than it accepts, the option regexes must not intersect
-        (a product walk of their automata). An object without ``additionalProperties`` accepts extra
-        properties that its regex never writes (relaxation R1), so a value written for one option may also
-        satisfy such an option while the regexes are disjoint: there the options must be told apart by what
-        every value of theirs shows, their JSON types, or a property one of them requires that the other
-        never writes, or a property both require with disjoint ``const``/``enum`` values (a tag, as Pydantic's
-        discriminated unions have)."""
-        from .overlap import regexes_overlap
-
-        for index, (first, first_schema, first_regex) in enumerate(built):
-            for second, second_schema, second_regex in built[index + 1 :]:
-                if not (self.has_open_object(first_schema) or self.has_open_object(second_schema)):
-                    if regexes_overlap(first_regex, second_regex):
-                        raise SchemaError(
-                            f"'oneOf' options {first} and {second} can both match the same value, so the "
-                            "exactly-one rule cannot be guaranteed; make them disjoint (e.g. with 'const' tags) "
-                            "or use 'anyOf'",
-                            f"{pointer}/oneOf",
-                        )
-                elif not self.told_apart(first_schema, first_regex, second_schema, second_regex, pointer):
-                    raise SchemaError(
-                        f"'oneOf' options {first} and {second} may both match the same value: an object without "
-                        "'additionalProperties: false' also accepts properties its regex never writes, so a value "
-                        "written for one option may satisfy the other and break the exactly-one rule; give both a "
-                        "required property with different 'const' values, set 'additionalProperties: false', or "
-                        "use 'anyOf'",
-                        f"{pointer}/oneOf",
-                    )
-
-    def has_open_object(self, schema: Any) -> bool:
-        """Whether ``schema`` reaches an object schema without ``additionalProperties`` (relaxation R1)."""
-        seen: set[str] = set()
-        stack = [schema]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, list):
-                stack.extend(node)
-                continue
-            if not isinstance(node, dict):
-                continue
-            reference = node.get("$ref")
-            if isinstance(reference, str) and reference.startswith("#") and reference not in seen:
-                seen.add(reference)
-                stack.append(self.resolve(reference, "#"))
-            types = _as_list(node.get("type"))
-            object_like = "object" in types or not types and bool({"properties", "required"} & node.keys())
-            if object_like and "additionalProperties" not in node and not {"const", "enum"} & node.keys():
-                return True
-            properties = node.get("properties")
-            if isinstance(properties, dict):
-                stack.extend(properties.values())
-            for key in ("items", "additionalProperties", "additionalItems", "prefixItems", "anyOf", "oneOf", "allOf"):
-                if key in node:
-                    stack.append(node[key])
-        return False
-
-    def told_apart(self, first: Any, first_regex: str, second: Any, second_regex: str, pointer: str) -> bool:
-        """Whether no value of either option's regex satisfies the other option (see ``check_exclusive``)."""
-        if not _json_kinds(first_regex) & _json_kinds(second_regex):
-            return True
-        first, second = self.effective(first, pointer), self.effective(second, pointer)
-        if not (_plain_object(first) and _plain_object(second)):
-            return False
-        return self.values_fail(first, second, pointer) and self.values_fail(second, first, pointer)
-
-    def values_fail(self, written: dict, other: dict, pointer: str) -> bool:
-        """Whether every object ``written``'s regex writes fails ``other``: ``other`` requires a property
-        ``written`` never writes, or one that both require with disjoint ``const``/``enum`` values."""
-        written_required = set(_as_list(written.get("required")))
-        writes_any_key = written.get("additionalProperties") not in (None, False)
-        writable = set(written.get("properties", {})) | written_required
-        for name in _as_list(other.get("required")):
-            if not writes_any_key and name not in writable:
-                return True
-            if name in written_required:
-                mine = self.literals(written.get("properties", {}).get(name), pointer)
-                theirs = self.literals(other.get("properties", {}).get(name), pointer)
-                if mine is not None and theirs is not None and not mine & theirs:
-                    return True
-        return False
-
-    def literals(self, schema: Any, pointer: str) -> set[str] | None:
-        """The values a ``const``/``enum`` schema allows (as canonical JSON texts), or None."""
-        schema = self.effective(schema, pointer)
-        if not isinstance(schema, dict):
-            return None
-        if "const" in schema:
-            return {_canonical_json(schema["const"])}
-        if isinstance(schema.get("enum"), list):
-            return {_canonical_json(value) for value in schema["enum"]}
-        return None
 
     def effective(self, schema: Any, pointer: str) -> Any:
         """``schema`` with its references followed and its ``allOf`` merged."""
@@ -444,8 +346,8 @@ class _Builder:
     def literal_values(self, values: list, schema: dict, pointer: str) -> str | None:
         """``enum``/``const`` values; the schema's other keywords (``type``, bounds, ...) still apply, so
         values they reject are dropped. Each value is checked against those keywords themselves
-        (``satisfies``), not against their regex, which writes only some of the values they accept (R1:
-        no extra property; properties in schema order)."""
+        (``instances.satisfies``), not against their regex, which writes only some of the values they
+        accept (R1: no extra property; properties in schema order)."""
         rest = {
             k: v for k, v in schema.items()
             if k not in ("enum", "const", "$defs", "definitions") and k not in ANNOTATIONS
@@ -454,10 +356,10 @@ class _Builder:
             compact = _Builder(self.root, JsonSchemaOptions(None, self.options.max_recursion_depth, self.options.any_value_depth))
             compact.build(rest, pointer, ())
         # Integers are written canonically: under 'type: integer' an integral float (2.0) is written 2 only.
-        integers_only = "integer" in _as_list(rest.get("type")) and "number" not in _as_list(rest.get("type"))
+        integers_only = "integer" in as_list(rest.get("type")) and "number" not in as_list(rest.get("type"))
         texts = []
         for value in values:
-            if rest and not self.satisfies(value, rest, pointer):
+            if rest and not satisfies(self.resolve, value, rest, pointer):
                 continue
             # An integral float (1.0) equals the integer (1) in JSON Schema: both spellings are offered.
             spellings = [value, int(value)] if isinstance(value, float) and value.is_integer() else [value]
@@ -467,81 +369,6 @@ class _Builder:
                 text = json.dumps(spelling, separators=(",", ":"), ensure_ascii=False)
                 texts.append(re.escape(text) if not self.ws else self.spaced_literal(spelling))
         return _alternation(texts)
-
-    def satisfies(self, value: Any, schema: Any, pointer: str, depth: int = 0) -> bool:
-        """Whether the JSON value ``value`` validates against ``schema``, for the keywords this module
-        supports, with the meanings it gives them (``pattern``'s and ``format``'s included)."""
-        if schema is True or schema == {}:
-            return True
-        if schema is False or not isinstance(schema, dict):
-            return False
-        if depth > 64:
-            raise SchemaError("the schema nests too deeply for checking its 'enum'/'const' values", pointer)
-        if isinstance(schema.get("$ref"), str):
-            siblings = {k: v for k, v in schema.items() if k != "$ref"}
-            target = self.resolve(schema["$ref"], pointer)
-            return self.satisfies(value, target, pointer, depth + 1) and self.satisfies(value, siblings, pointer, depth + 1)
-        if not all(self.satisfies(value, part, pointer, depth + 1) for part in schema.get("allOf", ())):
-            return False
-        if "anyOf" in schema and not any(self.satisfies(value, part, pointer, depth + 1) for part in schema["anyOf"]):
-            return False
-        if "oneOf" in schema and sum(self.satisfies(value, part, pointer, depth + 1) for part in schema["oneOf"]) != 1:
-            return False
-        canonical = _canonical_json(value)
-        if "const" in schema and _canonical_json(schema["const"]) != canonical:
-            return False
-        if "enum" in schema and canonical not in {_canonical_json(option) for option in schema["enum"]}:
-            return False
-        kind = _json_type(value)
-        types = schema.get("type")
-        if types is not None:
-            types = _as_list(types)
-            if kind not in types and not (kind == "integer" and "number" in types):
-                return False
-        if kind == "string":
-            return self.string_satisfies(value, schema, pointer)
-        if kind in ("integer", "number"):
-            for key, holds in (("minimum", value.__ge__), ("maximum", value.__le__),
-                               ("exclusiveMinimum", value.__gt__), ("exclusiveMaximum", value.__lt__)):
-                if key in schema and not holds(schema[key]):
-                    return False
-            return True
-        if kind == "array":
-            if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
-                return False
-            if schema.get("uniqueItems") and len({_canonical_json(item) for item in value}) < len(value):
-                return False
-            prefix, items = schema.get("prefixItems", []), schema.get("items", True)
-            if isinstance(items, list):
-                prefix, items = items, schema.get("additionalItems", True)
-            return all(
-                self.satisfies(item, prefix[i] if i < len(prefix) else items, pointer, depth + 1)
-                for i, item in enumerate(value)
-            )
-        if kind == "object":
-            properties = schema.get("properties", {})
-            if any(name not in value for name in schema.get("required", [])):
-                return False
-            extra = schema.get("additionalProperties", True)
-            return all(
-                self.satisfies(item, properties[name] if name in properties else extra, pointer, depth + 1)
-                for name, item in value.items()
-            )
-        return True
-
-    def string_satisfies(self, value: str, schema: dict, pointer: str) -> bool:
-        from ..regex import compile_dfa
-
-        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
-            return False
-        contents = json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8")  # the canonical spelling
-        if "pattern" in schema:
-            regex = pattern_in_json_string(schema["pattern"], pointer)
-            if regex is None or not compile_dfa(regex).matches(contents):
-                return False
-        if schema.get("format") in formats.FORMAT_REGEXES:
-            return compile_dfa(formats.FORMAT_REGEXES[schema["format"]]).matches(contents)
-        return True
 
     def spaced_literal(self, value: Any) -> str:
         """A literal object/array value with the whitespace pattern allowed between its tokens."""
@@ -606,7 +433,7 @@ class _Builder:
         format_name = schema.get("format")
         if format_name is None or format_name in formats.FORMAT_REGEXES or format_name in ("float", "double"):
             return
-        if format_name in INTEGER_FORMATS and "integer" in _as_list(schema.get("type")):
+        if format_name in INTEGER_FORMATS and "integer" in as_list(schema.get("type")):
             return
         raise SchemaError(f"format '{format_name}' on a number is not supported", f"{pointer}/format")
 
@@ -803,64 +630,6 @@ def _string_not_in(names: list[str]) -> str:
         return "(?:" + "|".join(options) + ")"
 
     return build(trie)
-
-
-def _json_type(value: Any) -> str:
-    """A JSON value's type (``integer`` for integral numbers, ``1.0`` included)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int) or isinstance(value, float) and value.is_integer():
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    raise SchemaError(f"'enum'/'const' holds a value that is not JSON: {value!r}")
-
-
-def _json_kinds(regex: str) -> set[str]:
-    """The JSON types the values of ``regex`` can have, read off their first bytes."""
-    from ..regex import DEAD, compile_dfa
-
-    dfa = compile_dfa(regex)
-    kinds = set()
-    for byte in range(256):
-        if dfa.transitions[dfa.start, byte] != DEAD:
-            kinds.add(_KIND_OF_FIRST_BYTE.get(chr(byte), "other"))
-    return kinds
-
-
-_KIND_OF_FIRST_BYTE = {"{": "object", "[": "array", '"': "string", "t": "boolean", "f": "boolean", "n": "null",
-                       "-": "number", **{digit: "number" for digit in "0123456789"}}
-
-
-def _plain_object(schema: Any) -> bool:
-    """An object schema whose instances the structural test of ``told_apart`` can read: no union, no
-    literal values at its top."""
-    if not isinstance(schema, dict) or {"anyOf", "oneOf", "enum", "const", "$ref"} & schema.keys():
-        return False
-    types = _as_list(schema.get("type"))
-    return types == ["object"] or not types and bool({"properties", "required"} & schema.keys())
-
-
-def _canonical_json(value: Any) -> str:
-    """A JSON value as text such that values JSON Schema calls equal (``1`` and ``1.0``) read alike."""
-    def normal(item):
-        if isinstance(item, float) and item.is_integer():
-            return int(item)
-        if isinstance(item, dict):
-            return {key: normal(sub) for key, sub in item.items()}
-        if isinstance(item, list):
-            return [normal(sub) for sub in item]
-        return item
-
-    return json.dumps(normal(value), sort_keys=True, separators=(",", ":"))
 
 
 def _alternation(options: list[str]) -> str | None:

@@ -11,7 +11,7 @@ matches the pattern exactly when its canonical encoding matches the result.
 come before (after) the match. As in ECMA-262, ``$`` is the end of the string (Python's ``re`` would also
 accept a final newline before it). ``.`` and the class escapes take only the characters every common
 validator's dialect agrees on (ECMA-262, Python's ``re`` behind jsonschema, Rust's ``regex`` behind Pydantic;
-``parse(..., portable_classes=True)``): ``\\d \\w`` are ASCII, ``\\W \\D`` ASCII too, ``\\s`` the whitespace all
+``parse(..., portable_classes=True, ecma_dot=True)``): ``\\d \\w`` are ASCII, ``\\W \\D`` ASCII too, ``\\s`` the whitespace all
 three count, ``\\S`` nothing any of them counts as whitespace, ``.`` no line terminator. Anchors elsewhere,
 lookarounds and backreferences are refused by the parser.
 """
@@ -50,7 +50,7 @@ def pattern_in_json_string(pattern: str, pointer: str = "#", min_length: int = 0
     anchored_end = body.endswith("$") and not _escaped_at(body, len(body) - 1)
     body = body[1 if anchored_start else 0 : len(body) - 1 if anchored_end else len(body)]
     try:
-        tree = parse(body, portable_classes=True)
+        tree = parse(body, portable_classes=True, ecma_dot=True)
     except RegexSyntaxError as error:
         raise SchemaError(f"'pattern' is not supported: {error.reason}", f"{pointer}/pattern") from error
     if min_length > 0 or max_length is not None:

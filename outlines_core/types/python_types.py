@@ -87,6 +87,17 @@ def python_type_to_regex(output_type, *, whitespace_pattern: str | None = None) 
     return json_schema_to_regex(json_schema_of(output_type), whitespace_pattern=whitespace_pattern)
 
 
+def writes_bare_text(output_type) -> bool:
+    """Whether ``python_type_to_regex`` writes ``output_type`` as text that is not its JSON form: ``bool``
+    (``True``), ``str``, dates and times, ``Literal[...]`` and ``Enum`` values, unquoted (``int`` and
+    ``float`` are written as JSON numbers)."""
+    if isinstance(output_type, type) and output_type in SCALAR_REGEXES:
+        return output_type not in (int, float)
+    if typing.get_origin(output_type) is typing.Literal:
+        return True
+    return isinstance(output_type, type) and issubclass(output_type, enum.Enum)
+
+
 def json_schema_of(output_type) -> dict:
     """The JSON Schema of a structured Python type (via pydantic), or of a function's arguments."""
     try:
